@@ -1,0 +1,1 @@
+"""Email channel (placeholder until the email worker lands)."""

@@ -1,0 +1,1 @@
+"""Slack channel (placeholder until the Slack adapter lands)."""

@@ -1,0 +1,273 @@
+"""qopi-bot command line (contract.md section 2). Imports stay lazy so `ask` starts fast."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import sys
+import uuid
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  help="qopi-bot: answers QOPI Certification questions from a deterministic rules core.")
+knowledge_app = typer.Typer(no_args_is_help=True, help="Check the knowledge base staff maintain.")
+cases_app = typer.Typer(no_args_is_help=True, help="Staff cases: list, show, reply, resolve.")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+outbox_app = typer.Typer(no_args_is_help=True, help="Outgoing replies waiting, sent or failed.")
+app.add_typer(knowledge_app, name="knowledge")
+app.add_typer(cases_app, name="cases")
+app.add_typer(db_app, name="db")
+app.add_typer(outbox_app, name="outbox")
+
+TodayOpt = Annotated[str | None, typer.Option("--today", help="Date to answer for, YYYY-MM-DD (default: today).")]
+RoundsOpt = Annotated[str | None, typer.Option("--rounds", help="Rounds calendar YAML replacing knowledge/rounds.yaml.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per answer (contract section 2).")]
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"qopi-bot: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _parse_today(value: str | None) -> dt.date:
+    if not value:
+        return dt.date.today()
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        _fail(f"--today must be a date like 2026-03-01, not {value!r}")
+    raise AssertionError
+
+
+def _error_json(message: str) -> dict[str, Any]:
+    return {"intent": None, "outcome": "error", "verdict": None, "rules": [], "facts": {}, "missing": [],
+            "case_id": None, "text": message}
+
+
+def _settings() -> Any:
+    from qopi_bot.logs import configure_logging
+    from qopi_bot.settings import get_settings
+
+    settings = get_settings()
+    configure_logging(settings.log_format, level=30)
+    return settings
+
+
+def _run(coro: Any) -> Any:
+    """Run a coroutine; turn knowledge and database problems into one clear line."""
+    from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+    from qopi_bot.knowledge import KnowledgeError
+    from qopi_bot.migrate import SchemaNotReady
+
+    try:
+        return asyncio.run(coro)
+    except KnowledgeError as exc:
+        _fail(f"knowledge error: {exc}")
+    except SchemaNotReady as exc:
+        _fail(str(exc))
+    except (OperationalError, OSError) as exc:
+        _fail(f"cannot reach the database ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}). "
+              "Check DATABASE_URL and that the server is running.", code=1)
+    except SQLAlchemyError as exc:
+        _fail(f"database error: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}", code=1)
+
+
+# ------------------------------------------------------------------ ask
+@app.command()
+def ask(
+    question: Annotated[str | None, typer.Argument(help="The question. Omit to read one question per line from stdin.")] = None,
+    as_json: JsonOpt = False,
+    today: TodayOpt = None,
+    rounds: RoundsOpt = None,
+    conversation: Annotated[str | None, typer.Option("--conversation", help="Continue this conversation id.")] = None,
+) -> None:
+    """Answer a question, or a stream of questions on standard input (JSON lines or plain text)."""
+    settings = _settings()
+    day = _parse_today(today)
+    if question is not None:
+        _run(_ask_one(settings, question, day, rounds, conversation, as_json))
+    else:
+        _run(_ask_stream(settings, day, rounds, conversation, as_json))
+
+
+def _print_answer(answer: Any, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(answer.contract_json(), ensure_ascii=False) + "\n")
+    else:
+        line = answer.text
+        if answer.rules:
+            line += f"  [rules: {', '.join(answer.rules)}]"
+        sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+async def _ask_one(settings: Any, question: str, day: dt.date, rounds: str | None, conversation: str | None,
+                   as_json: bool) -> None:
+    from qopi_bot.records import IncomingMessage
+    from qopi_bot.runtime import open_runtime
+
+    async with open_runtime(settings, rounds) as rt:
+        key = f"cli:{conversation}" if conversation else f"cli:{uuid.uuid4().hex}"
+        answer = await rt.dialogue.handle(IncomingMessage(conversation_key=key, channel="cli", text=question, today=day))
+        _print_answer(answer, as_json)
+
+
+async def _ask_stream(settings: Any, day: dt.date, rounds: str | None, conversation: str | None, as_json: bool) -> None:
+    from pydantic import ValidationError
+
+    from qopi_bot.records import IncomingMessage
+    from qopi_bot.runtime import open_runtime
+    from qopi_bot.streamline import StreamLine
+
+    run = uuid.uuid4().hex[:12]  # conversation ids in a stream are scoped to this run
+    async with open_runtime(settings, rounds) as rt:
+        for number, raw in enumerate(sys.stdin, start=1):
+            line = raw.rstrip("\r\n")
+            try:
+                if line.lstrip().startswith("{"):
+                    item = StreamLine.model_validate_json(line)
+                    key = f"cli:stream:{run}:{item.conversation}" if item.conversation else f"cli:{uuid.uuid4().hex}"
+                    msg = IncomingMessage(conversation_key=key, channel="cli", text=item.text,
+                                          today=item.today or day, user=item.user)
+                else:
+                    key = f"cli:{conversation}" if conversation else f"cli:{uuid.uuid4().hex}"
+                    msg = IncomingMessage(conversation_key=key, channel="cli", text=line, today=day)
+                answer = await rt.dialogue.handle(msg)
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                where = ".".join(str(p) for p in err["loc"]) or "line"
+                _emit_error(f"line {number}: {where}: {err['msg']}", as_json)
+                continue
+            except Exception as exc:  # one bad line must not stop the stream
+                _emit_error(f"line {number}: could not be handled ({type(exc).__name__})", as_json)
+                continue
+            _print_answer(answer, as_json)
+
+
+def _emit_error(message: str, as_json: bool) -> None:
+    sys.stdout.write((json.dumps(_error_json(message)) if as_json else f"error: {message}") + "\n")
+    sys.stdout.flush()
+
+
+# ------------------------------------------------------------------ chat
+@app.command()
+def chat(
+    today: TodayOpt = None,
+    rounds: RoundsOpt = None,
+    conversation: Annotated[str | None, typer.Option("--conversation", help="Resume this conversation id.")] = None,
+) -> None:
+    """Talk to the bot, several turns in one conversation. Type /help for commands."""
+    from qopi_bot.chat import run_chat
+
+    settings = _settings()
+    _run(run_chat(settings, _parse_today(today), rounds, conversation))
+
+
+# ------------------------------------------------------------------ knowledge
+@knowledge_app.command("check")
+def knowledge_check(rounds: RoundsOpt = None) -> None:
+    """Validate knowledge/*.yaml (and a --rounds file). Non-zero exit with the file and entry on error."""
+    from qopi_bot.knowledge import KnowledgeError
+    from qopi_bot.runtime import load_kb
+    from qopi_bot.settings import get_settings
+
+    try:
+        kb = load_kb(get_settings(), rounds)
+    except KnowledgeError as exc:
+        _fail(f"knowledge check failed: {exc}", code=1)
+        return
+    published = sum(1 for r in kb.rounds if r.closes)
+    typer.echo(f"knowledge OK: {len(kb.rules)} rules with verbatim sources, {len(kb.rounds)} rounds "
+               f"({published} with a published close date), {len(kb.measures)} measures, "
+               f"{kb.standard_count} standards, {len(kb.modules)} modules; contact {kb.contacts.email} / {kb.contacts.phone}")
+
+
+# ------------------------------------------------------------------ cases
+@cases_app.command("list")
+def cases_list(
+    status: Annotated[str | None, typer.Option("--status", help="open, claimed or resolved")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List staff cases."""
+    if status and status not in ("open", "claimed", "resolved"):
+        _fail("--status must be open, claimed or resolved")
+    from qopi_bot.staff_cli import list_cases
+
+    _run(list_cases(_settings(), status, as_json))
+
+
+@cases_app.command("show")
+def cases_show(case_id: str, as_json: JsonOpt = False) -> None:
+    """Show one case: question, facts, decision so far, transcript."""
+    from qopi_bot.staff_cli import show_case
+
+    _run(show_case(_settings(), case_id, as_json))
+
+
+@cases_app.command("reply")
+def cases_reply(case_id: str, text: str,
+                who: Annotated[str, typer.Option("--as", help="Staff name shown on the case.")] = "staff (cli)") -> None:
+    """Send a staff reply to the practice, in the thread where it asked."""
+    from qopi_bot.staff_cli import reply_case
+
+    _run(reply_case(_settings(), case_id, text, who))
+
+
+@cases_app.command("resolve")
+def cases_resolve(case_id: str,
+                  who: Annotated[str, typer.Option("--as", help="Staff name shown on the case.")] = "staff (cli)") -> None:
+    """Mark a case resolved."""
+    from qopi_bot.staff_cli import resolve_case
+
+    _run(resolve_case(_settings(), case_id, who))
+
+
+# ------------------------------------------------------------------ db / outbox
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the schema at DATABASE_URL."""
+    from qopi_bot.staff_cli import db_upgrade as run_upgrade
+
+    _run(run_upgrade(_settings()))
+
+
+@outbox_app.command("list")
+def outbox_list(
+    status: Annotated[str | None, typer.Option("--status", help="pending, leased, sent or failed")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show outgoing messages; failed ones stay here until someone looks."""
+    from qopi_bot.staff_cli import list_outbox
+
+    _run(list_outbox(_settings(), status, as_json))
+
+
+# ------------------------------------------------------------------ processes
+@app.command()
+def serve(socket_mode: Annotated[bool, typer.Option("--socket-mode", help="Use Slack Socket Mode (needs SLACK_APP_TOKEN).")] = False) -> None:
+    """Run the Slack web process (POST /slack/events, GET /healthz on $PORT)."""
+    settings = _settings()
+    from handlers.slack import run_web
+
+    run_web(settings, socket_mode=socket_mode)
+
+
+@app.command()
+def worker() -> None:
+    """Run the email worker (SMTP in on QOPI_SMTP_LISTEN, replies via QOPI_SMTP_RELAY)."""
+    settings = _settings()
+    from handlers.email import run_worker
+
+    run_worker(settings)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

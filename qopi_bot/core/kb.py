@@ -1,0 +1,105 @@
+"""The knowledge base as typed, immutable data. Pure: the loader lives in qopi_bot.knowledge."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from qopi_bot.models import RoundRef, Season
+
+MEASURE_COUNT = 25  # "a select set of twenty five measures"
+STANDARD_COUNT = 20  # "comply with the 20 Certification Standards"
+RULE_IDS = (
+    "ELIG-ROUND", "ELIG-ABSTRACTION", "ELIG-PATHWAY", "ELIG-SCORE", "ELIG-SAMPLING",
+    "ELIG-ATTESTATION", "MODULES-APPLICABLE", "APPLY-AFTER-REPORT", "VALIDITY",
+    "APPLY-STANDARDS", "ENTITY-PRACTICE", "ENTITY-INTEGRATION", "ENTITY-LOOSE",
+    "ENTITY-SUBSET", "ENTITY-EXCEPTION",
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Rule(_Strict):
+    id: str = Field(pattern=r"^[A-Z]+(-[A-Z]+)*$")
+    title: str
+    source: str = Field(min_length=10)
+    explanation: str
+    escalates: bool = False
+
+
+class Round(_Strict):
+    season: Season
+    year: int = Field(ge=2000, le=2100)
+    opens: dt.date | None = None
+    closes: dt.date | None = None
+
+    @model_validator(mode="after")
+    def _dates_in_order(self) -> Round:
+        if self.opens and self.closes and self.closes < self.opens:
+            raise ValueError(f"closes ({self.closes}) is before opens ({self.opens})")
+        for name, day in (("opens", self.opens), ("closes", self.closes)):
+            if day is not None and abs(day.year - self.year) > 1:
+                raise ValueError(f"{name} {day} is not near the round's year {self.year}")
+        return self
+
+    @property
+    def ref(self) -> RoundRef:
+        return RoundRef(season=self.season, year=self.year)
+
+
+class Module(_Strict):
+    id: str
+    name: str
+
+
+class Measure(_Strict):
+    number: int = Field(ge=1, le=MEASURE_COUNT)
+    code: str | None = None
+    title: str | None = None
+    module: str | None = None
+    source: str | None = None
+    source_year: int | None = None
+
+
+class StandardDomain(_Strict):
+    id: str
+    name: str
+
+
+class Contacts(_Strict):
+    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[a-z]+$")
+    phone: str
+    team: str
+
+
+class Unpublished(_Strict):
+    id: str
+    keywords: list[str] = Field(min_length=1)
+    topic: str
+    answer: str | None = None
+
+
+class Knowledge(_Strict):
+    """Everything the core and the dialogue reason over. Immutable once loaded."""
+
+    rules: dict[str, Rule]
+    rounds: tuple[Round, ...]
+    modules: tuple[Module, ...]
+    measures: tuple[Measure, ...]
+    standard_count: int
+    standard_domains: tuple[StandardDomain, ...]
+    contacts: Contacts
+    unpublished: tuple[Unpublished, ...]
+    source_text: str
+
+    def rule(self, rule_id: str) -> Rule:
+        return self.rules[rule_id]
+
+    def round(self, ref: RoundRef) -> Round | None:
+        for candidate in self.rounds:
+            if candidate.season == ref.season and candidate.year == ref.year:
+                return candidate
+        return None

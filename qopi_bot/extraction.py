@@ -1,0 +1,263 @@
+"""Facts from normalized text: scores, rounds, yes/no statements and their negations.
+
+Everything here is deterministic pattern matching. When a value is present but cannot be
+a fact (a score of 750%), it is reported as a Problem so the dialogue can say why and ask
+again; it is never silently dropped or clamped."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal
+
+from pydantic import BaseModel, Field
+
+from qopi_bot.models import Facts, RoundRef, Season
+from qopi_bot.numbers import NUMBER_WORDS, parse_decimal, words_to_decimal
+
+
+class Problem(BaseModel):
+    kind: str  # "impossible_score" | "ambiguous_score" | "future_round"
+    detail: str
+
+
+class Extraction(BaseModel):
+    facts: Facts = Field(default_factory=Facts)
+    problems: list[Problem] = Field(default_factory=list)
+    threshold_question: bool = False  # "is 75% the passing mark?" names the threshold, not a score
+    round_year_only: int | None = None  # "in 2025" with no season
+
+
+# ---------------------------------------------------------------- scores
+_PCT = r"(?:\s?%|\s?percent\b|\s?per cent\b|\s?pct\b)"
+_NUM = r"-?\d{1,4}(?:[.,]\d+)?"
+_SCORE_CONTEXT = re.compile(
+    r"\b(scor\w*|oqs|quality score|overall quality|got|get|received|achieved|earned|reached|"
+    r"came in at|came out at|ended (?:up )?(?:with|at)|finished (?:with|at)|with|was|were|at|of|is|"
+    r"pathway|measures|result\w*|performance|aggregate|rate)\b"
+)
+_OWNED = re.compile(
+    r"\b(we|our|us|i|my|we've|we're|we'd|ours|practice|clinic|got|scored|received|achieved|earned|"
+    r"reached|came in|ended|finished)\b"
+)
+_THRESHOLD_WORDS = re.compile(r"\b(passing|pass mark|threshold|cut ?off|minimum|required|requirement|bar|benchmark)\b")
+_ENOUGH_AFTER = re.compile(r"^\s*(?:on [\w\s]{0,30})?(?:enough|sufficient|good enough|high enough|passing|a pass\b|pass\b|ok\b|okay\b)")
+_NOT_SCORE_AFTER = re.compile(
+    r"^\s*(?:%\s*)?(?:of (?:our |the )?(?:charts?|patients?|cases?|records?|staff|physicians?|oncologists?|sites?))|"
+    r"^\s*(?:sites?|locations?|offices?|clinics?|charts?|patients?|oncologists?|physicians?|doctors?|measures?|"
+    r"modules?|standards?|days?|weeks?|months?|years?|am|pm|minutes?)\b"
+)
+
+
+def _candidate_scores(text: str) -> list[tuple[Decimal, int, int, bool]]:
+    """(value in percent, start, end, had_percent_sign) for every number that may be a score."""
+    out: list[tuple[Decimal, int, int, bool]] = []
+    for m in re.finditer(rf"(?<![\w.$/:-])({_NUM})({_PCT})?(?![\w/:]|\.\d)", text):
+        raw, pct = m.group(1), bool(m.group(2))
+        value = parse_decimal(raw)
+        if value is None:
+            continue
+        after = text[m.end():m.end() + 40]
+        before = text[max(0, m.start() - 40):m.start()]
+        if not pct and _NOT_SCORE_AFTER.match(after):
+            continue
+        if not pct and re.fullmatch(r"(19|20)\d\d", raw):
+            continue  # a year
+        if not pct and re.search(r"(spring|fall|autumn|round|qcp-|core|measure|module|standard)\s*['#]?$", before):
+            continue
+        if not pct and not _SCORE_CONTEXT.search(before[-25:]) and not re.match(r"^\s*(on|for) the (certification )?(pathway|measures)", after):
+            continue
+        if not pct and "." in raw.replace(",", ".") and Decimal(0) <= value <= Decimal(1):
+            value = value * 100  # "OQS 0.81": a proportion
+        elif not pct and value == 1 and "." not in raw:
+            continue  # "1" alone is not a score
+        out.append((value, m.start(), m.end(), pct))
+    for m in NUMBER_WORDS.finditer(text):
+        after = text[m.end():m.end() + 14]
+        if not re.match(_PCT, after):
+            continue
+        value = words_to_decimal(m.group(0))
+        if value is not None:
+            out.append((value, m.start(), m.end(), True))
+    return sorted(out, key=lambda c: c[1])
+
+
+def _extract_score(text: str, expecting_score: bool, ex: Extraction) -> None:
+    owned_scores: list[Decimal] = []
+    for value, start, end, pct in _candidate_scores(text):
+        before = text[max(0, start - 60):start]
+        after = text[end:end + 40]
+        owned = bool(_OWNED.search(before)) or bool(_ENOUGH_AFTER.match(after)) or expecting_score
+        if not owned and (_THRESHOLD_WORDS.search(after[:30]) or _THRESHOLD_WORDS.search(before[-30:])):
+            ex.threshold_question = True
+            continue
+        if not owned and not pct:
+            continue
+        owned_scores.append(value)
+    if not owned_scores:
+        return
+    distinct = list(dict.fromkeys(owned_scores))
+    if len(distinct) > 1:
+        ex.problems.append(Problem(kind="ambiguous_score",
+                                   detail=f"I see more than one score ({', '.join(f'{v:g}%' for v in distinct)})"))
+        return
+    value = distinct[0]
+    if value < 0 or value > 100:
+        ex.problems.append(Problem(kind="impossible_score",
+                                   detail=f"{value:g}% is not a possible Overall Quality Score (scores run from 0% to 100%)"))
+        return
+    ex.facts.score = float(value)
+
+
+# ---------------------------------------------------------------- rounds
+_SEASON = r"(spring|fall|autumn)"
+_YEAR = r"(?:'|’)?(\d{4}|\d{2})\b"
+
+
+def _season(word: str) -> Season:
+    return "spring" if word == "spring" else "fall"
+
+
+def _year(raw: str) -> int:
+    year = int(raw)
+    return 2000 + year if year < 100 else year
+
+
+def _current_half(today: dt.date) -> RoundRef:
+    # Rounds generally fall in January-June (spring) and July-December (fall); used only to
+    # resolve words like "last fall", never to compute a deadline.
+    return RoundRef(season="spring" if today.month <= 6 else "fall", year=today.year)
+
+
+def _relative_round(text: str, today: dt.date) -> RoundRef | None:
+    m = re.search(rf"\b(last|this past|past|previous|this|current)\s+(?:year'?s?\s+)?{_SEASON}\b", text)
+    m_year = re.search(rf"\b{_SEASON}\s+(?:round\s+)?(?:of\s+)?(last|this)\s+year\b", text) or \
+        re.search(rf"\b(?:the\s+)?{_SEASON}\s+round\s+(last|this)\s+year\b", text)
+    if m_year:
+        season, which = _season(m_year.group(1)), m_year.group(2)
+        return RoundRef(season=season, year=today.year - (1 if which == "last" else 0))
+    if not m:
+        return None
+    which, season = m.group(1), _season(m.group(2))
+    if re.search(r"\blast year'?s?\s", m.group(0)):
+        return RoundRef(season=season, year=today.year - 1)
+    current = _current_half(today)
+    if which in ("this", "current"):
+        return RoundRef(season=season, year=today.year)
+    # "last fall": the most recent fall before the half-year we are in now.
+    candidate = RoundRef(season=season, year=today.year)
+    if candidate.order_key() >= current.order_key():
+        candidate = RoundRef(season=season, year=today.year - 1)
+    return candidate
+
+
+def _extract_round(text: str, today: dt.date, ex: Extraction) -> None:
+    found: RoundRef | None = None
+    m = re.search(rf"\b{_SEASON}\s*(?:round\s*)?(?:of\s*|in\s*)?{_YEAR}", text) or \
+        re.search(rf"\b(\d{{4}})\s*{_SEASON}\b", text)
+    if m:
+        groups = m.groups()
+        season_word, year_raw = (groups[0], groups[1]) if not groups[0].isdigit() else (groups[1], groups[0])
+        found = RoundRef(season=_season(season_word), year=_year(year_raw))
+    else:
+        found = _relative_round(text, today)
+    if found is None:
+        y = re.search(r"\b(?:in|from|during|for)\s+(?:the\s+)?(20\d\d)\b", text)
+        if y and re.search(r"\b(round|score|pathway|collection|completed|did|participated)\b", text):
+            ex.round_year_only = int(y.group(1))
+        return
+    if found.year > today.year:
+        ex.problems.append(Problem(kind="future_round", detail=f"the {found.label()} round has not happened yet"))
+        return
+    ex.facts.completed_round = found
+
+
+# ---------------------------------------------------------------- yes/no statements
+_NEG = r"(?:not|n't|never|no longer|didn't|did not|haven't|have not|hasn't|has not|weren't|wasn't|don't|do not|doesn't|does not|cannot|can't|couldn't|without|failed to|missed)"
+
+_STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
+    # (fact, value, pattern) -- negative patterns come first so they win over a bare mention.
+    ("pathway", False, re.compile(
+        rf"\b(regular|standard|general|normal|usual|non-certification|basic|other)\s+(qopi\s+)?(reporting\s+)?(track|pathway|option)|"
+        rf"\b{_NEG}\s+(\w+\s+){{0,4}}(the\s+)?(qopi\s+)?certification\s+(reporting\s+)?(pathway|track)|"
+        rf"\b{_NEG}\s+(choose|chose|pick|picked|select|selected|use|used|do|did|go with|opt for|opted for)\s+(\w+\s+){{0,2}}(the\s+)?pathway|"
+        rf"\bnot\s+(on\s+)?the\s+(certification\s+)?pathway")),
+    ("pathway", True, re.compile(
+        r"\b(certification\s+(reporting\s+)?(pathway|track)|on the pathway|the pathway|certification measures|"
+        r"25 (certification )?measures|twenty[- ]five measures)")),
+    ("sampling_followed", False, re.compile(
+        rf"\b{_NEG}\s+(\w+\s+){{0,3}}(follow|followed|use|used|meet|met|hit|reach|reached|apply|applied|stick to|comply with)\s+(\w+\s+){{0,3}}"
+        rf"(sampling|target chart|chart target|chart requirement|target number|required (number of )?charts)|"
+        rf"\b(fewer|less|not enough|too few|short on|under) (\w+\s+){{0,2}}charts|\bdeviat\w* from (the )?(qopi )?sampling|"
+        rf"\bsampling (methodology )?(wasn't|was not|was never) (followed|correct|done right)\b|"
+        rf"\b(missed|didn't hit|did not hit|short of) (the )?(target|chart target|chart numbers|chart requirement)")),
+    ("sampling_followed", True, re.compile(
+        r"\b(followed|follow|used|met|meet|hit|complied with)\s+(\w+\s+){0,3}(sampling|target chart|chart target|chart requirement)")),
+    ("charts_pool_complete", False, re.compile(
+        rf"\b(exclud\w*|left out|leave out|omit\w*|weren't in|were not in|not in the (sampling )?pool|not included|didn't include|did not include|"
+        rf"not part of the (sampling )?pool|dropped|removed)\b.{{0,80}}\b(pool|sampl\w*|charts?)|"
+        rf"\bcharts?\b.{{0,80}}\b(exclud\w*|left out|omitted|weren't in|were not in|not in the (sampling )?pool|not included|wasn't included|weren't included)|"
+        rf"\bnot all (of )?(our )?(oncologists|physicians|doctors|providers|charts|sites|locations)\b.{{0,60}}\b(pool|sampl\w*|includ\w*)")),
+    ("charts_pool_complete", True, re.compile(
+        r"\ball (of )?(our |the )?(charts|oncologists|physicians|providers)\b.{0,60}\b(were |was )?(included|in the (sampling )?pool)")),
+    ("report_received", False, re.compile(
+        rf"\b{_NEG}\s+(\w+\s+){{0,3}}(receiv\w*|got|gotten|get|seen)\s+(\w+\s+){{0,3}}(final\s+)?(\w+\s+)?report|"
+        r"\b(still |currently )?(waiting|awaiting|wait)\s+(on|for)?\s*(\w+\s+){0,3}report|"
+        rf"\breport\s+(\w+\s+){{0,2}}(hasn't|has not|hasnt|isn't|is not|not)\s+(\w+\s+){{0,1}}(come|arrived|out|in|been (released|sent|issued))|"
+        r"\breport (is )?(still )?(pending|not (yet )?(available|out|in))|\bno report yet|\bbefore (we get|getting|receiving) (the |our )?(final )?(\w+ )?report")),
+    ("report_received", True, re.compile(
+        r"\b(received|got|have|get|downloaded|seen)\s+(\w+\s+){0,2}(final\s+)?(qopi\s+)?(certification\s+)?report\b|\breport (came|arrived|was released)")),
+    ("same_policies", False, re.compile(
+        rf"\b(each|every)\s+(\w+\s+){{0,2}}(site|clinic|location|office|practice)s?\s+(\w+\s+){{0,3}}(has|have|with|uses|use|runs|keeps|follows|sets)\s+(its|their)\s+own\s+(\w+\s+){{0,2}}(polic|procedure|rules|protocol)|"
+        rf"\bown (set of )?(policies|procedures|protocols)\b|\b(different|separate|independent|varying|distinct) (\w+\s+){{0,2}}(policies|procedures|protocols)|"
+        rf"\bloose(ly)?\s+(\w+\s+)?affiliat|\bloose (affiliation|network|group|federation|confederation|collection)\b|"
+        rf"\b{_NEG}\s+(\w+\s+){{0,3}}(the same|same|shared|common|identical)\s+(\w+\s+){{0,1}}(policies|procedures)|"
+        rf"\bpolicies (and procedures )?(differ|vary|are different|aren't the same|are not the same)")),
+    ("same_policies", True, re.compile(
+        r"\b(same|shared|common|identical|single|one set of|unified|uniform|standardi[sz]ed|centrali[sz]ed)\s+(\w+\s+){0,2}(policies|procedures|protocols|p&ps?|p & p)|"
+        r"\b(policies|procedures)\s+(\w+\s+){0,3}(are |is )?(the same|shared|identical|uniform|standardi[sz]ed)\b|"
+        r"\b(policies|procedures)\s+(apply|applied)\s+(across|at|to)\s+all\b|\b(we are|we're|are all|sites are|locations are|they are|they're)\s+(\w+\s+)?functionally integrated\b")),
+    ("participated_round", False, re.compile(
+        rf"\b{_NEG}\s+(\w+\s+){{0,3}}(participat\w*|taken part|take part|joined|join|done|did)\s+(\w+\s+){{0,3}}(qopi\s+)?(collection\s+)?round|"
+        r"\bnever (participated|taken part|done a round)")),
+    ("participated_round", True, re.compile(r"\b(participated|took part|completed|finished|did|submitted)\s+(\w+\s+){0,3}(collection\s+)?round")),
+    ("abstraction_complete", False, re.compile(
+        rf"\b{_NEG}\s+(\w+\s+){{0,3}}(complete|completed|finish|finished|done)\s+(\w+\s+){{0,3}}abstraction|"
+        r"\babstraction (is |was )?(still )?(incomplete|not (yet )?(complete|finished|done))|\bincomplete abstraction")),
+    ("abstraction_complete", True, re.compile(r"\b(completed|finished|done with)\s+(\w+\s+){0,3}abstraction|abstraction (is |was )?(complete|finished|done)\b")),
+]
+
+_INTEGRATION = [
+    ("common EMR", re.compile(r"\b(common|same|shared|one|single|unified)\s+(\w+\s+)?(emr|ehr|electronic (medical|health) record)")),
+    ("single tax ID", re.compile(r"\b(single|one|same|shared|common)\s+(\w+\s+)?(tax id|tax identification|tin|ein)\b|\btax id\b")),
+    ("staff rotate across sites", re.compile(r"\b(staff|nurses|physicians|doctors|providers)\s+(\w+\s+){0,2}rotat|\brotat\w+\s+(\w+\s+){0,2}(staff|nurses)")),
+    ("centralized leadership", re.compile(r"\bcentrali[sz]ed\s+(\w+\s+){0,2}(person|entity|leadership|management|director|administration|oversight|quality)")),
+]
+
+_COUNT_WORDS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
+                "ten": 10, "eleven": 11, "twelve": 12, "several": None, "multiple": None}
+
+
+def _extract_statements(text: str, ex: Extraction) -> None:
+    decided: set[str] = set()
+    for fact, value, pattern in _STATEMENTS:
+        if fact in decided:
+            continue
+        if pattern.search(text):
+            setattr(ex.facts, fact, value)
+            decided.add(fact)
+    ex.facts.integration_evidence = [label for label, pattern in _INTEGRATION if pattern.search(text)]
+    m = re.search(r"\b(\d{1,3}|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)\s+(\w+\s+)?(office\s+)?(sites|locations|offices|clinics|campuses|satellites)\b", text)
+    if m:
+        raw = m.group(1)
+        count = int(raw) if raw.isdigit() else _COUNT_WORDS.get(raw)
+        if count and count >= 1:
+            ex.facts.site_count = count
+
+
+def extract(text: str, today: dt.date, expecting_score: bool = False) -> Extraction:
+    ex = Extraction()
+    _extract_round(text, today, ex)
+    _extract_score(text, expecting_score, ex)
+    _extract_statements(text, ex)
+    return ex

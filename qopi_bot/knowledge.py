@@ -1,0 +1,171 @@
+"""Load and validate knowledge/*.yaml into typed objects.
+
+Staff edit these files by hand, so every error names the file and the entry and says how
+to fix it; a traceback is never the message."""
+
+from __future__ import annotations
+
+import importlib.resources
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from qopi_bot.core.kb import (
+    MEASURE_COUNT, RULE_IDS, STANDARD_COUNT, Contacts, Knowledge, Measure, Module, Round, Rule,
+    StandardDomain, Unpublished,
+)
+
+class KnowledgeError(Exception):
+    """A knowledge file is missing or wrong; the message names the file and entry."""
+
+
+def _data_dir() -> Path:
+    """knowledge/ in the source tree, or the copy shipped in the wheel."""
+    return Path(str(importlib.resources.files("qopi_bot_knowledge")))
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise KnowledgeError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise KnowledgeError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" line {where.line + 1}" if where is not None else ""
+        raise KnowledgeError(f"{path}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+
+
+def _explain(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling)"
+        parts.append(f"{loc}: {msg}")
+    return "; ".join(parts)
+
+
+def _entries(path: Path, data: Any, key: str) -> list[Any]:
+    if not isinstance(data, dict) or key not in data:
+        raise KnowledgeError(f"{path}: expected a top-level `{key}:` list")
+    items = data[key]
+    if not isinstance(items, list):
+        raise KnowledgeError(f"{path}: `{key}` must be a list")
+    return items
+
+
+def _parse(path: Path, model: type[BaseModel], raw: Any, label: str) -> Any:
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise KnowledgeError(f"{path}: {label}: {_explain(exc)}") from None
+
+
+def load_rounds(path: Path) -> tuple[Round, ...]:
+    data = _read_yaml(path)
+    rounds: list[Round] = []
+    seen: dict[tuple[str, int], int] = {}
+    for index, raw in enumerate(_entries(path, data, "rounds"), start=1):
+        label = f"round #{index}"
+        if isinstance(raw, dict) and "season" in raw and "year" in raw:
+            label += f" ({raw['season']} {raw['year']})"
+        if isinstance(raw, dict) and isinstance(raw.get("season"), str):
+            raw = {**raw, "season": raw["season"].strip().lower()}
+        rnd = _parse(path, Round, raw, label)
+        key = (rnd.season, rnd.year)
+        if key in seen:
+            raise KnowledgeError(f"{path}: {label}: duplicate of round #{seen[key]}")
+        seen[key] = index
+        rounds.append(rnd)
+    rounds.sort(key=lambda r: r.ref.order_key())
+    for earlier, later in zip(rounds, rounds[1:]):
+        if earlier.closes and later.opens and later.opens <= earlier.closes:
+            raise KnowledgeError(
+                f"{path}: {later.ref.label()} opens {later.opens}, before {earlier.ref.label()} closes {earlier.closes}"
+            )
+    return tuple(rounds)
+
+
+def _load_rules(path: Path, source_text: str) -> dict[str, Rule]:
+    rules: dict[str, Rule] = {}
+    flat_source = _flatten(source_text)
+    for index, raw in enumerate(_entries(path, _read_yaml(path), "rules"), start=1):
+        label = f"rule #{index}" + (f" ({raw.get('id')})" if isinstance(raw, dict) else "")
+        rule = _parse(path, Rule, raw, label)
+        if rule.id in rules:
+            raise KnowledgeError(f"{path}: {label}: duplicate rule ID")
+        if _flatten(rule.source) not in flat_source:
+            raise KnowledgeError(f"{path}: {label}: `source` is not verbatim program text; copy it exactly")
+        rules[rule.id] = rule
+    undefined = [rid for rid in RULE_IDS if rid not in rules]
+    if undefined:
+        raise KnowledgeError(f"{path}: rule IDs referenced by the contract but undefined: {', '.join(undefined)}")
+    return rules
+
+
+def _flatten(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def load_knowledge(directory: Path | None = None, rounds_file: Path | None = None) -> Knowledge:
+    """Read and validate every knowledge file; raise KnowledgeError with a fixable message."""
+    base = directory or _data_dir()
+    source_path = base / "source" / "qcp-eligibility.txt"
+    try:
+        source_text = source_path.read_text(encoding="utf-8")
+    except OSError:
+        raise KnowledgeError(f"{source_path}: the program's source text is missing") from None
+    rules = _load_rules(base / "rules.yaml", source_text)
+    rounds = load_rounds(rounds_file or base / "rounds.yaml")
+
+    mod_path = base / "modules.yaml"
+    modules = tuple(_parse(mod_path, Module, raw, f"module #{i}")
+                    for i, raw in enumerate(_entries(mod_path, _read_yaml(mod_path), "modules"), start=1))
+
+    meas_path = base / "measures.yaml"
+    measures = tuple(_parse(meas_path, Measure, raw, f"measure #{i}")
+                     for i, raw in enumerate(_entries(meas_path, _read_yaml(meas_path), "measures"), start=1))
+    if len(measures) != MEASURE_COUNT:
+        raise KnowledgeError(f"{meas_path}: lists {len(measures)} measures; the program has {MEASURE_COUNT}")
+    numbers = [m.number for m in measures]
+    if len(set(numbers)) != len(numbers):
+        raise KnowledgeError(f"{meas_path}: measure numbers repeat")
+    module_ids = {m.id for m in modules}
+    for m in measures:
+        if m.module is not None and m.module not in module_ids:
+            raise KnowledgeError(f"{meas_path}: measure #{m.number}: unknown module `{m.module}`")
+
+    std_path = base / "standards.yaml"
+    std = _read_yaml(std_path)
+    domains = tuple(_parse(std_path, StandardDomain, raw, f"domain #{i}")
+                    for i, raw in enumerate(_entries(std_path, std, "domains"), start=1))
+    if std.get("count") != STANDARD_COUNT:
+        raise KnowledgeError(f"{std_path}: count is {std.get('count')!r}; the program has {STANDARD_COUNT} standards")
+
+    con_path = base / "contacts.yaml"
+    contacts = _parse(con_path, Contacts, _read_yaml(con_path), "contacts")
+
+    ans_path = base / "answers.yaml"
+    unpublished = tuple(_parse(ans_path, Unpublished, raw, f"entry #{i}")
+                        for i, raw in enumerate(_entries(ans_path, _read_yaml(ans_path), "unpublished"), start=1))
+
+    return Knowledge(
+        rules=rules, rounds=rounds, modules=modules, measures=measures,
+        standard_count=STANDARD_COUNT, standard_domains=domains, contacts=contacts,
+        unpublished=unpublished, source_text=source_text,
+    )
+
+
+@lru_cache(maxsize=8)
+def cached_knowledge(rounds_file: str | None = None) -> Knowledge:
+    """Knowledge is read once per process (and per rounds file) and shared."""
+    return load_knowledge(rounds_file=Path(rounds_file) if rounds_file else None)

@@ -1,0 +1,77 @@
+"""Text clean-up before understanding: lower case, plain quotes, and typo repair for the
+program's own vocabulary ("elegible", "certifcation", "pathwya") so patterns stay simple.
+
+Typo repair is a SymSpell-style lookup: every keyword's one-deletion variants are indexed
+once, a word is compared by its own deletions, and a candidate is kept only when the true
+(Damerau) edit distance is 1. Short words are never "repaired": "store" must not become
+"score"."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+KEYWORDS = (
+    "eligible", "eligibility", "ineligible", "certification", "certified", "certify", "certificate",
+    "pathway", "sampling", "methodology", "attestation", "standards", "standard", "measures",
+    "measure", "modules", "module", "threshold", "abstraction", "application", "applying",
+    "policies", "procedures", "integrated", "integration", "subset", "exception", "exceptions",
+    "expire", "expires", "expired", "received", "receive", "locations", "location", "practice",
+    "practices", "quality", "overall", "percent", "percentage", "affiliated", "affiliation",
+    "separately", "separate", "participate", "participated", "collection", "oncologists",
+    "oncologist", "physicians", "excluded", "include", "included", "required", "requirements",
+    "qualify", "qualified", "passing", "minimum", "deadline", "submit", "submission",
+    "scored", "report", "valid", "validity", "spring", "autumn", "contact", "telephone",
+    "representative", "someone", "somebody", "person", "circumstances", "special", "payment",
+    "affirm", "department", "program", "programme", "clinics", "offices", "certifying",
+)
+
+_QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"', "\u00a0": " ",
+                         "\u2013": "-", "\u2014": "-", "\uff05": "%"})
+_WORD = re.compile(r"[a-z]{6,}")
+
+
+def _deletes(word: str) -> set[str]:
+    return {word[:i] + word[i + 1:] for i in range(len(word))}
+
+
+@lru_cache(maxsize=1)
+def _index() -> tuple[frozenset[str], dict[str, tuple[str, ...]]]:
+    index: dict[str, set[str]] = {}
+    for word in KEYWORDS:
+        for variant in _deletes(word) | {word}:
+            index.setdefault(variant, set()).add(word)
+    return frozenset(KEYWORDS), {k: tuple(sorted(v)) for k, v in index.items()}
+
+
+def _distance_is_one(a: str, b: str) -> bool:
+    """Damerau distance exactly 1 (one insert, delete, substitution or transposition)."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diffs = [i for i in range(len(a)) if a[i] != b[i]]
+        if len(diffs) == 1:
+            return True
+        return len(diffs) == 2 and diffs[1] == diffs[0] + 1 and a[diffs[0]] == b[diffs[1]] and a[diffs[1]] == b[diffs[0]]
+    short, long_ = (a, b) if len(a) < len(b) else (b, a)
+    return any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
+
+
+@lru_cache(maxsize=4096)
+def repair_word(word: str) -> str:
+    known, index = _index()
+    if word in known:
+        return word
+    candidates: set[str] = set()
+    for variant in _deletes(word) | {word}:
+        candidates.update(index.get(variant, ()))
+    hits = sorted(c for c in candidates if _distance_is_one(word, c))
+    return hits[0] if len(hits) == 1 else word
+
+
+def normalize(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).translate(_QUOTES).lower()
+    text = re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", " ", text)
+    text = re.sub(r"\s+", " ", text).strip()
+    return _WORD.sub(lambda m: repair_word(m.group(0)), text)

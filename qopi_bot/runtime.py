@@ -1,0 +1,44 @@
+"""Build the parts every process needs (settings, knowledge, store, dialogue) in one place."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from qopi_bot.core.kb import Knowledge
+from qopi_bot.knowledge import load_knowledge
+from qopi_bot.service import DialogueService
+from qopi_bot.settings import Settings
+from qopi_bot.store import Store
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    kb: Knowledge
+    store: Store
+    dialogue: DialogueService
+
+
+def load_kb(settings: Settings, rounds_file: str | None = None) -> Knowledge:
+    chosen = rounds_file or settings.rounds_file or None
+    return load_knowledge(rounds_file=Path(chosen) if chosen else None)
+
+
+@asynccontextmanager
+async def open_runtime(settings: Settings, rounds_file: str | None = None) -> AsyncIterator[Runtime]:
+    kb = load_kb(settings, rounds_file)
+    store = Store.from_url(settings.db_url)
+    try:
+        await prepare_schema(store)
+        yield Runtime(settings=settings, kb=kb, store=store, dialogue=DialogueService(store, kb, settings))
+    finally:
+        await store.close()
+
+
+async def prepare_schema(store: Store) -> None:
+    from qopi_bot.migrate import ensure_schema
+
+    await ensure_schema(store)

@@ -1,0 +1,86 @@
+"""Every setting comes from the environment (contract.md section 3), read once, typed."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_database_url() -> str:
+    import platformdirs  # imported lazily: only needed when DATABASE_URL is unset
+
+    data = Path(platformdirs.user_data_dir("qopi-bot", appauthor=False))
+    data.mkdir(parents=True, exist_ok=True)
+    return f"sqlite+aiosqlite:///{data / 'qopi-bot.sqlite3'}"
+
+
+def _host_port(value: str, default_port: int) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host:
+        return value, default_port
+    return host.strip("[]"), int(port)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    database_url: str = Field(default="", alias="DATABASE_URL")
+    port: int = Field(default=3000, alias="PORT")
+    slack_bot_token: str = Field(default="", alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: str = Field(default="", alias="SLACK_SIGNING_SECRET")
+    slack_app_token: str = Field(default="", alias="SLACK_APP_TOKEN")
+    slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
+    staff_channel: str = Field(default="", alias="QOPI_STAFF_CHANNEL")
+    staff_users: str = Field(default="", alias="QOPI_STAFF_USERS")
+    help_address: str = Field(default="help@qopi-bot.local", alias="QOPI_HELP_ADDRESS")
+    staff_email: str = Field(default="", alias="QOPI_STAFF_EMAIL")
+    staff_addresses: str = Field(default="", alias="QOPI_STAFF_ADDRESSES")
+    smtp_listen: str = Field(default="127.0.0.1:8025", alias="QOPI_SMTP_LISTEN")
+    smtp_relay: str = Field(default="127.0.0.1:1025", alias="QOPI_SMTP_RELAY")
+    smtp_starttls: bool = Field(default=False, alias="QOPI_SMTP_STARTTLS")
+    smtp_username: str = Field(default="", alias="QOPI_SMTP_USERNAME")
+    smtp_password: str = Field(default="", alias="QOPI_SMTP_PASSWORD")
+    rounds_file: str = Field(default="", alias="QOPI_ROUNDS_FILE")
+    log_format: Literal["console", "json"] = Field(default="console", alias="QOPI_LOG_FORMAT")
+    reply_cap_per_hour: int = Field(default=20, alias="QOPI_REPLY_CAP_PER_HOUR")
+    outbox_give_up_after_seconds: int = Field(default=86_400, alias="QOPI_OUTBOX_GIVE_UP_AFTER")
+    outbox_max_backoff_seconds: float = Field(default=300.0, alias="QOPI_OUTBOX_MAX_BACKOFF")
+    lease_seconds: int = Field(default=60, alias="QOPI_LEASE_SECONDS")
+    poll_interval: float = Field(default=0.2, alias="QOPI_POLL_INTERVAL")
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, v: str) -> str:
+        return v.lower() if isinstance(v, str) else v
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or default_database_url()
+
+    @property
+    def staff_user_ids(self) -> frozenset[str]:
+        return frozenset(u.strip() for u in self.staff_users.split(",") if u.strip())
+
+    @property
+    def staff_email_addresses(self) -> frozenset[str]:
+        found = {a.strip().lower() for a in self.staff_addresses.split(",") if a.strip()}
+        if self.staff_email:
+            found.add(self.staff_email.strip().lower())
+        return frozenset(found)
+
+    @property
+    def smtp_listen_host_port(self) -> tuple[str, int]:
+        return _host_port(self.smtp_listen, 8025)
+
+    @property
+    def smtp_relay_host_port(self) -> tuple[str, int]:
+        return _host_port(self.smtp_relay, 1025)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

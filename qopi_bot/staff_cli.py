@@ -1,0 +1,97 @@
+"""The staff side of the CLI: cases, outbox, schema. Output is a table or JSON."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import typer
+
+from qopi_bot.cases import CaseService, summarize
+from qopi_bot.records import parse_case_label
+from qopi_bot.runtime import open_runtime
+
+
+def _echo_json(data: Any) -> None:
+    typer.echo(json.dumps(data, ensure_ascii=False, default=str))
+
+
+async def list_cases(settings: Any, status: str | None, as_json: bool) -> None:
+    async with open_runtime(settings) as rt:
+        found = await rt.store.list_cases(status)
+    if as_json:
+        _echo_json([c.summary_json() for c in found])
+        return
+    if not found:
+        typer.echo("no cases" + (f" with status {status}" if status else ""))
+        return
+    for c in found:
+        who = f" ({c.claimed_by})" if c.claimed_by else ""
+        created = c.created_at.strftime("%Y-%m-%d %H:%M") if c.created_at else "?"
+        typer.echo(f"{c.id}  {c.status:<8}{who}  {c.reason:<16}  {c.channel:<5}  {created}  {summarize(c).question[:60]}")
+
+
+async def show_case(settings: Any, label: str, as_json: bool) -> None:
+    number = parse_case_label(label)
+    async with open_runtime(settings) as rt:
+        case = await rt.store.get_case(number) if number is not None else None
+        transcript = await rt.store.transcript(case.conversation_key) if case else []
+    if case is None:
+        typer.echo(f"qopi-bot: no case {label}", err=True)
+        raise typer.Exit(1)
+    s = summarize(case)
+    if as_json:
+        data = case.summary_json() | {"why": s.why, "facts": s.facts, "decision": case.decision, "origin_channel": case.channel,
+                                      "events": [e.model_dump(mode="json") for e in case.events],
+                                      "transcript": [{"role": r, "author": a, "text": t} for r, a, t in transcript]}
+        _echo_json(data)
+        return
+    typer.echo(f"{s.id}  [{s.status}]  asked via {s.channel}" + (f"  claimed by {s.claimed_by}" if s.claimed_by else ""))
+    typer.echo(f"Why staff: {s.why}")
+    typer.echo(f"Question: {s.question}")
+    typer.echo("Facts: " + (", ".join(f"{k}={v}" for k, v in s.facts.items()) or "none yet"))
+    typer.echo(f"Bot so far: {s.decision_text}")
+    typer.echo("Transcript:")
+    for role, author, text in transcript:
+        typer.echo(f"  {role}{f' ({author})' if author else ''}: {text}")
+
+
+async def reply_case(settings: Any, label: str, text: str, who: str) -> None:
+    async with open_runtime(settings) as rt:
+        ok, message = await CaseService(rt.store, settings).reply(label, who, text, via="cli", event_key=uuid.uuid4().hex)
+    typer.echo(message, err=not ok)
+    if not ok:
+        raise typer.Exit(1)
+
+
+async def resolve_case(settings: Any, label: str, who: str) -> None:
+    async with open_runtime(settings) as rt:
+        ok, message = await CaseService(rt.store, settings).resolve(label, who)
+    typer.echo(message, err=not ok)
+    if not ok:
+        raise typer.Exit(1)
+
+
+async def list_outbox(settings: Any, status: str | None, as_json: bool) -> None:
+    async with open_runtime(settings) as rt:
+        items = await rt.store.outbox_list(status)
+    if as_json:
+        _echo_json([i.model_dump(mode="json", exclude={"payload"}) for i in items])
+        return
+    if not items:
+        typer.echo("outbox is empty" + (f" for status {status}" if status else ""))
+    for i in items:
+        typer.echo(f"#{i.id} {i.channel:<5} {i.kind:<18} {i.status:<7} attempts={i.attempts} "
+                   f"to={i.recipient or '-'} {('error: ' + i.last_error) if i.last_error else ''}")
+
+
+async def db_upgrade(settings: Any) -> None:
+    from qopi_bot.migrate import upgrade
+    from qopi_bot.store import Store
+
+    store = Store.from_url(settings.db_url)
+    try:
+        typer.echo(await upgrade(store))
+    finally:
+        await store.close()

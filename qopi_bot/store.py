@@ -1,0 +1,437 @@
+"""Durable state: conversations, transcripts, cases, Slack event ids, inbox and outbox.
+
+SQLAlchemy Core on the async engine: SQLite (aiosqlite) by default, PostgreSQL (asyncpg)
+when DATABASE_URL says so. Work queues (inbox/outbox) are claimed with a lease, using
+FOR UPDATE SKIP LOCKED on PostgreSQL, so several processes can share them and work held by
+a process that died is picked up again when its lease runs out."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import (
+    JSON, BigInteger, Column, DateTime, Index, Integer, LargeBinary, MetaData, String, Table, Text,
+    and_, event, func, insert, or_, select, update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from qopi_bot.dialogue import ConversationState
+from qopi_bot.models import Facts  # noqa: F401  (re-exported for callers building states)
+from qopi_bot.records import CaseEvent, CaseRecord, InboxItem, OutboxItem
+
+metadata = MetaData()
+_ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEGER PRIMARY KEY only
+
+
+def _ts() -> Column[dt.datetime]:
+    return Column("created_at", DateTime(timezone=True), nullable=False)
+
+
+conversations = Table(
+    "conversations", metadata,
+    Column("key", String(300), primary_key=True),
+    Column("channel", String(20), nullable=False),
+    Column("state", JSON, nullable=False),
+    _ts(),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+messages = Table(
+    "messages", metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("conversation_key", String(300), nullable=False, index=True),
+    Column("role", String(20), nullable=False),  # practice | bot | staff
+    Column("author", String(200), nullable=True),
+    Column("text", Text, nullable=False),
+    _ts(),
+)
+
+cases = Table(
+    "cases", metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("conversation_key", String(300), nullable=False, index=True),
+    Column("status", String(20), nullable=False, index=True),
+    Column("reason", String(40), nullable=False),
+    Column("channel", String(20), nullable=False),
+    Column("origin", JSON, nullable=False),
+    Column("question", Text, nullable=False),
+    Column("facts", JSON, nullable=False),
+    Column("decision", JSON, nullable=False),
+    Column("claimed_by", String(200), nullable=True),
+    Column("claimed_at", DateTime(timezone=True), nullable=True),
+    Column("resolved_at", DateTime(timezone=True), nullable=True),
+    Column("staff_slack_channel", String(100), nullable=True),
+    Column("staff_slack_ts", String(50), nullable=True, index=True),
+    Column("staff_email_message_id", String(300), nullable=True),
+    _ts(),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+case_events = Table(
+    "case_events", metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("case_id", _ID, nullable=False, index=True),
+    Column("kind", String(30), nullable=False),
+    Column("author", String(200), nullable=True),
+    Column("text", Text, nullable=True),
+    _ts(),
+)
+
+processed_events = Table(
+    "processed_events", metadata,
+    Column("event_id", String(200), primary_key=True),
+    Column("source", String(20), nullable=False),
+    _ts(),
+)
+
+inbox = Table(
+    "inbox", metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("source", String(20), nullable=False),
+    Column("external_id", String(400), nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("meta", JSON, nullable=False),
+    Column("status", String(20), nullable=False),  # pending | leased | done | ignored | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("lease_until", DateTime(timezone=True), nullable=True),
+    Column("lease_owner", String(64), nullable=True),
+    Column("last_error", Text, nullable=True),
+    _ts(),
+    Column("processed_at", DateTime(timezone=True), nullable=True),
+    Index("uq_inbox_source_external", "source", "external_id", unique=True),
+    Index("ix_inbox_status", "status"),
+)
+
+outbox = Table(
+    "outbox", metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("channel", String(20), nullable=False),  # slack | email
+    Column("kind", String(40), nullable=False),
+    Column("recipient", String(300), nullable=True),
+    Column("payload", JSON, nullable=False),
+    Column("dedupe_key", String(400), nullable=False, unique=True),
+    Column("status", String(20), nullable=False),  # pending | leased | sent | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("lease_until", DateTime(timezone=True), nullable=True),
+    Column("lease_owner", String(64), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("result", JSON, nullable=True),
+    _ts(),
+    Column("sent_at", DateTime(timezone=True), nullable=True),
+    Index("ix_outbox_claim", "channel", "status", "next_attempt_at"),
+)
+
+email_threads = Table(
+    "email_threads", metadata,
+    Column("message_id", String(400), primary_key=True),
+    Column("conversation_key", String(300), nullable=False),
+    Column("case_id", _ID, nullable=True),
+    _ts(),
+)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    # SQLite hands back naive datetimes; everything we store is UTC.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be reached; callers answer 'try again later', never 'done'."""
+
+
+class Store:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.is_postgres = engine.dialect.name == "postgresql"
+        self.owner = uuid.uuid4().hex[:16]
+
+    @classmethod
+    def from_url(cls, url: str) -> Store:
+        kwargs: dict[str, Any] = {}
+        if url.startswith("sqlite"):
+            kwargs["connect_args"] = {"timeout": 30}
+        else:
+            kwargs.update(pool_pre_ping=True, pool_size=5, max_overflow=5)
+        engine = create_async_engine(url, **kwargs)
+        if url.startswith("sqlite"):
+            @event.listens_for(engine.sync_engine, "connect")
+            def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")  # web and worker processes share the file
+                cur.execute("PRAGMA busy_timeout=30000")
+                cur.execute("PRAGMA synchronous=NORMAL")
+                cur.close()
+        return cls(engine)
+
+    async def create_schema(self) -> None:
+        async with self.engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    # ------------------------------------------------------------ conversations
+    async def load_state(self, key: str) -> ConversationState | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(conversations.c.state).where(conversations.c.key == key))).first()
+        return ConversationState.model_validate(row[0]) if row else None
+
+    async def save_state(self, key: str, channel: str, state: ConversationState) -> None:
+        now = utcnow()
+        data = state.model_dump(mode="json")
+        async with self.engine.begin() as conn:
+            done = await conn.execute(update(conversations).where(conversations.c.key == key)
+                                      .values(state=data, updated_at=now))
+            if done.rowcount == 0:
+                await conn.execute(insert(conversations).values(key=key, channel=channel, state=data,
+                                                                created_at=now, updated_at=now))
+
+    async def add_message(self, key: str, role: str, text: str, author: str | None = None) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(insert(messages).values(conversation_key=key, role=role, author=author,
+                                                       text=text, created_at=utcnow()))
+
+    async def transcript(self, key: str, limit: int = 50) -> list[tuple[str, str | None, str]]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(messages.c.role, messages.c.author, messages.c.text)
+                                       .where(messages.c.conversation_key == key)
+                                       .order_by(messages.c.id.desc()).limit(limit))).all()
+        return [(r[0], r[1], r[2]) for r in reversed(rows)]
+
+    # ------------------------------------------------------------ cases
+    async def insert_case(self, *, conversation_key: str, reason: str, channel: str, origin: dict[str, Any],
+                          question: str, facts: dict[str, Any], decision: dict[str, Any]) -> CaseRecord:
+        now = utcnow()
+        async with self.engine.begin() as conn:
+            result = await conn.execute(insert(cases).values(
+                conversation_key=conversation_key, status="open", reason=reason, channel=channel, origin=origin,
+                question=question, facts=facts, decision=decision, created_at=now, updated_at=now,
+            ).returning(cases.c.id))
+            case_id = int(result.scalar_one())
+            await conn.execute(insert(case_events).values(case_id=case_id, kind="opened", author="bot",
+                                                          text=question, created_at=now))
+        case = await self.get_case(case_id)
+        assert case is not None
+        return case
+
+    async def get_case(self, case_id: int) -> CaseRecord | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(cases).where(cases.c.id == case_id))).mappings().first()
+            if row is None:
+                return None
+            evs = (await conn.execute(select(case_events).where(case_events.c.case_id == case_id)
+                                      .order_by(case_events.c.id))).mappings().all()
+        return _case(row, evs)
+
+    async def list_cases(self, status: str | None = None) -> list[CaseRecord]:
+        query = select(cases).order_by(cases.c.id)
+        if status:
+            query = query.where(cases.c.status == status)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [_case(r, []) for r in rows]
+
+    async def find_case_by_staff_thread(self, channel: str, ts: str) -> CaseRecord | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(cases.c.id).where(and_(cases.c.staff_slack_channel == channel,
+                                                                    cases.c.staff_slack_ts == ts)))).first()
+        return await self.get_case(int(row[0])) if row else None
+
+    async def update_case(self, case_id: int, **values: Any) -> None:
+        values["updated_at"] = utcnow()
+        async with self.engine.begin() as conn:
+            await conn.execute(update(cases).where(cases.c.id == case_id).values(**values))
+
+    async def transition_case(self, case_id: int, allowed_from: Sequence[str], **values: Any) -> bool:
+        """Change a case only if it is still in one of `allowed_from` (no lost updates)."""
+        values["updated_at"] = utcnow()
+        async with self.engine.begin() as conn:
+            done = await conn.execute(update(cases).where(and_(cases.c.id == case_id, cases.c.status.in_(allowed_from)))
+                                      .values(**values))
+        return done.rowcount == 1
+
+    async def add_case_event(self, case_id: int, kind: str, author: str | None, text: str | None) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(insert(case_events).values(case_id=case_id, kind=kind, author=author, text=text,
+                                                          created_at=utcnow()))
+
+    # ------------------------------------------------------------ Slack event dedupe
+    async def claim_event(self, event_id: str, source: str = "slack") -> bool:
+        """True exactly once per event id, across processes and restarts."""
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(insert(processed_events).values(event_id=event_id, source=source, created_at=utcnow()))
+            return True
+        except IntegrityError:
+            return False
+
+    # ------------------------------------------------------------ inbox
+    async def inbox_put(self, source: str, external_id: str, payload: bytes, meta: dict[str, Any]) -> int | None:
+        """Store an inbound item durably; None when it was already stored (a retry)."""
+        try:
+            async with self.engine.begin() as conn:
+                result = await conn.execute(insert(inbox).values(
+                    source=source, external_id=external_id, payload=payload, meta=meta, status="pending",
+                    attempts=0, created_at=utcnow()).returning(inbox.c.id))
+                return int(result.scalar_one())
+        except IntegrityError:
+            return None
+
+    async def inbox_claim(self, source: str, lease_seconds: int, limit: int = 10) -> list[InboxItem]:
+        now = utcnow()
+        claimable = and_(inbox.c.source == source, or_(
+            inbox.c.status == "pending", and_(inbox.c.status == "leased", inbox.c.lease_until < now)))
+        rows = await self._claim(inbox, claimable, inbox.c.id, lease_seconds, limit)
+        return [InboxItem(id=r["id"], source=r["source"], external_id=r["external_id"], payload=r["payload"],
+                          meta=r["meta"], attempts=r["attempts"]) for r in rows]
+
+    async def inbox_finish(self, item_id: int, status: str, error: str | None = None) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(update(inbox).where(and_(inbox.c.id == item_id, inbox.c.lease_owner == self.owner))
+                               .values(status=status, last_error=error, processed_at=utcnow(), lease_until=None))
+
+    async def inbox_release(self, item_id: int, error: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(update(inbox).where(inbox.c.id == item_id)
+                               .values(status="pending", last_error=error, lease_until=None))
+
+    async def inbox_counts(self) -> dict[str, int]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(inbox.c.status, func.count()).group_by(inbox.c.status))).all()
+        return {r[0]: int(r[1]) for r in rows}
+
+    # ------------------------------------------------------------ outbox
+    async def outbox_put(self, channel: str, kind: str, payload: dict[str, Any], dedupe_key: str,
+                         recipient: str | None = None) -> int | None:
+        try:
+            async with self.engine.begin() as conn:
+                result = await conn.execute(insert(outbox).values(
+                    channel=channel, kind=kind, recipient=recipient, payload=payload, dedupe_key=dedupe_key,
+                    status="pending", attempts=0, next_attempt_at=utcnow(), created_at=utcnow()).returning(outbox.c.id))
+                return int(result.scalar_one())
+        except IntegrityError:
+            return None
+
+    async def outbox_claim(self, channel: str, lease_seconds: int, limit: int = 10) -> list[OutboxItem]:
+        now = utcnow()
+        claimable = and_(outbox.c.channel == channel, or_(
+            and_(outbox.c.status == "pending", outbox.c.next_attempt_at <= now),
+            and_(outbox.c.status == "leased", outbox.c.lease_until < now)))
+        rows = await self._claim(outbox, claimable, outbox.c.next_attempt_at, lease_seconds, limit)
+        return [_outbox(r) for r in rows]
+
+    async def outbox_sent(self, item_id: int, result: dict[str, Any] | None = None) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(update(outbox).where(outbox.c.id == item_id)
+                               .values(status="sent", sent_at=utcnow(), result=result, lease_until=None, last_error=None))
+
+    async def outbox_retry(self, item_id: int, at: dt.datetime, error: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(update(outbox).where(outbox.c.id == item_id)
+                               .values(status="pending", next_attempt_at=at, last_error=error, lease_until=None))
+
+    async def outbox_failed(self, item_id: int, error: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(update(outbox).where(outbox.c.id == item_id)
+                               .values(status="failed", last_error=error, lease_until=None))
+
+    async def outbox_list(self, status: str | None = None, channel: str | None = None) -> list[OutboxItem]:
+        query = select(outbox).order_by(outbox.c.id)
+        if status:
+            query = query.where(outbox.c.status == status)
+        if channel:
+            query = query.where(outbox.c.channel == channel)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [_outbox(r) for r in rows]
+
+    async def outbox_get(self, item_id: int) -> OutboxItem | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(outbox).where(outbox.c.id == item_id))).mappings().first()
+        return _outbox(row) if row else None
+
+    async def replies_since(self, recipient: str, since: dt.datetime, kind: str = "reply") -> int:
+        async with self.engine.connect() as conn:
+            n = (await conn.execute(select(func.count()).select_from(outbox).where(and_(
+                outbox.c.recipient == recipient.lower(), outbox.c.kind == kind, outbox.c.created_at >= since)))).scalar_one()
+        return int(n)
+
+    # ------------------------------------------------------------ email threads
+    async def link_message_id(self, message_id: str, conversation_key: str, case_id: int | None = None) -> None:
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(insert(email_threads).values(message_id=message_id, conversation_key=conversation_key,
+                                                                case_id=case_id, created_at=utcnow()))
+        except IntegrityError:
+            pass
+
+    async def thread_for(self, message_ids: Sequence[str]) -> tuple[str, int | None] | None:
+        if not message_ids:
+            return None
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(email_threads.c.message_id, email_threads.c.conversation_key,
+                                              email_threads.c.case_id)
+                                       .where(email_threads.c.message_id.in_(list(message_ids))))).all()
+        if not rows:
+            return None
+        by_id = {r[0]: (r[1], r[2]) for r in rows}
+        for mid in reversed(list(message_ids)):  # the newest reference wins
+            if mid in by_id:
+                key, case_id = by_id[mid]
+                return key, (int(case_id) if case_id is not None else None)
+        return None
+
+    # ------------------------------------------------------------ shared claim
+    async def _claim(self, table: Table, claimable: Any, order: Any, lease_seconds: int, limit: int) -> list[Any]:
+        now = utcnow()
+        lease_until = now + dt.timedelta(seconds=lease_seconds)
+        async with self.engine.begin() as conn:
+            query = select(table.c.id).where(claimable).order_by(order).limit(limit)
+            if self.is_postgres:
+                query = query.with_for_update(skip_locked=True)
+            ids = [r[0] for r in (await conn.execute(query)).all()]
+            if not ids:
+                return []
+            # The WHERE re-check makes the claim safe on SQLite too: a row another process
+            # leased in between is simply not updated, and not returned.
+            await conn.execute(update(table).where(and_(table.c.id.in_(ids), claimable))
+                               .values(status="leased", lease_until=lease_until, lease_owner=self.owner,
+                                       attempts=table.c.attempts + 1))
+            rows = (await conn.execute(select(table).where(and_(table.c.id.in_(ids), table.c.lease_owner == self.owner,
+                                                                table.c.lease_until == lease_until)))).mappings().all()
+        return list(rows)
+
+
+def _case(row: Any, evs: Sequence[Any]) -> CaseRecord:
+    return CaseRecord(
+        number=row["id"], conversation_key=row["conversation_key"], status=row["status"], reason=row["reason"],
+        channel=row["channel"], origin=row["origin"], question=row["question"], facts=row["facts"],
+        decision=row["decision"], claimed_by=row["claimed_by"], claimed_at=_aware(row["claimed_at"]),
+        resolved_at=_aware(row["resolved_at"]), staff_slack_channel=row["staff_slack_channel"],
+        staff_slack_ts=row["staff_slack_ts"], staff_email_message_id=row["staff_email_message_id"],
+        created_at=_aware(row["created_at"]), updated_at=_aware(row["updated_at"]),
+        events=[CaseEvent(kind=e["kind"], author=e["author"], text=e["text"], created_at=_aware(e["created_at"]))
+                for e in evs],
+    )
+
+
+def _outbox(r: Any) -> OutboxItem:
+    payload = r["payload"]
+    if isinstance(payload, str):
+        payload = json.loads(payload)
+    return OutboxItem(id=r["id"], channel=r["channel"], kind=r["kind"], recipient=r["recipient"], payload=payload,
+                      dedupe_key=r["dedupe_key"], status=r["status"], attempts=r["attempts"],
+                      next_attempt_at=_aware(r["next_attempt_at"]), last_error=r["last_error"],
+                      created_at=_aware(r["created_at"]), sent_at=_aware(r["sent_at"]))

@@ -1,0 +1,230 @@
+"""Text -> intent + facts. Deterministic: weighted patterns, no network model.
+
+Each intent has cue patterns with weights; the highest total wins, ties broken by a fixed
+priority. A message with no cue at all gets intent None, and the dialogue decides whether
+it continues the current topic (a bare "Fall 2025") or is unclear (then it asks)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from pydantic import BaseModel, Field
+
+from qopi_bot.extraction import Extraction, Problem, extract
+from qopi_bot.models import Facts, Intent, MissingFact
+from qopi_bot.normalize import normalize
+
+_W = list[tuple[float, re.Pattern[str]]]
+
+
+def _cues(*pairs: tuple[float, str]) -> _W:
+    return [(w, re.compile(p)) for w, p in pairs]
+
+
+_PERSON = r"(a |an |some |real |actual |live )?(person|human|someone|somebody|staff( member)?|representative|rep|agent|team member|coordinator|real person|human being)"
+
+CUES: dict[Intent, _W] = {
+    Intent.HUMAN: _cues(
+        (6, rf"\b(talk|speak|chat)\s+(to|with)\s+{_PERSON}\b"),
+        (6, rf"\b(connect|transfer|put)\s+(me|us)\s+(through\s+)?(to|with)\s+{_PERSON}"),
+        (5, r"\b(real|actual|live) (person|human)\b|\bhuman (please|pls)\b|\b(a|an actual) human\b"),
+        (5, r"\b(can|could|would|please have)\s+(someone|somebody|a person|staff|your team|the team)\s+(\w+\s+){0,2}(call|contact|email|reach out to|get back to|phone)\s+(me|us)"),
+        (4, r"\b(call|phone|ring)\s+(me|us)\b(?! ?\w* (if|when))|\bescalate\b|\bneed (a|to talk to a) (person|human)|\brepresentative\b"),
+        (3, rf"\b(want|need|like|prefer)\s+(to\s+)?(talk|speak)\s+(to|with)\b|\bnot a (bot|robot)\b|\bare you (a )?(bot|human|robot)"),
+    ),
+    Intent.SUBSET: _cues(
+        (6, r"\bsubset\b"),
+        (6, r"\b(only|just|solely)\s+(want\s+to\s+|wish\s+to\s+|like\s+to\s+|plan\s+to\s+|hoping\s+to\s+)?(certify|certified|certification for|get certified|apply for)\s+(\w+\s+){0,4}(site|location|office|clinic|campus|program|department|division|part|portion|center|unit)"),
+        (6, r"\b(certify|certified|certification for|apply for)\s+(only|just)\s+(one|our|the|a|some|part|two|three|a few)\b"),
+        (5, r"\b(without|excluding|but not|not) (the rest of|the whole|our whole|the entire|our entire|all of) (the |our )?(practice|group|organization|network|system)\b"),
+        (5, r"\b(part|portion|some|one|two|a few|certain) of (our|the) (practice|sites|locations|clinics|offices|group)\b.{0,40}\b(certif|apply)"),
+        (4, r"\b(certif\w*|apply)\b.{0,60}\b(part|portion|piece) of (our|the) (practice|group|organization)\b"),
+        (4, r"\b(\w+ )?(program|department|clinic|site|location|division|service line) (alone|by itself|on its own|separately)\b.{0,40}\b(certif|apply)|\b(certif\w*|apply)\b.{0,60}\b(alone|by itself|on its own)\b"),
+        (4, r"\b(leave|leaving|exclude|excluding|carve|carving|drop|dropping) (out )?(one|a|some|two|our|the)\s+(\w+\s+)?(site|location|office|clinic|campus)s?\b(?!.{0,30}\bcharts?\b)"),
+        (3, r"\bnot the whole practice\b|\bonly (one|some|two|three|a few|a couple) of (our )?(sites|locations|clinics|offices)\b"),
+    ),
+    Intent.EXCEPTION: _cues(
+        (6, r"\bexceptions?\b|\bwaiver\b|\bwaive\b|\bexempt(ion)?\b"),
+        (4, r"\bspecial (circumstance|case|situation|consideration)s?\b|\bunusual (circumstance|situation)s?\b|\bmake an allowance\b"),
+    ),
+    Intent.MULTI_SITE: _cues(
+        (4, r"\b(\d+|two|three|four|five|six|seven|eight|nine|ten|several|multiple|many|different|all|each|every|other|our)\s+(\w+\s+)?(office\s+)?(sites|locations|offices|clinics|campuses|satellites)\b"),
+        (4, r"\b(apply|certif\w*|count)\s+(\w+\s+){0,3}(separately|as one|together|as a single|as separate|as one entity|individually)\b|\bone entity\b|\bseparate entit(y|ies)\b"),
+        (5, r"\bfunctionally integrated\b|\bintegrat\w*\b"),
+        (4, r"\baffiliat\w*\b|\bloose(ly)?\b|\btax id\b|\b(common|shared|same) (emr|ehr)\b|\bnetwork of\b"),
+        (3, r"\bsame polic(y|ies)\b|\bown polic(y|ies)\b|\bpolicies and procedures\b"),
+        (3, r"\b(site|location|office|clinic)s?\b.{0,40}\b(individually|separately|each)\b|\bwhole practice\b|\bwho (can|should) apply\b|\bhow (do|should) we apply\b"),
+    ),
+    Intent.VALIDITY: _cues(
+        (5, r"\b(still )?valid\b|\bvalidity\b|\bexpir\w*\b|\bgood (for|until|till)\b|\buntil when\b|\bstill (good|count|usable|current)\b"),
+        (4, r"\bhow long\b.{0,40}\b(score|result)s?\b|\b(score|result)s?\b.{0,40}\bhow long\b|\b(last|final) day\b|\bdeadline\b|\buse (our|the|that|this) (score|result)s?\b"),
+        (3, r"\bwhen (does|do|will)\s+(our|the|that|this|a)\s+(\w+\s+)?(score|result)s?\s+(run out|lapse|end|stop)|\btoo late\b|\bstill (apply|use)\b|\bcarry over\b|\bhow much time\b"),
+    ),
+    Intent.ELIGIBILITY: _cues(
+        (6, r"\beligib\w*\b|\bineligible\b|\bqualif(y|ied|ies)\b"),
+        (4, r"\b(can|could|may|are) (we|i) (still )?(apply|qualify|go ahead|be certified|get certified|submit)\b|\bgood to (apply|go)\b|\b(allowed|able) to apply\b"),
+        (4, r"\b(enough|sufficient|good enough|high enough)\b|\bdo we pass\b|\bdid we pass\b|\bdo we (make|meet) (it|the (cut|bar|threshold))\b|\bwill that (work|do)\b|\bdoes (that|this) (count|work|pass)\b"),
+        (2, r"\bwhere do we stand\b|\bcan we (get|become) (qopi )?certified\b|\bam i (ok|okay)\b|\bare we (ok|okay|good|set)\b"),
+    ),
+    Intent.SCORE_THRESHOLD: _cues(
+        (5, r"\bwhat (score|percentage|percent|quality score|oqs)\b.{0,40}\b(need|required|have to|must|get|achieve|pass)\b|\bthreshold\b|\bcut ?off\b"),
+        (5, r"\bpassing (mark|score|grade|threshold|bar|rate|percentage)\b|\bminimum (score|percentage|oqs|quality score)\b|\bpass mark\b"),
+        (4, r"\bhow (high|much)\b.{0,30}\bscore\b|\bscore (do we|we) need\b|\b(need|required) to (score|get|pass)\b|\bwhat('s| is) the (required|minimum|passing) \w+"),
+    ),
+    Intent.APPLICATION: _cues(
+        (5, r"\bapplication\b|\bhow (do|can|should) (we|i) apply\b|\bwhen can (we|i) (apply|submit)\b"),
+        (3, r"\bapply for (qopi )?certification\b"),
+        (4, r"\bsubmit\w*\b|\bpay(ment|ing)?\b|\bfees?\b|\bcost\b|\bhow much\b|\bwhen (does|do|will) (the )?(\w+ )?round\b|\bnext round\b|\bround (dates?|schedule|calendar)\b"),
+        (1, r"\bapply\b|\bnext steps?\b|\bwhat (happens|do we do) next\b|\bprocess\b"),
+    ),
+    Intent.SAMPLING: _cues(
+        (5, r"\bsampl\w*\b"),
+        (4, r"\bhow many charts\b|\bchart (requirements?|targets?|numbers?|counts?)\b|\btarget (chart|number)s?\b|\bnumber of charts\b"),
+    ),
+    Intent.ATTESTATION: _cues(
+        (6, r"\battest\w*\b"),
+    ),
+    Intent.MODULES: _cues(
+        (5, r"\bmodules?\b"),
+        (2, r"\bwhich (disease|cancer) (sites|types)\b|\bbreast, lung\b"),
+    ),
+    Intent.MEASURES: _cues(
+        (5, r"\bmeasures?\b(?!\s+up)"),
+        (3, r"\bwhat (is|gets) (measured|scored)\b|\bhow is the score (calculated|computed)\b"),
+    ),
+    Intent.STANDARDS: _cues(
+        (5, r"\bstandards?\b"),
+        (3, r"\baffirm\w*\b|\bpolicies (we|do we) need\b"),
+    ),
+    Intent.CONTACT: _cues(
+        (5, r"\b(phone|telephone) (number|#)?\b|\bemail address\b|\bcontact (info|information|details|you|the team|qcp|someone|the (qopi|qcp|help))\b"),
+        (4, r"\bwho (do|should|can) (i|we) (email|call|contact|write to|reach)\b|\bhow (do|can) (i|we) (reach|contact|get in touch)\b|\bhelp ?desk\b|\b(email|call) (the )?(team|qcp)\b"),
+        (2, r"\bemail\b|\bphone\b|\bcontact\b|\bnumber for\b"),
+    ),
+    Intent.GREETING: _cues(
+        (3, r"^(hi|hello|hey|hiya|howdy|good (morning|afternoon|evening)|greetings|yo)\b"),
+        (3, r"^(thanks|thank you|thx|ty|cheers|much appreciated|great,? thanks|perfect,? thanks|ok thanks)\b"),
+        (2, r"\bwhat can you (do|help with)\b|\bhelp\b$|^help\b|\bwho are you\b|\bwhat are you\b"),
+    ),
+}
+
+# When two intents score the same, the more specific one wins.
+PRIORITY = [
+    Intent.HUMAN, Intent.SUBSET, Intent.EXCEPTION, Intent.ATTESTATION, Intent.VALIDITY,
+    Intent.ELIGIBILITY, Intent.SCORE_THRESHOLD, Intent.MULTI_SITE, Intent.SAMPLING,
+    Intent.APPLICATION, Intent.MODULES, Intent.MEASURES, Intent.STANDARDS, Intent.CONTACT,
+    Intent.GREETING,
+]
+
+_DOMAIN = re.compile(
+    r"\b(qopi|qcp|asco|certif\w*|oncolog\w*|hematolog\w*|chemo\w*|quality|score|round|pathway|chart|"
+    r"abstract\w*|practice|clinic|oncology|cancer|report|measures?|apply|eligib\w*)\b"
+)
+_YES = re.compile(r"^(yes|yeah|yep|yup|y|correct|right|that's right|that is right|true|sure|absolutely|indeed|affirmative|we do|we did|they do|they did|it is|it was|of course|definitely|all of them|all do|all sites do)\b")
+_NO = re.compile(r"^(no|nope|nah|n|not really|negative|we don't|we do not|we didn't|we did not|they don't|they do not|they didn't|it isn't|it wasn't|none|not yet|not all)\b")
+_ATTACHMENT = re.compile(r"\b(attached|attachment|enclosed|see (the )?(file|pdf|spreadsheet|document))\b")
+
+_YES_NO_FACT = {
+    MissingFact.PATHWAY: "pathway", MissingFact.SAMPLING: "sampling_followed",
+    MissingFact.CHARTS_POOL: "charts_pool_complete", MissingFact.REPORT: "report_received",
+    MissingFact.SAME_POLICIES: "same_policies",
+}
+
+
+class Understanding(BaseModel):
+    text: str  # normalized
+    intent: Intent | None  # None: no cue at all (a bare fact, or unclear)
+    scores: dict[str, float] = Field(default_factory=dict)
+    facts: Facts = Field(default_factory=Facts)
+    problems: list[Problem] = Field(default_factory=list)
+    threshold_question: bool = False
+    round_year_only: int | None = None
+    in_domain: bool = False
+    answered_pending: bool = False  # the message answers the question the bot asked
+    mentions_attachment: bool = False
+    unpublished_topic: str | None = None
+    asks_round_dates: bool = False
+
+    @property
+    def confident(self) -> bool:
+        return self.intent is not None and max(self.scores.values(), default=0) >= 3
+
+
+def classify(text: str) -> dict[Intent, float]:
+    scores: dict[Intent, float] = {}
+    for intent, cues in CUES.items():
+        total = sum(weight for weight, pattern in cues if pattern.search(text))
+        if total:
+            scores[intent] = total
+    return scores
+
+
+def _pick(scores: dict[Intent, float], ex: Extraction) -> Intent | None:
+    if not scores:
+        return None
+    # Facts sharpen the choice: a score or a failing fact turns a generic question into "are we eligible?".
+    has_case_facts = ex.facts.score is not None or any(
+        v is False for v in (ex.facts.pathway, ex.facts.sampling_followed, ex.facts.participated_round))
+    if has_case_facts and not ex.threshold_question and (
+            Intent.ELIGIBILITY in scores or Intent.SCORE_THRESHOLD in scores or Intent.APPLICATION in scores):
+        scores[Intent.ELIGIBILITY] = scores.get(Intent.ELIGIBILITY, 0) + 3
+    if ex.facts.charts_pool_complete is False and Intent.SUBSET in scores and scores[Intent.SUBSET] < 6:
+        del scores[Intent.SUBSET]  # "charts from the satellite clinic were excluded" is not a subset request
+    if (ex.facts.site_count or 0) > 1 and Intent.APPLICATION in scores and not has_case_facts:
+        scores[Intent.MULTI_SITE] = scores.get(Intent.MULTI_SITE, 0) + 4  # "we have 3 locations, how do we apply?"
+    if ex.facts.score is not None and Intent.GREETING in scores:
+        del scores[Intent.GREETING]
+    if not scores:
+        return None
+    best = max(scores.values())
+    return next(i for i in PRIORITY if scores.get(i) == best)
+
+
+def _answer_to_pending(text: str, pending: MissingFact | None, ex: Extraction, today: dt.date) -> bool:
+    """Read a bare reply ("yes", "Fall 2025", "78%") as the answer to what the bot asked."""
+    if pending is None:
+        return False
+    if pending is MissingFact.SCORE:
+        return ex.facts.score is not None or any(p.kind in ("impossible_score", "ambiguous_score") for p in ex.problems)
+    if pending is MissingFact.ROUND:
+        return ex.facts.completed_round is not None or any(p.kind == "future_round" for p in ex.problems)
+    field = _YES_NO_FACT.get(pending)
+    if field is None:
+        return False
+    if getattr(ex.facts, field) is not None:
+        return True
+    if _YES.search(text):
+        setattr(ex.facts, field, True)
+        return True
+    if _NO.search(text):
+        setattr(ex.facts, field, False)
+        return True
+    return False
+
+
+def _unpublished(text: str, topics: list[tuple[str, list[str]]]) -> str | None:
+    for topic_id, keywords in topics:
+        if any(re.search(rf"\b{re.escape(k)}", text) for k in keywords):
+            return topic_id
+    return None
+
+
+def understand(raw: str, today: dt.date, pending: MissingFact | None = None,
+               unpublished: list[tuple[str, list[str]]] | None = None) -> Understanding:
+    text = normalize(raw)
+    ex = extract(text, today, expecting_score=pending is MissingFact.SCORE)
+    answered_pending = _answer_to_pending(text, pending, ex, today)
+    scores = classify(text)
+    intent = _pick(scores, ex)
+    # A bare reply to the bot's question carries no intent of its own, even if it says "yes".
+    if answered_pending and intent in (Intent.GREETING, None) or (answered_pending and max(scores.values(), default=0) < 4):
+        intent = None
+    return Understanding(
+        text=text, intent=intent, scores={i.value: s for i, s in scores.items()}, facts=ex.facts,
+        problems=ex.problems, threshold_question=ex.threshold_question, round_year_only=ex.round_year_only,
+        in_domain=bool(_DOMAIN.search(text)) or bool(scores), answered_pending=answered_pending,
+        mentions_attachment=bool(_ATTACHMENT.search(text)),
+        unpublished_topic=_unpublished(text, unpublished or []),
+        asks_round_dates=bool(re.search(r"\bwhen (does|do|will|is)\b.{0,30}\bround\b.{0,20}\b(open|close|start|end|due)|\bnext round\b|\bround (dates?|schedule|calendar|deadlines?)\b|\bwhen is the (next )?(\w+ )?(round|deadline)\b", text)),
+    )
