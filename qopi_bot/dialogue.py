@@ -86,7 +86,10 @@ def plan(state: ConversationState, text: str, today: dt.date, kb: Knowledge) -> 
     phi = looks_like_phi(text)
     intent = u.intent
     kind: Kind = "decision"
-    if intent is None:
+    if state.case_id and state.case_open and not u.asks and not u.answered_pending and intent not in (Intent.HUMAN, Intent.SUBSET, Intent.EXCEPTION):
+        # More details for staff ("we're Harbor Oncology, 3 sites"): they go onto the case.
+        intent, kind = state.topic or Intent.HUMAN, "case_followup"
+    elif intent is None:
         carried = state.topic if state.topic not in (None, Intent.GREETING, Intent.OUT_OF_SCOPE) else None
         if u.answered_pending or _facts_given(u.facts) or u.problems:
             intent = carried or _intent_from_facts(u.facts) or Intent.ELIGIBILITY
@@ -105,9 +108,11 @@ def plan(state: ConversationState, text: str, today: dt.date, kb: Knowledge) -> 
         intent, kind = Intent.APPLICATION, "unpublished"
 
     new_state.facts = state.facts.merged_with(u.facts)
-    if u.facts.wants_subset is None and intent is Intent.SUBSET:
+    # A subset or exception request counts whatever else the message asks (contract order:
+    # it outranks everything but a failed requirement).
+    if intent is Intent.SUBSET or u.scores.get(Intent.SUBSET.value, 0) >= 4:
         new_state.facts.wants_subset = True
-    if intent is Intent.EXCEPTION:
+    if intent is Intent.EXCEPTION or u.scores.get(Intent.EXCEPTION.value, 0) >= 4:
         new_state.facts.wants_exception = True
 
     base = Plan(kind=kind, intent=intent, today=today, understanding=u, state=new_state,

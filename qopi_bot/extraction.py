@@ -31,25 +31,25 @@ class Extraction(BaseModel):
 # ---------------------------------------------------------------- scores
 _PCT = r"(?:\s?%|\s?percent\b|\s?per cent\b|\s?pct\b)"
 _NUM = r"-?\d{1,4}(?:[.,]\d+)?"
+# A bare number (no % sign) is a score only next to a word that says so.
 _SCORE_CONTEXT = re.compile(
-    r"\b(scor\w*|oqs|quality score|overall quality|got|get|received|achieved|earned|reached|"
-    r"came in at|came out at|ended (?:up )?(?:with|at)|finished (?:with|at)|with|was|were|at|of|is|"
-    r"pathway|measures|result\w*|performance|aggregate|rate)\b"
+    r"\b(scor\w*|oqs|quality score|overall quality|got|received|achieved|earned|reached|hit|land(?:ed)? at|"
+    r"came in at|came out at|ended (?:up )?(?:with|at)|finished (?:with|at)|result\w*|aggregate)\b"
 )
 _OWNED = re.compile(
     r"\b(we|our|us|i|my|we've|we're|we'd|ours|practice|clinic|got|scored|received|achieved|earned|"
-    r"reached|came in|ended|finished)\b"
+    r"reached|came in|ended|finished|oqs|score (?:of|was|is|were)|score ?[:=])(?:\W|$)"
 )
 _THRESHOLD_WORDS = re.compile(r"\b(passing|pass mark|threshold|cut ?off|minimum|required|requirement|bar|benchmark)\b")
-_ENOUGH_AFTER = re.compile(r"^\s*(?:on [\w\s]{0,30})?(?:enough|sufficient|good enough|high enough|passing|a pass\b|pass\b|ok\b|okay\b)")
+_ENOUGH_AFTER = re.compile(r"^\s*(?:on [\w\s]{0,30})?(?:enough|sufficient|good enough|high enough|passing|a pass\b|pass\b|ok\b|okay\b|count|qualify|make it|make the cut)")
 _NOT_SCORE_AFTER = re.compile(
     r"^\s*(?:%\s*)?(?:of (?:our |the )?(?:charts?|patients?|cases?|records?|staff|physicians?|oncologists?|sites?))|"
-    r"^\s*(?:sites?|locations?|offices?|clinics?|charts?|patients?|oncologists?|physicians?|doctors?|measures?|"
+    r"^\s*-?\s*(?:sites?|locations?|offices?|clinics?|charts?|patients?|oncologists?|physicians?|doctors?|measures?|"
     r"modules?|standards?|days?|weeks?|months?|years?|am|pm|minutes?)\b"
 )
 
 
-def _candidate_scores(text: str) -> list[tuple[Decimal, int, int, bool]]:
+def _candidate_scores(text: str, expecting_score: bool = False) -> list[tuple[Decimal, int, int, bool]]:
     """(value in percent, start, end, had_percent_sign) for every number that may be a score."""
     out: list[tuple[Decimal, int, int, bool]] = []
     for m in re.finditer(rf"(?<![\w.$/:-])({_NUM})({_PCT})?(?![\w/:]|\.\d)", text):
@@ -65,7 +65,10 @@ def _candidate_scores(text: str) -> list[tuple[Decimal, int, int, bool]]:
             continue  # a year
         if not pct and re.search(r"(spring|fall|autumn|round|qcp-|core|measure|module|standard)\s*['#]?$", before):
             continue
-        if not pct and not _SCORE_CONTEXT.search(before[-25:]) and not re.match(r"^\s*(on|for) the (certification )?(pathway|measures)", after):
+        labelled = _SCORE_CONTEXT.search(before[-45:]) or re.match(r"^\s*(on|for) the (certification )?(pathway|measures)", after)
+        # A bare number replying to "what was your score?" needs no label.
+        bare_reply = expecting_score and not text[:m.start()].strip(" ,.:;-")
+        if not pct and not labelled and not bare_reply:
             continue
         if not pct and "." in raw.replace(",", ".") and Decimal(0) <= value <= Decimal(1):
             value = value * 100  # "OQS 0.81": a proportion
@@ -84,7 +87,7 @@ def _candidate_scores(text: str) -> list[tuple[Decimal, int, int, bool]]:
 
 def _extract_score(text: str, expecting_score: bool, ex: Extraction) -> None:
     owned_scores: list[Decimal] = []
-    for value, start, end, pct in _candidate_scores(text):
+    for value, start, end, pct in _candidate_scores(text, expecting_score):
         before = text[max(0, start - 60):start]
         after = text[end:end + 40]
         owned = bool(_OWNED.search(before)) or bool(_ENOUGH_AFTER.match(after)) or expecting_score
@@ -193,6 +196,9 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
         rf"\b(missed|didn't hit|did not hit|short of) (the )?(target|chart target|chart numbers|chart requirement)")),
     ("sampling_followed", True, re.compile(
         r"\b(followed|follow|used|met|meet|hit|complied with)\s+(\w+\s+){0,3}(sampling|target chart|chart target|chart requirement)")),
+    ("charts_pool_complete", True, re.compile(
+        r"\bno (\w+\s+){0,2}charts? (were|was) (excluded|left out|omitted|dropped)|\bnothing (was )?(excluded|left out)|"
+        r"\b(didn't|did not|never) (exclude|leave out|omit)|\bwithout exclud\w*|\bnone of (our|the) (\w+\s+)?(charts|oncologists|physicians) (were|was) (excluded|left out)")),
     ("charts_pool_complete", False, re.compile(
         rf"\b(exclud\w*|left out|leave out|omit\w*|weren't in|were not in|not in the (sampling )?pool|not included|didn't include|did not include|"
         rf"not part of the (sampling )?pool|dropped|removed)\b.{{0,80}}\b(pool|sampl\w*|charts?)|"
@@ -200,6 +206,8 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
         rf"\bnot all (of )?(our )?(oncologists|physicians|doctors|providers|charts|sites|locations)\b.{{0,60}}\b(pool|sampl\w*|includ\w*)")),
     ("charts_pool_complete", True, re.compile(
         r"\ball (of )?(our |the )?(charts|oncologists|physicians|providers)\b.{0,60}\b(were |was )?(included|in the (sampling )?pool)")),
+    ("report_received", True, re.compile(
+        r"\b(not|no longer|n't)\s+(\w+\s+)?(waiting|awaiting)\b|\breport\s+(came|arrived|was released|is in)\b|\bit came in\b")),
     ("report_received", False, re.compile(
         rf"\b{_NEG}\s+(\w+\s+){{0,3}}(receiv\w*|got|gotten|get|seen)\s+(\w+\s+){{0,3}}(final\s+)?(\w+\s+)?report|"
         r"\b(still |currently )?(waiting|awaiting|wait)\s+(on|for)?\s*(\w+\s+){0,3}report|"
@@ -212,11 +220,14 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
         rf"\bown (set of )?(policies|procedures|protocols)\b|\b(different|separate|independent|varying|distinct) (\w+\s+){{0,2}}(policies|procedures|protocols)|"
         rf"\bloose(ly)?\s+(\w+\s+)?affiliat|\bloose (affiliation|network|group|federation|confederation|collection)\b|"
         rf"\b{_NEG}\s+(\w+\s+){{0,3}}(the same|same|shared|common|identical)\s+(\w+\s+){{0,1}}(policies|procedures)|"
-        rf"\bpolicies (and procedures )?(differ|vary|are different|aren't the same|are not the same)")),
+        rf"\bpolicies (and procedures )?(differ|vary|are different|aren't the same|are not the same)|"
+        rf"\bnot (all|every) (of )?(our |the )?(sites?|offices?|locations?|clinics?)\s+(\w+\s+){{0,2}}(follow|use|share|have|operate under|run under)\s+the same")),
     ("same_policies", True, re.compile(
         r"\b(same|shared|common|identical|single|one set of|unified|uniform|standardi[sz]ed|centrali[sz]ed)\s+(\w+\s+){0,2}(policies|procedures|protocols|p&ps?|p & p)|"
         r"\b(policies|procedures)\s+(\w+\s+){0,3}(are |is )?(the same|shared|identical|uniform|standardi[sz]ed)\b|"
-        r"\b(policies|procedures)\s+(apply|applied)\s+(across|at|to)\s+all\b|\b(we are|we're|are all|sites are|locations are|they are|they're)\s+(\w+\s+)?functionally integrated\b")),
+        r"\b(policies|procedures)\s+(apply|applied)\s+(across|at|to)\s+all\b|"
+        r"\b(policies|procedures) (are |is )?(all )?(set|managed|written|maintained|decided|made|run|controlled) (centrally|by (one|a single|our central))|"
+        r"\bcentral(ly)? (set|managed|written) (policies|procedures)|\b(we are|we're|are all|sites are|locations are|they are|they're)\s+(\w+\s+)?functionally integrated\b")),
     ("participated_round", False, re.compile(
         rf"\b{_NEG}\s+(\w+\s+){{0,3}}(participat\w*|taken part|take part|joined|join|done|did)\s+(\w+\s+){{0,3}}(qopi\s+)?(collection\s+)?round|"
         r"\bnever (participated|taken part|done a round)")),

@@ -28,6 +28,16 @@ def _data_dir() -> Path:
     return Path(str(importlib.resources.files("qopi_bot_knowledge")))
 
 
+class _PlainLoader(yaml.SafeLoader):
+    """Leaves dates as text, so pydantic reports an impossible date with its round and key."""
+
+
+_PlainLoader.yaml_implicit_resolvers = {
+    ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def _read_yaml(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
@@ -36,7 +46,7 @@ def _read_yaml(path: Path) -> Any:
     except OSError as exc:
         raise KnowledgeError(f"{path}: cannot read ({exc.strerror})") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_PlainLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" line {where.line + 1}" if where is not None else ""

@@ -27,6 +27,7 @@ _PERSON = r"(a |an |some |real |actual |live )?(person|human|someone|somebody|st
 CUES: dict[Intent, _W] = {
     Intent.HUMAN: _cues(
         (6, rf"\b(talk|speak|chat)\s+(to|with)\s+{_PERSON}\b"),
+        (6, r"\b(can|could|would|will|please have)\s+(a |an |the |one of your |some )?(someone|somebody|person|staff( member)?|team member|human|representative|coordinator)\s+(\w+\s+){0,2}(call|contact|email|phone|reach out to|get back to|get in touch with)\s+(me|us)\b"),
         (6, rf"\b(connect|transfer|put)\s+(me|us)\s+(through\s+)?(to|with)\s+{_PERSON}"),
         (5, r"\b(real|actual|live) (person|human)\b|\bhuman (please|pls)\b|\b(a|an actual) human\b"),
         (5, r"\b(can|could|would|please have)\s+(someone|somebody|a person|staff|your team|the team)\s+(\w+\s+){0,2}(call|contact|email|reach out to|get back to|phone)\s+(me|us)"),
@@ -42,6 +43,8 @@ CUES: dict[Intent, _W] = {
         (4, r"\b(certif\w*|apply)\b.{0,60}\b(part|portion|piece) of (our|the) (practice|group|organization)\b"),
         (4, r"\b(\w+ )?(program|department|clinic|site|location|division|service line) (alone|by itself|on its own|separately)\b.{0,40}\b(certif|apply)|\b(certif\w*|apply)\b.{0,60}\b(alone|by itself|on its own)\b"),
         (4, r"\b(leave|leaving|exclude|excluding|carve|carving|drop|dropping) (out )?(one|a|some|two|our|the)\s+(\w+\s+)?(site|location|office|clinic|campus)s?\b(?!.{0,30}\bcharts?\b)"),
+        (5, r"\bonly (our|the|one|a) (\w+\s+){0,3}(site|location|office|clinic|campus|program|department)s? (\w+\s+){0,2}(certified|certify|to be certified)|\bget (only|just) "),
+        (5, r"\bnot the (other|rest of the) (\w+ )?(sites|locations|clinics|offices|campuses)\b"),
         (3, r"\bnot the whole practice\b|\bonly (one|some|two|three|a few|a couple) of (our )?(sites|locations|clinics|offices)\b"),
     ),
     Intent.EXCEPTION: _cues(
@@ -49,7 +52,9 @@ CUES: dict[Intent, _W] = {
         (4, r"\bspecial (circumstance|case|situation|consideration)s?\b|\bunusual (circumstance|situation)s?\b|\bmake an allowance\b"),
     ),
     Intent.MULTI_SITE: _cues(
-        (4, r"\b(\d+|two|three|four|five|six|seven|eight|nine|ten|several|multiple|many|different|all|each|every|other|our)\s+(\w+\s+)?(office\s+)?(sites|locations|offices|clinics|campuses|satellites)\b"),
+        (4, r"\b(\d+|two|three|four|five|six|seven|eight|nine|ten|several|multiple|many|different|all|each|every|other|our|a few|a couple of|some|both)\s+(\w+\s+)?(office\s+)?(sites|locations|offices|clinics|campuses|satellites)\b"),
+        (5, r"\bper (office )?(site|location|office|practice)\b|\bawarded to\b|\bindividual (sites|offices|locations|clinics)\b"),
+        (4, r"\b(one|a single|the same|separate|one combined|multiple) applications?\b"),
         (4, r"\b(apply|certif\w*|count)\s+(\w+\s+){0,3}(separately|as one|together|as a single|as separate|as one entity|individually)\b|\bone entity\b|\bseparate entit(y|ies)\b"),
         (5, r"\bfunctionally integrated\b|\bintegrat\w*\b"),
         (4, r"\baffiliat\w*\b|\bloose(ly)?\b|\btax id\b|\b(common|shared|same) (emr|ehr)\b|\bnetwork of\b"),
@@ -59,17 +64,20 @@ CUES: dict[Intent, _W] = {
     Intent.VALIDITY: _cues(
         (5, r"\b(still )?valid\b|\bvalidity\b|\bexpir\w*\b|\bgood (for|until|till)\b|\buntil when\b|\bstill (good|count|usable|current)\b"),
         (4, r"\bhow long\b.{0,40}\b(score|result)s?\b|\b(score|result)s?\b.{0,40}\bhow long\b|\b(last|final) day\b|\bdeadline\b|\buse (our|the|that|this) (score|result)s?\b"),
-        (3, r"\bwhen (does|do|will)\s+(our|the|that|this|a)\s+(\w+\s+)?(score|result)s?\s+(run out|lapse|end|stop)|\btoo late\b|\bstill (apply|use)\b|\bcarry over\b|\bhow much time\b"),
+        (3, r"\bwhen (does|do|will)\s+(our|the|that|this|a)\s+(\w+\s+)?(score|result)s?\s+(run out|lapse|end|stop)|\btoo late\b|\bstill (apply|use)\b|\bhow much time\b"),
+        (4, r"\b(roll|carry|carried|rolls) (over|forward)\b"),
     ),
     Intent.ELIGIBILITY: _cues(
         (6, r"\beligib\w*\b|\bineligible\b|\bqualif(y|ied|ies)\b"),
         (4, r"\b(can|could|may|are) (we|i) (still )?(apply|qualify|go ahead|be certified|get certified|submit)\b|\bgood to (apply|go)\b|\b(allowed|able) to apply\b"),
-        (4, r"\b(enough|sufficient|good enough|high enough)\b|\bdo we pass\b|\bdid we pass\b|\bdo we (make|meet) (it|the (cut|bar|threshold))\b|\bwill that (work|do)\b|\bdoes (that|this) (count|work|pass)\b"),
+        (4, r"\b(enough|sufficient|good enough|high enough)\b|\bdo we pass\b|\bdid we pass\b|\bdo we (make|meet) (it|the (cut|bar|threshold))\b|\bwill that do\b|\bdoes (that|this) (count|pass)\b"),
         (2, r"\bwhere do we stand\b|\bcan we (get|become) (qopi )?certified\b|\bam i (ok|okay)\b|\bare we (ok|okay|good|set)\b"),
     ),
     Intent.SCORE_THRESHOLD: _cues(
         (5, r"\bwhat (score|percentage|percent|quality score|oqs)\b.{0,40}\b(need|required|have to|must|get|achieve|pass)\b|\bthreshold\b|\bcut ?off\b"),
-        (5, r"\bpassing (mark|score|grade|threshold|bar|rate|percentage)\b|\bminimum (score|percentage|oqs|quality score)\b|\bpass mark\b"),
+        (5, r"\bpassing (mark|score|grade|threshold|bar|rate|percentage)\b|\bminimum (overall )?(quality )?(score|percentage|oqs)\b|\bpass mark\b"),
+        (4, r"\bround(ed|s|ing)? (it )?up\b"),
+        (3, r"\b(count|counts|counted) as (a )?pass(ing)?\b|\bis (that|this|it) (a )?pass(ing)?\b"),
         (4, r"\bhow (high|much)\b.{0,30}\bscore\b|\bscore (do we|we) need\b|\b(need|required) to (score|get|pass)\b|\bwhat('s| is) the (required|minimum|passing) \w+"),
     ),
     Intent.APPLICATION: _cues(
@@ -79,11 +87,11 @@ CUES: dict[Intent, _W] = {
         (1, r"\bapply\b|\bnext steps?\b|\bwhat (happens|do we do) next\b|\bprocess\b"),
     ),
     Intent.SAMPLING: _cues(
-        (5, r"\bsampl\w*\b"),
+        (6, r"\bsampl\w*\b"),
         (4, r"\bhow many charts\b|\bchart (requirements?|targets?|numbers?|counts?)\b|\btarget (chart|number)s?\b|\bnumber of charts\b"),
     ),
     Intent.ATTESTATION: _cues(
-        (6, r"\battest\w*\b"),
+        (9, r"\battest\w*\b"),
     ),
     Intent.MODULES: _cues(
         (5, r"\bmodules?\b"),
@@ -117,10 +125,12 @@ PRIORITY = [
     Intent.GREETING,
 ]
 
+# Words that tie a message to the certification program (generic oncology words do not).
 _DOMAIN = re.compile(
-    r"\b(qopi|qcp|asco|certif\w*|oncolog\w*|hematolog\w*|chemo\w*|quality|score|round|pathway|chart|"
-    r"abstract\w*|practice|clinic|oncology|cancer|report|measures?|apply|eligib\w*)\b"
+    r"\b(qopi|qcp|asco|certif\w*|oqs|quality score|pathway|abstraction|eligib\w*|collection round|"
+    r"sampling|attestation)\b"
 )
+_QUESTION = re.compile(r"\?|^(can|could|is|are|do|does|did|what|when|how|who|which|why|should|may|will|would|where)\b")
 _YES = re.compile(r"^(yes|yeah|yep|yup|y|correct|right|that's right|that is right|true|sure|absolutely|indeed|affirmative|we do|we did|they do|they did|it is|it was|of course|definitely|all of them|all do|all sites do)\b")
 _NO = re.compile(r"^(no|nope|nah|n|not really|negative|we don't|we do not|we didn't|we did not|they don't|they do not|they didn't|it isn't|it wasn't|none|not yet|not all)\b")
 _ATTACHMENT = re.compile(r"\b(attached|attachment|enclosed|see (the )?(file|pdf|spreadsheet|document))\b")
@@ -141,6 +151,7 @@ class Understanding(BaseModel):
     threshold_question: bool = False
     round_year_only: int | None = None
     in_domain: bool = False
+    asks: bool = False  # the message asks something (a question mark or a question word first)
     answered_pending: bool = False  # the message answers the question the bot asked
     mentions_attachment: bool = False
     unpublished_topic: str | None = None
@@ -166,12 +177,25 @@ def _pick(scores: dict[Intent, float], ex: Extraction) -> Intent | None:
     # Facts sharpen the choice: a score or a failing fact turns a generic question into "are we eligible?".
     has_case_facts = ex.facts.score is not None or any(
         v is False for v in (ex.facts.pathway, ex.facts.sampling_followed, ex.facts.participated_round))
+    info_topics = (Intent.SAMPLING, Intent.ATTESTATION, Intent.MODULES, Intent.MEASURES, Intent.STANDARDS,
+                   Intent.APPLICATION, Intent.SCORE_THRESHOLD)
+    if has_case_facts and Intent.ELIGIBILITY in scores:
+        # "we followed sampling, scored 84%, are we eligible?": the facts describe the case,
+        # the question is eligibility.
+        top_info = max((scores[i] for i in info_topics if i in scores), default=0)
+        scores[Intent.ELIGIBILITY] = max(scores[Intent.ELIGIBILITY], top_info + 1)
     if has_case_facts and not ex.threshold_question and (
             Intent.ELIGIBILITY in scores or Intent.SCORE_THRESHOLD in scores or Intent.APPLICATION in scores):
         scores[Intent.ELIGIBILITY] = scores.get(Intent.ELIGIBILITY, 0) + 3
+    if Intent.SCORE_THRESHOLD in scores and Intent.ELIGIBILITY in scores and not has_case_facts:
+        scores[Intent.SCORE_THRESHOLD] += 3  # "what score do we need to qualify?" asks for the threshold
+    if ex.facts.same_policies is not None and not has_case_facts:
+        scores[Intent.MULTI_SITE] = scores.get(Intent.MULTI_SITE, 0) + 3
     if ex.facts.charts_pool_complete is False and Intent.SUBSET in scores and scores[Intent.SUBSET] < 6:
         del scores[Intent.SUBSET]  # "charts from the satellite clinic were excluded" is not a subset request
-    if (ex.facts.site_count or 0) > 1 and Intent.APPLICATION in scores and not has_case_facts:
+    multi_site_how = Intent.MULTI_SITE in scores and Intent.APPLICATION in scores
+    if ((ex.facts.site_count or 0) > 1 or multi_site_how) and not has_case_facts \
+            and Intent.SUBSET not in scores and Intent.EXCEPTION not in scores:
         scores[Intent.MULTI_SITE] = scores.get(Intent.MULTI_SITE, 0) + 4  # "we have 3 locations, how do we apply?"
     if ex.facts.score is not None and Intent.GREETING in scores:
         del scores[Intent.GREETING]
@@ -217,14 +241,16 @@ def understand(raw: str, today: dt.date, pending: MissingFact | None = None,
     answered_pending = _answer_to_pending(text, pending, ex, today)
     scores = classify(text)
     intent = _pick(scores, ex)
-    # A bare reply to the bot's question carries no intent of its own, even if it says "yes".
-    if answered_pending and intent in (Intent.GREETING, None) or (answered_pending and max(scores.values(), default=0) < 4):
+    asks = bool(_QUESTION.search(text))
+    # A reply to the bot's question that asks nothing new carries no intent of its own: the
+    # thread's topic continues ("77, but two oncologists' charts were left out").
+    if answered_pending and (not asks or intent is Intent.GREETING or max(scores.values(), default=0) < 4):
         intent = None
     return Understanding(
         text=text, intent=intent, scores={i.value: s for i, s in scores.items()}, facts=ex.facts,
         problems=ex.problems, threshold_question=ex.threshold_question, round_year_only=ex.round_year_only,
-        in_domain=bool(_DOMAIN.search(text)) or bool(scores), answered_pending=answered_pending,
+        in_domain=bool(_DOMAIN.search(text)) or bool(scores), answered_pending=answered_pending, asks=asks,
         mentions_attachment=bool(_ATTACHMENT.search(text)),
         unpublished_topic=_unpublished(text, unpublished or []),
-        asks_round_dates=bool(re.search(r"\bwhen (does|do|will|is)\b.{0,30}\bround\b.{0,20}\b(open|close|start|end|due)|\bnext round\b|\bround (dates?|schedule|calendar|deadlines?)\b|\bwhen is the (next )?(\w+ )?(round|deadline)\b", text)),
+        asks_round_dates=bool(re.search(r"\bwhen (does|do|will|is)\b.{0,30}\bround\b.{0,20}\b(open|close|start|end|due)|\bround (dates?|schedule|calendar|deadlines?)\b|\bwhen is the (next )?(\w+ )?round\b|\bwhen('s| is) the next\b", text)),
     )

@@ -155,7 +155,10 @@ def _manifest() -> list[dict]:
 
 
 def _norm(s: str) -> str:
-    return re.sub(r"\s+", " ", html.unescape(s).replace("\ufeff", "")).lower()
+    """Lowercase, entities decoded, runs of spaces collapsed -- but line breaks kept, so a
+    needle must sit on one line of the message (robust for naive strippers)."""
+    s = html.unescape(s).replace("\ufeff", "").replace("\r\n", "\n")
+    return re.sub(r"[ \t\u00a0]+", " ", s).lower()
 
 
 def _all_text(raw: bytes) -> str:

@@ -8,7 +8,7 @@ from qopi_bot.core.eligibility import meets_threshold, validity_facts
 from qopi_bot.core.kb import MEASURE_COUNT, STANDARD_COUNT, Knowledge
 from qopi_bot.core.rules import (
     APPLY_AFTER_REPORT, APPLY_STANDARDS, ELIG_ATTESTATION, ELIG_PATHWAY, ELIG_ROUND,
-    ELIG_SAMPLING, ELIG_SCORE, MODULES_APPLICABLE, SCORE_THRESHOLD, VALIDITY, cite,
+    ELIG_SAMPLING, ELIG_SCORE, MODULES_APPLICABLE, SCORE_THRESHOLD, VALIDITY, cite, implements,
 )
 from qopi_bot.core.validity import score_validity
 from qopi_bot.models import (
@@ -28,6 +28,7 @@ _TOPIC_RULES: dict[Topic, list[str]] = {
 }
 
 
+@implements(MODULES_APPLICABLE)
 def decide_info(topic: Topic, facts: Facts, today: dt.date, kb: Knowledge) -> Decision:
     rules = list(_TOPIC_RULES[topic])
     out = ComputedFacts()

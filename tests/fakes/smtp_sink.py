@@ -106,7 +106,7 @@ class _Handler:
         reply = self._failure("MAIL")
         if reply:
             return reply
-        envelope.mail_from = address
+        envelope.mail_from = address  # "<>" for an empty reverse-path (must stay truthy)
         envelope.mail_options.extend(mail_options)
         return "250 OK"
 
@@ -128,7 +128,7 @@ class _Handler:
         msg = BytesParser(policy=policy.default).parsebytes(raw)
         self._sink._record(
             ReceivedMessage(
-                mail_from=envelope.mail_from or "",
+                mail_from="" if envelope.mail_from in (None, "", "<>") else envelope.mail_from,
                 rcpt_tos=tuple(envelope.rcpt_tos),
                 raw=bytes(raw),
                 message=msg,  # type: ignore[arg-type]

@@ -1,0 +1,101 @@
+"""Delivery from the durable outbox, shared by every channel.
+
+A channel supplies `send(item)`; the dispatcher claims due items with a lease, calls it,
+and records the result. Temporary failures are retried with capped exponential backoff
+and jitter (or exactly the server's Retry-After); an item is given up only after a long,
+configurable time, and then stays visible as `failed` (`qopi-bot outbox list`)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from qopi_bot.logs import get_logger
+from qopi_bot.records import OutboxItem
+from qopi_bot.settings import Settings
+from qopi_bot.store import Store, utcnow
+
+log = get_logger("qopi_bot.outbox")
+
+
+class DeliveryError(Exception):
+    """A send that did not happen. `permanent` errors are not retried."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.permanent = permanent
+
+
+Sender = Callable[[OutboxItem], Awaitable[dict[str, Any] | None]]
+
+
+def backoff_seconds(attempts: int, cap: float, base: float = 1.0, rng: random.Random | None = None) -> float:
+    """Capped exponential backoff with 'equal jitter': half fixed, half random."""
+    delay = min(cap, base * (2 ** max(0, attempts - 1)))
+    return delay / 2 + (rng or random).uniform(0, delay / 2)
+
+
+class Dispatcher:
+    def __init__(self, store: Store, channel: str, send: Sender, settings: Settings) -> None:
+        self.store = store
+        self.channel = channel
+        self.send = send
+        self.settings = settings
+        self.wake = asyncio.Event()
+
+    def notify(self) -> None:
+        """Something was just queued: look now instead of waiting for the next poll."""
+        self.wake.set()
+
+    async def run_once(self, limit: int = 10) -> int:
+        items = await self.store.outbox_claim(self.channel, self.settings.lease_seconds, limit)
+        for item in items:
+            await self._deliver(item)
+        return len(items)
+
+    async def _deliver(self, item: OutboxItem) -> None:
+        try:
+            result = await self.send(item)
+        except DeliveryError as exc:
+            await self._failed_attempt(item, str(exc), exc.retry_after, exc.permanent)
+            return
+        except Exception as exc:  # a bug in one item must not stop delivery of the others
+            await self._failed_attempt(item, f"{type(exc).__name__}: {exc}", None, False)
+            return
+        await self.store.outbox_sent(item.id, result)
+        log.info("outbox.sent", channel=self.channel, kind=item.kind, item=item.id, attempts=item.attempts)
+
+    async def _failed_attempt(self, item: OutboxItem, error: str, retry_after: float | None, permanent: bool) -> None:
+        age = (utcnow() - item.created_at).total_seconds() if item.created_at else 0
+        if permanent or age > self.settings.outbox_give_up_after_seconds:
+            await self.store.outbox_failed(item.id, error[:500])
+            log.error("outbox.failed", channel=self.channel, kind=item.kind, item=item.id, attempts=item.attempts,
+                      error=error[:200], permanent=permanent)
+            return
+        delay = retry_after if retry_after is not None else backoff_seconds(item.attempts, self.settings.outbox_max_backoff_seconds)
+        await self.store.outbox_retry(item.id, utcnow() + dt.timedelta(seconds=delay), error[:500])
+        log.warning("outbox.retry", channel=self.channel, kind=item.kind, item=item.id, attempts=item.attempts,
+                    delay=round(delay, 2), error=error[:200])
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        """Deliver until `stop` is set. A database outage pauses delivery; it never ends it."""
+        pause = self.settings.poll_interval
+        while not stop.is_set():
+            try:
+                busy = await self.run_once()
+                pause = self.settings.poll_interval
+            except Exception as exc:
+                busy = 0
+                pause = min(5.0, max(pause * 2, 0.5))
+                log.warning("outbox.poll_failed", channel=self.channel, error=f"{type(exc).__name__}", retry_in=pause)
+            if busy:
+                continue
+            self.wake.clear()
+            try:
+                await asyncio.wait_for(self.wake.wait(), timeout=pause)
+            except TimeoutError:
+                pass
