@@ -6,14 +6,17 @@ staff answer given in Slack, by email or from the CLI reaches the practice where
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
 from qopi_bot.privacy import scrub
 from qopi_bot.records import CaseRecord, IncomingMessage, case_label, parse_case_label
 from qopi_bot.settings import Settings
-from qopi_bot.store import Store, utcnow
+from qopi_bot.clock import utcnow
+
+if TYPE_CHECKING:  # the store (and SQLAlchemy) loads only when a case is really stored
+    from qopi_bot.store import Store
 
 REASON_LABEL = {
     "ENTITY-SUBSET": "certify only part of the practice (ENTITY-SUBSET): a staff decision",

@@ -47,32 +47,44 @@ def _error_json(message: str) -> dict[str, Any]:
             "case_id": None, "text": message}
 
 
-def _settings() -> Any:
-    from qopi_bot.logs import configure_logging
+def _settings(structured_logs: bool = False) -> Any:
     from qopi_bot.settings import get_settings
 
     settings = get_settings()
-    configure_logging(settings.log_format, level=30)
+    if structured_logs:  # long-running processes; `ask` does not log, and starts faster without it
+        from qopi_bot.logs import configure_logging
+
+        configure_logging(settings.log_format)
     return settings
 
 
 def _run(coro: Any) -> Any:
     """Run a coroutine; turn knowledge and database problems into one clear line."""
-    from sqlalchemy.exc import OperationalError, SQLAlchemyError
-
     from qopi_bot.knowledge import KnowledgeError
-    from qopi_bot.migrate import SchemaNotReady
 
     try:
         return asyncio.run(coro)
     except KnowledgeError as exc:
         _fail(f"knowledge error: {exc}")
-    except SchemaNotReady as exc:
+    except Exception as exc:
+        _database_failure(exc)
+        raise
+
+
+def _database_failure(exc: BaseException) -> None:
+    """One clear line for database trouble; anything else is a bug and keeps its traceback."""
+    if "sqlalchemy" not in sys.modules and not isinstance(exc, OSError):
+        return
+    from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+    from qopi_bot.migrate import SchemaNotReady
+
+    if isinstance(exc, SchemaNotReady):
         _fail(str(exc))
-    except (OperationalError, OSError) as exc:
+    if isinstance(exc, (OperationalError, OSError)):
         _fail(f"cannot reach the database ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}). "
               "Check DATABASE_URL and that the server is running.", code=1)
-    except SQLAlchemyError as exc:
+    if isinstance(exc, SQLAlchemyError):
         _fail(f"database error: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}", code=1)
 
 
@@ -108,10 +120,10 @@ def _print_answer(answer: Any, as_json: bool) -> None:
 async def _ask_one(settings: Any, question: str, day: dt.date, rounds: str | None, conversation: str | None,
                    as_json: bool) -> None:
     from qopi_bot.records import IncomingMessage
-    from qopi_bot.runtime import open_runtime
+    from qopi_bot.runtime import open_cli_runtime
 
-    async with open_runtime(settings, rounds) as rt:
-        key = f"cli:{conversation}" if conversation else f"cli:{uuid.uuid4().hex}"
+    async with open_cli_runtime(settings, rounds) as rt:
+        key = f"cli:{conversation}" if conversation else f"cli:once:{uuid.uuid4().hex}"
         answer = await rt.dialogue.handle(IncomingMessage(conversation_key=key, channel="cli", text=question, today=day))
         _print_answer(answer, as_json)
 
@@ -120,21 +132,21 @@ async def _ask_stream(settings: Any, day: dt.date, rounds: str | None, conversat
     from pydantic import ValidationError
 
     from qopi_bot.records import IncomingMessage
-    from qopi_bot.runtime import open_runtime
+    from qopi_bot.runtime import open_cli_runtime
     from qopi_bot.streamline import StreamLine
 
     run = uuid.uuid4().hex[:12]  # conversation ids in a stream are scoped to this run
-    async with open_runtime(settings, rounds) as rt:
+    async with open_cli_runtime(settings, rounds) as rt:
         for number, raw in enumerate(sys.stdin, start=1):
             line = raw.rstrip("\r\n")
             try:
                 if line.lstrip().startswith("{"):
                     item = StreamLine.model_validate_json(line)
-                    key = f"cli:stream:{run}:{item.conversation}" if item.conversation else f"cli:{uuid.uuid4().hex}"
+                    key = f"cli:stream:{run}:{item.conversation}" if item.conversation else f"cli:once:{uuid.uuid4().hex}"
                     msg = IncomingMessage(conversation_key=key, channel="cli", text=item.text,
                                           today=item.today or day, user=item.user)
                 else:
-                    key = f"cli:{conversation}" if conversation else f"cli:{uuid.uuid4().hex}"
+                    key = f"cli:{conversation}" if conversation else f"cli:once:{uuid.uuid4().hex}"
                     msg = IncomingMessage(conversation_key=key, channel="cli", text=line, today=day)
                 answer = await rt.dialogue.handle(msg)
             except ValidationError as exc:
@@ -250,7 +262,7 @@ def outbox_list(
 @app.command()
 def serve(socket_mode: Annotated[bool, typer.Option("--socket-mode", help="Use Slack Socket Mode (needs SLACK_APP_TOKEN).")] = False) -> None:
     """Run the Slack web process (POST /slack/events, GET /healthz on $PORT)."""
-    settings = _settings()
+    settings = _settings(structured_logs=True)
     from handlers.slack import run_web
 
     run_web(settings, socket_mode=socket_mode)
@@ -259,7 +271,7 @@ def serve(socket_mode: Annotated[bool, typer.Option("--socket-mode", help="Use S
 @app.command()
 def worker() -> None:
     """Run the email worker (SMTP in on QOPI_SMTP_LISTEN, replies via QOPI_SMTP_RELAY)."""
-    settings = _settings()
+    settings = _settings(structured_logs=True)
     from handlers.email import run_worker
 
     run_worker(settings)

@@ -101,6 +101,8 @@ def plan(state: ConversationState, text: str, today: dt.date, kb: Knowledge) -> 
             intent, kind = Intent.OUT_OF_SCOPE, "out_of_scope"
     elif intent is Intent.GREETING:
         kind = "greeting"
+    elif intent is Intent.OUT_OF_SCOPE:
+        kind = "out_of_scope"
     if kind == "decision" and u.asks_round_dates and intent in (Intent.APPLICATION, Intent.VALIDITY) and u.facts.completed_round is None:
         intent, kind = Intent.APPLICATION, "round_dates"
     if kind == "decision" and u.unpublished_topic and intent in (Intent.APPLICATION, Intent.CONTACT, Intent.VALIDITY) \
@@ -124,7 +126,14 @@ def plan(state: ConversationState, text: str, today: dt.date, kb: Knowledge) -> 
         return base
 
     topic = INTENT_TOPIC[intent]
-    decision = decide(topic, new_state.facts, today, kb)
+    f = new_state.facts
+    if topic is Topic.ENTITY and intent is not Intent.MULTI_SITE and (
+            f.score is not None or f.completed_round is not None
+            or False in (f.pathway, f.sampling_followed, f.participated_round, f.abstraction_complete)):
+        # "We scored 70%; can we certify just the infusion suite?": the eligibility order
+        # applies, so a failed requirement is said before anything goes to staff.
+        topic = Topic.ELIGIBILITY
+    decision = decide(topic, f, today, kb)
     base.decision = decision
     problem = next((p for p in u.problems), None)
     if problem is not None:

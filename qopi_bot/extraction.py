@@ -26,6 +26,7 @@ class Extraction(BaseModel):
     problems: list[Problem] = Field(default_factory=list)
     threshold_question: bool = False  # "is 75% the passing mark?" names the threshold, not a score
     round_year_only: int | None = None  # "in 2025" with no season
+    text: str = ""  # the normalized text the facts came from
 
 
 # ---------------------------------------------------------------- scores
@@ -34,19 +35,23 @@ _NUM = r"-?\d{1,4}(?:[.,]\d+)?"
 # A bare number (no % sign) is a score only next to a word that says so.
 _SCORE_CONTEXT = re.compile(
     r"\b(scor\w*|oqs|quality score|overall quality|got|received|achieved|earned|reached|hit|land(?:ed)? at|"
+    r"came back(?: at| with)?|cleared|number (?:was|is|came)|sits? at|sitting at|"
     r"came in at|came out at|ended (?:up )?(?:with|at)|finished (?:with|at)|result\w*|aggregate)\b"
 )
 _OWNED = re.compile(
     r"\b(we|our|us|i|my|we've|we're|we'd|ours|practice|clinic|got|scored|received|achieved|earned|"
-    r"reached|came in|ended|finished|oqs|score (?:of|was|is|were)|score ?[:=])(?:\W|$)"
+    r"reached|came in|came back|cleared|ended|finished|oqs|score (?:of|was|is|were)|score ?[:=])(?:\W|$)"
 )
 _THRESHOLD_WORDS = re.compile(r"\b(passing|pass mark|threshold|cut ?off|minimum|required|requirement|bar|benchmark)\b")
 _ENOUGH_AFTER = re.compile(r"^\s*(?:on [\w\s]{0,30})?(?:enough|sufficient|good enough|high enough|passing|a pass\b|pass\b|ok\b|okay\b|count|qualify|make it|make the cut)")
 _NOT_SCORE_AFTER = re.compile(
     r"^\s*(?:%\s*)?(?:of (?:our |the )?(?:charts?|patients?|cases?|records?|staff|physicians?|oncologists?|sites?))|"
-    r"^\s*-?\s*(?:sites?|locations?|offices?|clinics?|charts?|patients?|oncologists?|physicians?|doctors?|measures?|"
+    r"^\s*-?\s*(?:(?:cert\w* |certification )?measures?\b|sites?|locations?|offices?|clinics?|charts?|patients?|oncologists?|physicians?|doctors?|measures?|"
     r"modules?|standards?|days?|weeks?|months?|years?|am|pm|minutes?)\b"
 )
+
+
+_ROUND_WITH = re.compile(r"\b(round|pathway|measures|track|cycle)\b.{0,12}\b(with|at)( an?)?\s*$")
 
 
 def _candidate_scores(text: str, expecting_score: bool = False) -> list[tuple[Decimal, int, int, bool]]:
@@ -58,16 +63,17 @@ def _candidate_scores(text: str, expecting_score: bool = False) -> list[tuple[De
         if value is None:
             continue
         after = text[m.end():m.end() + 40]
-        before = text[max(0, m.start() - 40):m.start()]
+        # A label belongs to the nearest number: never look back past another number.
+        before = re.split(r"\d", text[max(0, m.start() - 45):m.start()])[-1]
         if not pct and _NOT_SCORE_AFTER.match(after):
             continue
         if not pct and re.fullmatch(r"(19|20)\d\d", raw):
             continue  # a year
         if not pct and re.search(r"(spring|fall|autumn|round|qcp-|core|measure|module|standard)\s*['#]?$", before):
             continue
-        labelled = _SCORE_CONTEXT.search(before[-45:]) or re.match(r"^\s*(on|for) the (certification )?(pathway|measures)", after)
+        labelled = _SCORE_CONTEXT.search(before) or _ROUND_WITH.search(before) or re.match(r"^\s*(on|for) the (certification )?(pathway|measures)", after)
         # A bare number replying to "what was your score?" needs no label.
-        bare_reply = expecting_score and not text[:m.start()].strip(" ,.:;-")
+        bare_reply = expecting_score and (not text[:m.start()].strip(" ,.:;-") or len(text.split()) <= 8)
         if not pct and not labelled and not bare_reply:
             continue
         if not pct and "." in raw.replace(",", ".") and Decimal(0) <= value <= Decimal(1):
@@ -182,6 +188,7 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
     # (fact, value, pattern) -- negative patterns come first so they win over a bare mention.
     ("pathway", False, re.compile(
         rf"\b(regular|standard|general|normal|usual|non-certification|basic|other)\s+(qopi\s+)?(reporting\s+)?(track|pathway|option)|"
+        rf"\b(regular|standard|general|normal|usual|basic)\s+(qopi\s+)?reporting\b|\binstead of (the )?(qopi )?certification (reporting )?(pathway|track)|"
         rf"\b{_NEG}\s+(\w+\s+){{0,4}}(the\s+)?(qopi\s+)?certification\s+(reporting\s+)?(pathway|track)|"
         rf"\b{_NEG}\s+(choose|chose|pick|picked|select|selected|use|used|do|did|go with|opt for|opted for)\s+(\w+\s+){{0,2}}(the\s+)?pathway|"
         rf"\bnot\s+(on\s+)?the\s+(certification\s+)?pathway")),
@@ -200,7 +207,7 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
         r"\bno (\w+\s+){0,2}charts? (were|was) (excluded|left out|omitted|dropped)|\bnothing (was )?(excluded|left out)|"
         r"\b(didn't|did not|never) (exclude|leave out|omit)|\bwithout exclud\w*|\bnone of (our|the) (\w+\s+)?(charts|oncologists|physicians) (were|was) (excluded|left out)")),
     ("charts_pool_complete", False, re.compile(
-        rf"\b(exclud\w*|left out|leave out|omit\w*|weren't in|were not in|not in the (sampling )?pool|not included|didn't include|did not include|"
+        rf"\b(exclud\w*|left out|leave out|omit\w*|weren't in|were not in|wasn't in|was not in|not in the (sampling )?pool|not included|wasn't included|weren't included|isn't included|didn't include|did not include|"
         rf"not part of the (sampling )?pool|dropped|removed)\b.{{0,80}}\b(pool|sampl\w*|charts?)|"
         rf"\bcharts?\b.{{0,80}}\b(exclud\w*|left out|omitted|weren't in|were not in|not in the (sampling )?pool|not included|wasn't included|weren't included)|"
         rf"\bnot all (of )?(our )?(oncologists|physicians|doctors|providers|charts|sites|locations)\b.{{0,60}}\b(pool|sampl\w*|includ\w*)")),
@@ -217,7 +224,8 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
         r"\b(received|got|have|get|downloaded|seen)\s+(\w+\s+){0,2}(final\s+)?(qopi\s+)?(certification\s+)?report\b|\breport (came|arrived|was released)")),
     ("same_policies", False, re.compile(
         rf"\b(each|every)\s+(\w+\s+){{0,2}}(site|clinic|location|office|practice)s?\s+(\w+\s+){{0,3}}(has|have|with|uses|use|runs|keeps|follows|sets)\s+(its|their)\s+own\s+(\w+\s+){{0,2}}(polic|procedure|rules|protocol)|"
-        rf"\bown (set of )?(policies|procedures|protocols)\b|\b(different|separate|independent|varying|distinct) (\w+\s+){{0,2}}(policies|procedures|protocols)|"
+        rf"\b(each|every)\s+(\w+\s+){{0,2}}(site|clinic|location|office)s?\s+(does|do|has|runs|sets|writes|makes)\s+(its|their)\s+own\s+(thing|way|playbook|rules)|"
+        rf"\bown (set of )?(policies|procedures|protocols|playbooks?)\b|\b(different|separate|independent|varying|distinct) (\w+\s+){{0,2}}(policies|procedures|protocols)|"
         rf"\bloose(ly)?\s+(\w+\s+)?affiliat|\bloose (affiliation|network|group|federation|confederation|collection)\b|"
         rf"\b{_NEG}\s+(\w+\s+){{0,3}}(the same|same|shared|common|identical)\s+(\w+\s+){{0,1}}(policies|procedures)|"
         rf"\bpolicies (and procedures )?(differ|vary|are different|aren't the same|are not the same)|"
@@ -249,14 +257,21 @@ _COUNT_WORDS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7
                 "ten": 10, "eleven": 11, "twelve": 12, "several": None, "multiple": None}
 
 
+# "not sure whether we met the chart targets" states no fact either way.
+_UNSURE = re.compile(r"\b(not sure|unsure|don't know|do not know|no idea|not certain|uncertain|unclear|wondering|can't remember|cannot remember|whether|if we)\b")
+
+
 def _extract_statements(text: str, ex: Extraction) -> None:
     decided: set[str] = set()
     for fact, value, pattern in _STATEMENTS:
         if fact in decided:
             continue
-        if pattern.search(text):
-            setattr(ex.facts, fact, value)
+        m = pattern.search(text)
+        if m:
             decided.add(fact)
+            if _UNSURE.search(text[max(0, m.start() - 25):m.end()]):
+                continue
+            setattr(ex.facts, fact, value)
     ex.facts.integration_evidence = [label for label, pattern in _INTEGRATION if pattern.search(text)]
     m = re.search(r"\b(\d{1,3}|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)\s+(\w+\s+)?(office\s+)?(sites|locations|offices|clinics|campuses|satellites)\b", text)
     if m:

@@ -14,6 +14,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from qopi_bot.models import RuleCitation
+
 from qopi_bot.core.kb import (
     MEASURE_COUNT, RULE_IDS, STANDARD_COUNT, Contacts, Knowledge, Measure, Module, Round, Rule,
     StandardDomain, Unpublished,
@@ -28,7 +30,7 @@ def _data_dir() -> Path:
     return Path(str(importlib.resources.files("qopi_bot_knowledge")))
 
 
-class _PlainLoader(yaml.SafeLoader):
+class _PlainLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     """Leaves dates as text, so pydantic reports an impossible date with its round and key."""
 
 
@@ -172,6 +174,7 @@ def load_knowledge(directory: Path | None = None, rounds_file: Path | None = Non
         rules=rules, rounds=rounds, modules=modules, measures=measures,
         standard_count=STANDARD_COUNT, standard_domains=domains, contacts=contacts,
         unpublished=unpublished, source_text=source_text,
+        citations={r.id: RuleCitation(rule_id=r.id, title=r.title, quote=r.source) for r in rules.values()},
     )
 
 

@@ -4,6 +4,8 @@ staff case, compose, save. Channels stay thin: parse, call `handle`, send."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from qopi_bot.cases import CaseService
 from qopi_bot.core.kb import Knowledge
@@ -11,19 +13,30 @@ from qopi_bot.dialogue import ConversationState, compose, plan
 from qopi_bot.models import Answer
 from qopi_bot.records import IncomingMessage, case_label, parse_case_label
 from qopi_bot.settings import Settings
-from qopi_bot.store import Store
+from qopi_bot.memory import MemoryConversations
+
+if TYPE_CHECKING:
+    from qopi_bot.store import Store
 
 
 class DialogueService:
-    def __init__(self, store: Store, kb: Knowledge, settings: Settings) -> None:
+    def __init__(self, store: Store | Any, kb: Knowledge, settings: Settings,
+                 memory: MemoryConversations | None = None, ephemeral: Callable[[str], bool] | None = None) -> None:
         self.store = store
         self.kb = kb
         self.settings = settings
         self.cases = CaseService(store, settings)
+        # Conversations that can never be resumed (a CLI run's threads) stay in memory.
+        self.memory = memory
+        self.ephemeral = ephemeral or (lambda _key: False)
+
+    def _conversations(self, key: str) -> Any:
+        return self.memory if self.memory is not None and self.ephemeral(key) else self.store
 
     async def handle(self, msg: IncomingMessage, event_key: str | None = None) -> Answer:
         event_key = event_key or uuid.uuid4().hex
-        state = await self.store.load_state(msg.conversation_key) or ConversationState()
+        conversations = self._conversations(msg.conversation_key)
+        state = await conversations.load_state(msg.conversation_key) or ConversationState()
         p = plan(state, msg.text, msg.today, self.kb)
         new_state = p.state
         case_number = parse_case_label(new_state.case_id) if new_state.case_id else None
@@ -36,6 +49,9 @@ class DialogueService:
                                                    "intent": draft.intent.value, "text": draft.text})
             case_number = case.number
             new_state.case_id, new_state.case_open = case.id, True
+            if conversations is not self.store:  # staff need the thread so far in the database
+                for role, author, text in await conversations.transcript(msg.conversation_key):
+                    await self.store.add_message(msg.conversation_key, role, text, author=author)
         elif case_number is not None and msg.text.strip():
             # Every later practice message in a thread with a case reaches the case.
             await self.cases.practice_message(case_number, msg, event_key)
@@ -45,7 +61,10 @@ class DialogueService:
 
         answer = compose(p, self.kb, case_id=case_label(case_number) if case_number is not None else None)
         if msg.text.strip():
+            await conversations.add_message(msg.conversation_key, "practice", msg.text, author=msg.user)
+        await conversations.add_message(msg.conversation_key, "bot", answer.text)
+        await conversations.save_state(msg.conversation_key, msg.channel, new_state)
+        if case_number is not None and conversations is not self.store:
             await self.store.add_message(msg.conversation_key, "practice", msg.text, author=msg.user)
-        await self.store.add_message(msg.conversation_key, "bot", answer.text)
-        await self.store.save_state(msg.conversation_key, msg.channel, new_state)
+            await self.store.add_message(msg.conversation_key, "bot", answer.text)
         return answer

@@ -20,9 +20,11 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from qopi_bot.clock import utcnow
 from qopi_bot.dialogue import ConversationState
-from qopi_bot.models import Facts  # noqa: F401  (re-exported for callers building states)
 from qopi_bot.records import CaseEvent, CaseRecord, InboxItem, OutboxItem
+
+__all__ = ["Store", "StoreUnavailable", "metadata", "utcnow"]
 
 metadata = MetaData()
 _ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEGER PRIMARY KEY only
@@ -134,10 +136,6 @@ email_threads = Table(
     Column("case_id", _ID, nullable=True),
     _ts(),
 )
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def _aware(value: dt.datetime | None) -> dt.datetime | None:
@@ -307,6 +305,12 @@ class Store:
             await conn.execute(update(inbox).where(inbox.c.id == item_id)
                                .values(status="pending", last_error=error, lease_until=None))
 
+    async def inbox_set_payload(self, item_id: int, payload: bytes) -> None:
+        """Replace a stored payload, e.g. with a copy whose attachments were dropped after
+        processing (attachments may carry patient data and are never kept)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(update(inbox).where(inbox.c.id == item_id).values(payload=payload))
+
     async def inbox_counts(self) -> dict[str, int]:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(select(inbox.c.status, func.count()).group_by(inbox.c.status))).all()
@@ -356,6 +360,13 @@ class Store:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [_outbox(r) for r in rows]
+
+    async def outbox_find(self, dedupe_key: str) -> OutboxItem | None:
+        """The item queued under `dedupe_key`, if any: lets a redelivered inbound item see
+        that its answer was already queued before it runs the dialogue again."""
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(outbox).where(outbox.c.dedupe_key == dedupe_key))).mappings().first()
+        return _outbox(row) if row else None
 
     async def outbox_get(self, item_id: int) -> OutboxItem | None:
         async with self.engine.connect() as conn:

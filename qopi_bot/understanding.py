@@ -36,13 +36,14 @@ CUES: dict[Intent, _W] = {
     ),
     Intent.SUBSET: _cues(
         (6, r"\bsubset\b"),
-        (6, r"\b(only|just|solely)\s+(want\s+to\s+|wish\s+to\s+|like\s+to\s+|plan\s+to\s+|hoping\s+to\s+)?(certify|certified|certification for|get certified|apply for)\s+(\w+\s+){0,4}(site|location|office|clinic|campus|program|department|division|part|portion|center|unit)"),
+        (6, r"\b(only|just|solely)\s+(want\s+to\s+|wish\s+to\s+|like\s+to\s+|plan\s+to\s+|hoping\s+to\s+)?(certify|certified|certification for|get certified|apply for)\s+([\w/&'-]+\s+){0,4}(site|location|office|clinic|campus|program|department|division|part|portion|center|unit)"),
         (6, r"\b(certify|certified|certification for|apply for)\s+(only|just)\s+(one|our|the|a|some|part|two|three|a few)\b"),
         (5, r"\b(without|excluding|but not|not) (the rest of|the whole|our whole|the entire|our entire|all of) (the |our )?(practice|group|organization|network|system)\b"),
         (5, r"\b(part|portion|some|one|two|a few|certain) of (our|the) (practice|sites|locations|clinics|offices|group)\b.{0,40}\b(certif|apply)"),
         (4, r"\b(certif\w*|apply)\b.{0,60}\b(part|portion|piece) of (our|the) (practice|group|organization)\b"),
         (4, r"\b(\w+ )?(program|department|clinic|site|location|division|service line) (alone|by itself|on its own|separately)\b.{0,40}\b(certif|apply)|\b(certif\w*|apply)\b.{0,60}\b(alone|by itself|on its own)\b"),
         (4, r"\b(leave|leaving|exclude|excluding|carve|carving|drop|dropping) (out )?(one|a|some|two|our|the)\s+(\w+\s+)?(site|location|office|clinic|campus)s?\b(?!.{0,30}\bcharts?\b)"),
+        (6, r"\bonly (\d+|one|two|three|four|some|a few|part|a couple) of (our|the) (\d+ |\w+ )?(sites|locations|clinics|offices|campuses)\b"),
         (5, r"\bonly (our|the|one|a) (\w+\s+){0,3}(site|location|office|clinic|campus|program|department)s? (\w+\s+){0,2}(certified|certify|to be certified)|\bget (only|just) "),
         (5, r"\bnot the (other|rest of the) (\w+ )?(sites|locations|clinics|offices|campuses)\b"),
         (3, r"\bnot the whole practice\b|\bonly (one|some|two|three|a few|a couple) of (our )?(sites|locations|clinics|offices)\b"),
@@ -66,11 +67,13 @@ CUES: dict[Intent, _W] = {
         (4, r"\bhow long\b.{0,40}\b(score|result)s?\b|\b(score|result)s?\b.{0,40}\bhow long\b|\b(last|final) day\b|\bdeadline\b|\buse (our|the|that|this) (score|result)s?\b"),
         (3, r"\bwhen (does|do|will)\s+(our|the|that|this|a)\s+(\w+\s+)?(score|result)s?\s+(run out|lapse|end|stop)|\btoo late\b|\bstill (apply|use)\b|\bhow much time\b"),
         (4, r"\b(roll|carry|carried|rolls) (over|forward)\b"),
+        (5, r"\b(score|result)s?\b.{0,40}\bstill (ok|okay|good|fine|usable)\b|\b(ok|okay|fine) to use\b"),
     ),
     Intent.ELIGIBILITY: _cues(
         (6, r"\beligib\w*\b|\bineligible\b|\bqualif(y|ied|ies)\b"),
         (4, r"\b(can|could|may|are) (we|i) (still )?(apply|qualify|go ahead|be certified|get certified|submit)\b|\bgood to (apply|go)\b|\b(allowed|able) to apply\b"),
         (4, r"\b(enough|sufficient|good enough|high enough)\b|\bdo we pass\b|\bdid we pass\b|\bdo we (make|meet) (it|the (cut|bar|threshold))\b|\bwill that do\b|\bdoes (that|this) (count|pass)\b"),
+        (4, r"\b(still|is that|is this|are we) (ok|okay|good|fine|alright)\b"),
         (2, r"\bwhere do we stand\b|\bcan we (get|become) (qopi )?certified\b|\bam i (ok|okay)\b|\bare we (ok|okay|good|set)\b"),
     ),
     Intent.SCORE_THRESHOLD: _cues(
@@ -82,6 +85,7 @@ CUES: dict[Intent, _W] = {
     ),
     Intent.APPLICATION: _cues(
         (5, r"\bapplication\b|\bhow (do|can|should) (we|i) apply\b|\bwhen can (we|i) (apply|submit)\b"),
+        (6, r"\b(before|after|until|without) (we (get|receive|have)|getting|receiving|having|the|our) (the |our )?(final )?(\w+ )?report\b|\bwait for (the|our) (final )?(\w+ )?report\b"),
         (3, r"\bapply for (qopi )?certification\b"),
         (4, r"\bsubmit\w*\b|\bpay(ment|ing)?\b|\bfees?\b|\bcost\b|\bhow much\b|\bwhen (does|do|will) (the )?(\w+ )?round\b|\bnext round\b|\bround (dates?|schedule|calendar)\b"),
         (1, r"\bapply\b|\bnext steps?\b|\bwhat (happens|do we do) next\b|\bprocess\b"),
@@ -102,7 +106,8 @@ CUES: dict[Intent, _W] = {
         (3, r"\bwhat (is|gets) (measured|scored)\b|\bhow is the score (calculated|computed)\b"),
     ),
     Intent.STANDARDS: _cues(
-        (5, r"\bstandards?\b"),
+        (5, r"\bstandards\b|\bcertification standard\b"),
+        (12, r"\b(attest|affirm)\w*\b.{0,40}\bpolic|\bpolic(y|ies)\b.{0,40}\b(attest|affirm)"),
         (3, r"\baffirm\w*\b|\bpolicies (we|do we) need\b"),
     ),
     Intent.CONTACT: _cues(
@@ -130,7 +135,11 @@ _DOMAIN = re.compile(
     r"\b(qopi|qcp|asco|certif\w*|oqs|quality score|pathway|abstraction|eligib\w*|collection round|"
     r"sampling|attestation)\b"
 )
-_QUESTION = re.compile(r"\?|^(can|could|is|are|do|does|did|what|when|how|who|which|why|should|may|will|would|where)\b")
+_QUESTION = re.compile(
+    r"\?|^((also|and|oh|so|ok|okay|btw|hey|hi|hello|actually|um|well|sorry|thanks|one more thing|quick q(uestion)?)[,:!.\s-]+)*"
+    r"(can|could|is|are|do|does|did|what|what's|when|how|who|which|why|should|may|will|would|where)\b")
+_UNRELATED = re.compile(r"\b(unrelated to|not (about|related to) (qopi|certification|the certification)|off[- ]topic|nothing to do with (qopi|certification))\b")
+_FILLER = re.compile(r"^((honestly|well|um|uh|so|actually|hmm|ok|okay|oh|sorry|i mean|i think)[,.!\s-]+)+")
 _YES = re.compile(r"^(yes|yeah|yep|yup|y|correct|right|that's right|that is right|true|sure|absolutely|indeed|affirmative|we do|we did|they do|they did|it is|it was|of course|definitely|all of them|all do|all sites do)\b")
 _NO = re.compile(r"^(no|nope|nah|n|not really|negative|we don't|we do not|we didn't|we did not|they don't|they do not|they didn't|it isn't|it wasn't|none|not yet|not all)\b")
 _ATTACHMENT = re.compile(r"\b(attached|attachment|enclosed|see (the )?(file|pdf|spreadsheet|document))\b")
@@ -171,6 +180,15 @@ def classify(text: str) -> dict[Intent, float]:
     return scores
 
 
+_INFO_QUESTION = re.compile(
+    r"\b(what (is|are|does)|what's|how many|which|explain|tell me about|what do (we|i) need to know about)\b.{0,40}"
+    r"\b(attestation|sampling|modules?|measures?|standards|threshold|application process)\b")
+
+
+def ex_text(ex: Extraction) -> str:
+    return ex.text
+
+
 def _pick(scores: dict[Intent, float], ex: Extraction) -> Intent | None:
     if not scores:
         return None
@@ -179,6 +197,13 @@ def _pick(scores: dict[Intent, float], ex: Extraction) -> Intent | None:
         v is False for v in (ex.facts.pathway, ex.facts.sampling_followed, ex.facts.participated_round))
     info_topics = (Intent.SAMPLING, Intent.ATTESTATION, Intent.MODULES, Intent.MEASURES, Intent.STANDARDS,
                    Intent.APPLICATION, Intent.SCORE_THRESHOLD)
+    if ex.facts.score is not None and not ex.threshold_question:
+        top = max(scores.values())
+        leader = next(i for i in PRIORITY if scores.get(i) == top)
+        # "78.5 on the pathway, all charts in the pool, sampling followed, can we apply?" is an
+        # eligibility question even without the word "eligible".
+        if leader in info_topics and not _INFO_QUESTION.search(ex_text(ex)):
+            scores[Intent.ELIGIBILITY] = top + 1
     if has_case_facts and Intent.ELIGIBILITY in scores:
         # "we followed sampling, scored 84%, are we eligible?": the facts describe the case,
         # the question is eligibility.
@@ -218,10 +243,11 @@ def _answer_to_pending(text: str, pending: MissingFact | None, ex: Extraction, t
         return False
     if getattr(ex.facts, field) is not None:
         return True
-    if _YES.search(text):
+    reply = _FILLER.sub("", text)
+    if _YES.search(reply):
         setattr(ex.facts, field, True)
         return True
-    if _NO.search(text):
+    if _NO.search(reply):
         setattr(ex.facts, field, False)
         return True
     return False
@@ -240,7 +266,11 @@ def understand(raw: str, today: dt.date, pending: MissingFact | None = None,
     ex = extract(text, today, expecting_score=pending is MissingFact.SCORE)
     answered_pending = _answer_to_pending(text, pending, ex, today)
     scores = classify(text)
+    ex.text = text
     intent = _pick(scores, ex)
+    if intent is None or intent is Intent.GREETING:
+        if _UNRELATED.search(text):
+            intent = Intent.OUT_OF_SCOPE
     asks = bool(_QUESTION.search(text))
     # A reply to the bot's question that asks nothing new carries no intent of its own: the
     # thread's topic continues ("77, but two oncologists' charts were left out").
@@ -249,7 +279,8 @@ def understand(raw: str, today: dt.date, pending: MissingFact | None = None,
     return Understanding(
         text=text, intent=intent, scores={i.value: s for i, s in scores.items()}, facts=ex.facts,
         problems=ex.problems, threshold_question=ex.threshold_question, round_year_only=ex.round_year_only,
-        in_domain=bool(_DOMAIN.search(text)) or bool(scores), answered_pending=answered_pending, asks=asks,
+        in_domain=(bool(_DOMAIN.search(text)) or bool(scores)) and not _UNRELATED.search(text),
+        answered_pending=answered_pending, asks=asks,
         mentions_attachment=bool(_ATTACHMENT.search(text)),
         unpublished_topic=_unpublished(text, unpublished or []),
         asks_round_dates=bool(re.search(r"\bwhen (does|do|will|is)\b.{0,30}\bround\b.{0,20}\b(open|close|start|end|due)|\bround (dates?|schedule|calendar|deadlines?)\b|\bwhen is the (next )?(\w+ )?round\b|\bwhen('s| is) the next\b", text)),

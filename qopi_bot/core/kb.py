@@ -6,7 +6,7 @@ import datetime as dt
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from qopi_bot.models import RoundRef, Season
+from qopi_bot.models import RoundRef, RuleCitation, Season
 
 MEASURE_COUNT = 25  # "a select set of twenty five measures"
 STANDARD_COUNT = 20  # "comply with the 20 Certification Standards"
@@ -94,6 +94,8 @@ class Knowledge(_Strict):
     contacts: Contacts
     unpublished: tuple[Unpublished, ...]
     source_text: str
+    # Built once at load: every Decision cites from here instead of building its own copies.
+    citations: dict[str, RuleCitation] = Field(default_factory=dict)
 
     def rule(self, rule_id: str) -> Rule:
         return self.rules[rule_id]

@@ -47,9 +47,4 @@ def implements(*rule_ids: str) -> Callable[[F], F]:
 
 
 def cite(kb: Knowledge, rule_ids: list[str]) -> list[RuleCitation]:
-    out = []
-    for rule_id in dict.fromkeys(rule_ids):
-        rule = kb.rules.get(rule_id)
-        if rule is not None:
-            out.append(RuleCitation(rule_id=rule_id, title=rule.title, quote=rule.source))
-    return out
+    return [kb.citations[r] for r in dict.fromkeys(rule_ids) if r in kb.citations]
