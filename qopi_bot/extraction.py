@@ -167,7 +167,10 @@ def _extract_round(text: str, today: dt.date, ex: Extraction) -> None:
     if m:
         groups = m.groups()
         season_word, year_raw = (groups[0], groups[1]) if not groups[0].isdigit() else (groups[1], groups[0])
-        found = RoundRef(season=_season(season_word), year=_year(year_raw))
+        year = _year(year_raw)
+        if not 2000 <= year <= 2100:  # "DOB 01/02/1960 fall" names no round
+            return
+        found = RoundRef(season=_season(season_word), year=year)
     else:
         found = _relative_round(text, today)
     if found is None:
