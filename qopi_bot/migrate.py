@@ -1,19 +1,70 @@
-"""Schema management. SQLite (the embedded default) is brought up to date automatically;
-a server database must be migrated on purpose with `qopi-bot db upgrade`."""
+"""Schema management with Alembic (migrations ship inside the package).
+
+SQLite, the embedded default, is brought up to date automatically when a process starts.
+A server database (PostgreSQL) is migrated on purpose with `qopi-bot db upgrade`; until then
+every process refuses to start with a message that says exactly that."""
 
 from __future__ import annotations
 
-from qopi_bot.store import Store
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from qopi_bot.store import Store
+
+MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 class SchemaNotReady(Exception):
     """The database has not been migrated; the message says which command fixes it."""
 
 
+def _config(connection: Any) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(_config(None)).get_current_head()
+    assert head is not None
+    return head
+
+
+def _current(connection: Any) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+async def current_revision(store: Store) -> str | None:
+    async with store.engine.connect() as conn:
+        return await conn.run_sync(_current)
+
+
 async def upgrade(store: Store) -> str:
-    await store.create_schema()
-    return "schema is up to date"
+    from alembic import command
+
+    before = await current_revision(store)
+    async with store.engine.begin() as conn:
+        await conn.run_sync(lambda sync_conn: command.upgrade(_config(sync_conn), "head"))
+    after = await current_revision(store)
+    if before == after:
+        return f"schema is up to date (revision {after})"
+    return f"schema migrated from {before or 'an empty database'} to {after}"
 
 
 async def ensure_schema(store: Store) -> None:
-    await store.create_schema()
+    """Make sure the schema is current before a process does any work."""
+    if store.engine.dialect.name == "sqlite":
+        await upgrade(store)
+        return
+    current, head = await current_revision(store), head_revision()
+    if current != head:
+        state = "has no qopi-bot schema" if current is None else f"is at revision {current}, this version needs {head}"
+        raise SchemaNotReady(f"the database at DATABASE_URL {state}. Run `qopi-bot db upgrade` first.")

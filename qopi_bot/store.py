@@ -174,8 +174,10 @@ class Store:
         return cls(engine)
 
     async def create_schema(self) -> None:
-        async with self.engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
+        """Bring the schema to the newest migration (Alembic), as `qopi-bot db upgrade` does."""
+        from qopi_bot.migrate import upgrade
+
+        await upgrade(self)
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -60,3 +60,6 @@ def cli(db_url: str) -> Cli:
 
 def d(text: str) -> dt.date:
     return dt.date.fromisoformat(text)
+
+
+from tests.fakes.pg_fixture import postgres_server, postgres_url  # noqa: E402,F401  (real PostgreSQL fixtures)

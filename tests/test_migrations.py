@@ -1,0 +1,53 @@
+"""Alembic: SQLite is migrated automatically; PostgreSQL must be migrated on purpose, and
+every process refuses an unmigrated server database with a clear message."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from qopi_bot.migrate import head_revision
+
+from tests.conftest import Cli
+
+
+def test_sqlite_is_created_at_head_on_first_use(tmp_path: Path) -> None:
+    path = tmp_path / "fresh.sqlite3"
+    cli = Cli(f"sqlite+aiosqlite:///{path}")
+    assert cli.run("cases", "list").returncode == 0
+    with sqlite3.connect(path) as db:
+        assert db.execute("select version_num from alembic_version").fetchone()[0] == head_revision()
+        tables = {r[0] for r in db.execute("select name from sqlite_master where type='table'")}
+    assert {"conversations", "cases", "inbox", "outbox", "processed_events", "email_threads"} <= tables
+
+
+@pytest.mark.postgres
+def test_postgres_refuses_until_upgraded(postgres_url: str) -> None:
+    cli = Cli(postgres_url)
+    refused = cli.run("cases", "list")
+    assert refused.returncode == 2
+    assert "qopi-bot db upgrade" in refused.stderr and "Traceback" not in refused.stderr
+    asked = cli.run("ask", "--conversation", "pg-1", "Are we eligible?")
+    assert asked.returncode == 2 and "qopi-bot db upgrade" in asked.stderr
+
+    first = cli.run("db", "upgrade")
+    assert first.returncode == 0 and f"to {head_revision()}" in first.stdout
+    again = cli.run("db", "upgrade")
+    assert again.returncode == 0 and "up to date" in again.stdout
+
+    answer = json.loads(cli.run("ask", "--json", "--conversation", "pg-1", "Are we eligible?").stdout)
+    assert answer["missing"] == ["score"]
+    follow = json.loads(cli.run("ask", "--json", "--conversation", "pg-1", "81% fall 2025 on the pathway").stdout)
+    assert follow["verdict"] == "eligible"
+    case = json.loads(cli.run("ask", "--json", "Can I talk to a person please?").stdout)["case_id"]
+    assert [c["id"] for c in json.loads(cli.run("cases", "list", "--json").stdout)] == [case]
+
+
+@pytest.mark.postgres
+def test_unreachable_postgres_is_a_clear_error() -> None:
+    cli = Cli("postgresql+asyncpg://nobody@127.0.0.1:1/none")
+    done = cli.run("cases", "list")
+    assert done.returncode == 1 and "cannot reach the database" in done.stderr and "Traceback" not in done.stderr
