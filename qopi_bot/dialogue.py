@@ -105,8 +105,9 @@ def plan(state: ConversationState, text: str, today: dt.date, kb: Knowledge) -> 
         kind = "out_of_scope"
     if kind == "decision" and u.asks_round_dates and intent in (Intent.APPLICATION, Intent.VALIDITY) and u.facts.completed_round is None:
         intent, kind = Intent.APPLICATION, "round_dates"
-    if kind == "decision" and u.unpublished_topic and intent in (Intent.APPLICATION, Intent.CONTACT, Intent.VALIDITY) \
-            and u.facts.score is None and u.facts.completed_round is None:
+    if kind == "decision" and u.unpublished_topic and u.facts.score is None and u.facts.completed_round is None and (
+            intent in (Intent.APPLICATION, Intent.CONTACT)
+            or (intent is Intent.VALIDITY and u.unpublished_topic == "certification_term")):
         intent, kind = Intent.APPLICATION, "unpublished"
 
     new_state.facts = state.facts.merged_with(u.facts)

@@ -57,7 +57,11 @@ _ROUND_WITH = re.compile(r"\b(round|pathway|measures|track|cycle)\b.{0,12}\b(wit
 def _candidate_scores(text: str, expecting_score: bool = False) -> list[tuple[Decimal, int, int, bool]]:
     """(value in percent, start, end, had_percent_sign) for every number that may be a score."""
     out: list[tuple[Decimal, int, int, bool]] = []
-    for m in re.finditer(rf"(?<![\w.$/:-])({_NUM})({_PCT})?(?![\w/:]|\.\d)", text):
+    for m in re.finditer(r"(?<![\w.$/:-])(\d{1,3}(?:\.\d+)?)\s*/\s*100\b", text):
+        value = parse_decimal(m.group(1))
+        if value is not None:
+            out.append((value, m.start(), m.end(), True))
+    for m in re.finditer(rf"(?<![\w.$/:-])({_NUM})({_PCT})?(?![\w/:]|\.\d|-\d|\s?/\s?100\b)", text):
         raw, pct = m.group(1), bool(m.group(2))
         value = parse_decimal(raw)
         if value is None:
@@ -83,7 +87,8 @@ def _candidate_scores(text: str, expecting_score: bool = False) -> list[tuple[De
         out.append((value, m.start(), m.end(), pct))
     for m in NUMBER_WORDS.finditer(text):
         after = text[m.end():m.end() + 14]
-        if not re.match(_PCT, after):
+        whole_reply = expecting_score and not text[:m.start()].strip(" ,.:;-") and not text[m.end():].strip(" ,.!%")
+        if not re.match(_PCT, after) and not whole_reply:
             continue
         value = words_to_decimal(m.group(0))
         if value is not None:
@@ -124,7 +129,7 @@ _YEAR = r"(?:'|’)?(\d{4}|\d{2})\b"
 
 
 def _season(word: str) -> Season:
-    return "spring" if word == "spring" else "fall"
+    return "spring" if word.startswith("sp") else "fall"
 
 
 def _year(raw: str) -> int:
@@ -139,7 +144,7 @@ def _current_half(today: dt.date) -> RoundRef:
 
 
 def _relative_round(text: str, today: dt.date) -> RoundRef | None:
-    m = re.search(rf"\b(last|this past|past|previous|this|current)\s+(?:year'?s?\s+)?{_SEASON}\b", text)
+    m = re.search(rf"\b(last|this past|past|previous|this|current|most recent|latest)\s+(?:year'?s?\s+)?{_SEASON}\b", text)
     m_year = re.search(rf"\b{_SEASON}\s+(?:round\s+)?(?:of\s+)?(last|this)\s+year\b", text) or \
         re.search(rf"\b(?:the\s+)?{_SEASON}\s+round\s+(last|this)\s+year\b", text)
     if m_year:
@@ -148,6 +153,11 @@ def _relative_round(text: str, today: dt.date) -> RoundRef | None:
     if not m:
         return None
     which, season = m.group(1), _season(m.group(2))
+    if which in ("most recent", "latest", "recent"):
+        candidate = RoundRef(season=season, year=today.year)
+        if candidate.order_key() > _current_half(today).order_key():
+            candidate = RoundRef(season=season, year=today.year - 1)
+        return candidate
     if re.search(r"\blast year'?s?\s", m.group(0)):
         return RoundRef(season=season, year=today.year - 1)
     current = _current_half(today)
@@ -163,7 +173,8 @@ def _relative_round(text: str, today: dt.date) -> RoundRef | None:
 def _extract_round(text: str, today: dt.date, ex: Extraction) -> None:
     found: RoundRef | None = None
     m = re.search(rf"\b{_SEASON}\s*(?:round\s*)?(?:of\s*|in\s*)?{_YEAR}", text) or \
-        re.search(rf"\b(\d{{4}})\s*{_SEASON}\b", text)
+        re.search(rf"\b(\d{{4}})\s*{_SEASON}\b", text) or \
+        re.search(r"\b(fa|fl|fal|sp|spr)\s?'?(\d{2}|20\d{2})\b", text)  # FA25, SP'24
     if m:
         groups = m.groups()
         season_word, year_raw = (groups[0], groups[1]) if not groups[0].isdigit() else (groups[1], groups[0])
@@ -189,6 +200,8 @@ _NEG = r"(?:not|n't|never|no longer|didn't|did not|haven't|have not|hasn't|has n
 
 _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
     # (fact, value, pattern) -- negative patterns come first so they win over a bare mention.
+    ("pathway", True, re.compile(
+        rf"\b{_NEG}\s+(\w+\s+){{0,3}}(the\s+)?(regular|standard|general|normal|usual|basic)\s+(qopi\s+)?(reporting\s+)?(track|option|reporting)\b")),
     ("pathway", False, re.compile(
         rf"\b(regular|standard|general|normal|usual|non-certification|basic|other)\s+(qopi\s+)?(reporting\s+)?(track|pathway|option)|"
         rf"\b(regular|standard|general|normal|usual|basic)\s+(qopi\s+)?reporting\b|\binstead of (the )?(qopi )?certification (reporting )?(pathway|track)|"
@@ -207,13 +220,15 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
     ("sampling_followed", True, re.compile(
         r"\b(followed|follow|used|met|meet|hit|complied with)\s+(\w+\s+){0,3}(sampling|target chart|chart target|chart requirement)")),
     ("charts_pool_complete", True, re.compile(
+        r"\b(no one|nobody|no oncologist|no physician|no doc|no doctor|no provider)('s)?( charts?)? (was|were|got) (left out|excluded|omitted|dropped)|"
         r"\bno (\w+\s+){0,2}charts? (were|was) (excluded|left out|omitted|dropped)|\bnothing (was )?(excluded|left out)|"
         r"\b(didn't|did not|never) (exclude|leave out|omit)|\bwithout exclud\w*|\bnone of (our|the) (\w+\s+)?(charts|oncologists|physicians) (were|was) (excluded|left out)")),
     ("charts_pool_complete", False, re.compile(
         rf"\b(exclud\w*|left out|leave out|omit\w*|weren't in|were not in|wasn't in|was not in|not in the (sampling )?pool|not included|wasn't included|weren't included|isn't included|didn't include|did not include|"
         rf"not part of the (sampling )?pool|dropped|removed)\b.{{0,80}}\b(pool|sampl\w*|charts?)|"
         rf"\bcharts?\b.{{0,80}}\b(exclud\w*|left out|omitted|weren't in|were not in|not in the (sampling )?pool|not included|wasn't included|weren't included)|"
-        rf"\bnot all (of )?(our )?(oncologists|physicians|doctors|providers|charts|sites|locations)\b.{{0,60}}\b(pool|sampl\w*|includ\w*)")),
+        rf"\bnot all (of )?(our )?(oncologists|physicians|doctors|providers|charts|sites|locations)\b.{{0,60}}\b(pool|sampl\w*|includ\w*)|"
+        rf"\bleft\b.{{0,50}}\bout of (the |our )?(sampling )?(pool|sample)")),
     ("charts_pool_complete", True, re.compile(
         r"\ball (of )?(our |the )?(charts|oncologists|physicians|providers)\b.{0,60}\b(were |was )?(included|in the (sampling )?pool)")),
     ("report_received", True, re.compile(
@@ -229,6 +244,7 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
         rf"\b(each|every)\s+(\w+\s+){{0,2}}(site|clinic|location|office|practice)s?\s+(\w+\s+){{0,3}}(has|have|with|uses|use|runs|keeps|follows|sets)\s+(its|their)\s+own\s+(\w+\s+){{0,2}}(polic|procedure|rules|protocol)|"
         rf"\b(each|every)\s+(\w+\s+){{0,2}}(site|clinic|location|office)s?\s+(does|do|has|runs|sets|writes|makes)\s+(its|their)\s+own\s+(thing|way|playbook|rules)|"
         rf"\bown (set of )?(policies|procedures|protocols|playbooks?)\b|\b(different|separate|independent|varying|distinct) (\w+\s+){{0,2}}(policies|procedures|protocols)|"
+        rf"\bnone of (our |the )?(sites|offices|locations|clinics|practices)\s+(\w+\s+){{0,2}}(share|use|follow|have|run under)\b|"
         rf"\bloose(ly)?\s+(\w+\s+)?affiliat|\bloose (affiliation|network|group|federation|confederation|collection)\b|"
         rf"\b{_NEG}\s+(\w+\s+){{0,3}}(the same|same|shared|common|identical)\s+(\w+\s+){{0,1}}(policies|procedures)|"
         rf"\bpolicies (and procedures )?(differ|vary|are different|aren't the same|are not the same)|"

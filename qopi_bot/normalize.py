@@ -79,8 +79,42 @@ def repair_word(word: str) -> str:
     return hits[0] if len(hits) == 1 else word
 
 
+# A sign-off line ("Thanks,", "Best regards,") and contact lines ("Phone: ...") end the
+# question: what follows is a signature, whose numbers and words must not be read as facts.
+_SIGN_OFF = re.compile(r"^\s*(thanks( so much| again| in advance)?|thank you( so much| in advance)?|many thanks|best( regards| wishes)?|"
+                       r"kind regards|warm regards|regards|sincerely|cheers|respectfully|all the best|take care)\s*[,.!]?\s*$", re.I)
+_CONTACT_LINE = re.compile(r"^\s*(phone|tel|telephone|fax|cell|mobile|direct|office|email|e-mail|pager|ext)\.?\s*[:#]", re.I)
+_CONTRACTIONS = {"whats": "what's", "hows": "how's", "wheres": "where's", "whens": "when's", "isnt": "isn't",
+                 "arent": "aren't", "dont": "don't", "didnt": "didn't", "doesnt": "doesn't", "havent": "haven't",
+                 "hasnt": "hasn't", "wasnt": "wasn't", "werent": "weren't", "cant": "can't", "wont": "won't"}
+_SHORTHAND = [(re.compile(r"\bw/o\b"), "without"), (re.compile(r"\bw/(?=\s|$)"), "with"), (re.compile(r"\bb/c\b"), "because"),
+              (re.compile(r"\bbc\b"), "because"), (re.compile(r"\bpls\b|\bplz\b"), "please"), (re.compile(r"\bu\b"), "you")]
+_SALUTATION = re.compile(r"^\s*(dear|hi|hello|hey|good (morning|afternoon|evening)|greetings|to whom it may concern)\b[^.?!\n]{0,50}[,:!]?\s*$", re.I)
+_CONTRACTION = re.compile(r"\b(" + "|".join(_CONTRACTIONS) + r")\b")
+
+
+def strip_signature(text: str) -> str:
+    lines = text.splitlines()
+    if len(lines) < 2:
+        return text
+    kept: list[str] = []
+    if _SALUTATION.match(lines[0]):  # "Dear Help Desk," is not part of the question
+        lines = lines[1:]
+    for index, line in enumerate(lines):
+        if index > 0 and _SIGN_OFF.match(line):
+            break
+        if _CONTACT_LINE.match(line):
+            continue
+        kept.append(line)
+    return "\n".join(kept)
+
+
 def normalize(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text).translate(_QUOTES).lower()
+    text = unicodedata.normalize("NFKC", text).translate(_QUOTES)
+    text = strip_signature(text).lower()
     text = re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", " ", text)
     text = re.sub(r"\s+", " ", text).strip()
+    text = _CONTRACTION.sub(lambda m: _CONTRACTIONS[m.group(1)], text)
+    for pattern, replacement in _SHORTHAND:
+        text = pattern.sub(replacement, text)
     return _WORD.sub(lambda m: repair_word(m.group(0)), text)

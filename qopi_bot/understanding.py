@@ -31,6 +31,7 @@ CUES: dict[Intent, _W] = {
         (6, rf"\b(connect|transfer|put)\s+(me|us)\s+(through\s+)?(to|with)\s+{_PERSON}"),
         (5, r"\b(real|actual|live) (person|human)\b|\bhuman (please|pls)\b|\b(a|an actual) human\b"),
         (5, r"\b(can|could|would|please have)\s+(someone|somebody|a person|staff|your team|the team)\s+(\w+\s+){0,2}(call|contact|email|reach out to|get back to|phone)\s+(me|us)"),
+        (6, r"\b(call ?back|call me back|ring me back|phone call from (someone|your team|staff)|(discuss|talk about) (it|this) (by|over the|on the) phone)\b"),
         (4, r"\b(call|phone|ring)\s+(me|us)\b(?! ?\w* (if|when))|\bescalate\b|\bneed (a|to talk to a) (person|human)|\brepresentative\b"),
         (3, rf"\b(want|need|like|prefer)\s+(to\s+)?(talk|speak)\s+(to|with)\b|\bnot a (bot|robot)\b|\bare you (a )?(bot|human|robot)"),
     ),
@@ -63,7 +64,7 @@ CUES: dict[Intent, _W] = {
         (3, r"\b(site|location|office|clinic)s?\b.{0,40}\b(individually|separately|each)\b|\bwhole practice\b|\bwho (can|should) apply\b|\bhow (do|should) we apply\b"),
     ),
     Intent.VALIDITY: _cues(
-        (5, r"\b(still )?valid\b|\bvalidity\b|\bexpir\w*\b|\bgood (for|until|till)\b|\buntil when\b|\bstill (good|count|usable|current)\b"),
+        (5, r"\buntil what (date|day|point)\b|\bwhat date\b.{0,30}\bvalid\b|\b(still )?valid\b|\bvalidity\b|\bexpir\w*\b|\bgood (for|until|till)\b|\buntil when\b|\bstill (good|count|usable|current)\b"),
         (4, r"\bhow long\b.{0,40}\b(score|result)s?\b|\b(score|result)s?\b.{0,40}\bhow long\b|\b(last|final) day\b|\bdeadline\b|\buse (our|the|that|this) (score|result)s?\b"),
         (3, r"\bwhen (does|do|will)\s+(our|the|that|this|a)\s+(\w+\s+)?(score|result)s?\s+(run out|lapse|end|stop)|\btoo late\b|\bstill (apply|use)\b|\bhow much time\b"),
         (4, r"\b(roll|carry|carried|rolls) (over|forward)\b"),
@@ -77,8 +78,8 @@ CUES: dict[Intent, _W] = {
         (2, r"\bwhere do we stand\b|\bcan we (get|become) (qopi )?certified\b|\bam i (ok|okay)\b|\bare we (ok|okay|good|set)\b"),
     ),
     Intent.SCORE_THRESHOLD: _cues(
-        (5, r"\bwhat (score|percentage|percent|quality score|oqs)\b.{0,40}\b(need|required|have to|must|get|achieve|pass)\b|\bthreshold\b|\bcut ?off\b"),
-        (5, r"\bpassing (mark|score|grade|threshold|bar|rate|percentage)\b|\bminimum (overall )?(quality )?(score|percentage|oqs)\b|\bpass mark\b"),
+        (5, r"\bwhat (overall )?(score|percentage|percent|quality score|oqs)\b.{0,40}\b(need|required|have to|must|get|achieve|pass)\b|\bthreshold\b|\bcut ?off\b"),
+        (5, r"\bpassing (mark|score|grade|threshold|bar|rate|percentage)\b|\bmin(imum)? (overall )?(quality )?(score|percentage|oqs|pass(ing)? score)\b|\bpass mark\b"),
         (4, r"\bround(ed|s|ing)? (it )?up\b"),
         (3, r"\b(count|counts|counted) as (a )?pass(ing)?\b|\bis (that|this|it) (a )?pass(ing)?\b"),
         (4, r"\bhow (high|much)\b.{0,30}\bscore\b|\bscore (do we|we) need\b|\b(need|required) to (score|get|pass)\b|\bwhat('s| is) the (required|minimum|passing) \w+"),
@@ -111,7 +112,7 @@ CUES: dict[Intent, _W] = {
         (3, r"\baffirm\w*\b|\bpolicies (we|do we) need\b"),
     ),
     Intent.CONTACT: _cues(
-        (5, r"\b(phone|telephone) (number|#)?\b|\bemail address\b|\bcontact (info|information|details|you|the team|qcp|someone|the (qopi|qcp|help))\b"),
+        (5, r"\b(phone|telephone) (number|#|no\.?)|\bemail address\b|\bcontact (info|information|details|you|the team|qcp|someone|the (qopi|qcp|help))\b"),
         (4, r"\bwho (do|should|can) (i|we) (email|call|contact|write to|reach)\b|\bhow (do|can) (i|we) (reach|contact|get in touch)\b|\bhelp ?desk\b|\b(email|call) (the )?(team|qcp)\b"),
         (2, r"\bemail\b|\bphone\b|\bcontact\b|\bnumber for\b"),
     ),
@@ -137,7 +138,8 @@ _DOMAIN = re.compile(
 )
 _QUESTION = re.compile(
     r"\?|^((also|and|oh|so|ok|okay|btw|hey|hi|hello|actually|um|well|sorry|thanks|one more thing|quick q(uestion)?)[,:!.\s-]+)*"
-    r"(can|could|is|are|do|does|did|what|what's|when|how|who|which|why|should|may|will|would|where)\b")
+    r"(can|could|is|are|do|does|did|what|what's|when|how|who|which|why|should|may|will|would|where)\b"
+    r"|^(\S+\s+){0,3}(what|what's|when|how|who|which|why|where)\b")
 _UNRELATED = re.compile(r"\b(unrelated to|not (about|related to) (qopi|certification|the certification)|off[- ]topic|nothing to do with (qopi|certification))\b")
 _FILLER = re.compile(r"^((honestly|well|um|uh|so|actually|hmm|ok|okay|oh|sorry|i mean|i think)[,.!\s-]+)+")
 _YES = re.compile(r"^(yes|yeah|yep|yup|y|correct|right|that's right|that is right|true|sure|absolutely|indeed|affirmative|we do|we did|they do|they did|it is|it was|of course|definitely|all of them|all do|all sites do)\b")
@@ -171,10 +173,24 @@ class Understanding(BaseModel):
         return self.intent is not None and max(self.scores.values(), default=0) >= 3
 
 
+_SENTENCE = re.compile(r"[^.?!\n]*\?|[^.?!\n]+[.!\n]?")
+
+
+def question_sentences(text: str) -> list[str]:
+    """The sentences that ask: in a long email, what surrounds them is context."""
+    sentences = [s.strip() for s in _SENTENCE.findall(text) if s.strip()]
+    if len(sentences) < 2:
+        return []
+    return [s for s in sentences if s.endswith("?") or re.match(r"(can|could|what|what's|when|how|who|which|why|where|is|are|do|does)\b", s)]
+
+
 def classify(text: str) -> dict[Intent, float]:
     scores: dict[Intent, float] = {}
+    asked = " ".join(question_sentences(text))
     for intent, cues in CUES.items():
         total = sum(weight for weight, pattern in cues if pattern.search(text))
+        if asked:  # cues inside the question count twice
+            total += sum(weight for weight, pattern in cues if pattern.search(asked))
         if total:
             scores[intent] = total
     return scores
@@ -219,9 +235,11 @@ def _pick(scores: dict[Intent, float], ex: Extraction) -> Intent | None:
     if ex.facts.charts_pool_complete is False and Intent.SUBSET in scores and scores[Intent.SUBSET] < 6:
         del scores[Intent.SUBSET]  # "charts from the satellite clinic were excluded" is not a subset request
     multi_site_how = Intent.MULTI_SITE in scores and Intent.APPLICATION in scores
-    if ((ex.facts.site_count or 0) > 1 or multi_site_how) and not has_case_facts \
+    other_best = max((v for i, v in scores.items() if i not in (Intent.MULTI_SITE, Intent.APPLICATION)), default=0)
+    if ((ex.facts.site_count or 0) > 1 or multi_site_how) and not has_case_facts and other_best < 5 \
             and Intent.SUBSET not in scores and Intent.EXCEPTION not in scores:
-        scores[Intent.MULTI_SITE] = scores.get(Intent.MULTI_SITE, 0) + 4  # "we have 3 locations, how do we apply?"
+        # "We have 3 locations. How should we apply?" is the multi-site question.
+        scores[Intent.MULTI_SITE] = max(scores.get(Intent.MULTI_SITE, 0) + 4, scores.get(Intent.APPLICATION, 0) + 1)
     if ex.facts.score is not None and Intent.GREETING in scores:
         del scores[Intent.GREETING]
     if not scores:
