@@ -50,7 +50,9 @@ def summarize(case: CaseRecord) -> CaseSummary:
         id=case.id, status=case.status, reason=case.reason, why=REASON_LABEL.get(case.reason, case.reason),
         channel=CHANNEL_LABEL.get(case.channel, case.channel), question=scrub(case.question),
         facts={k: v for k, v in case.facts.items() if v not in (None, [], "")},
-        decision_text=scrub(str(case.decision.get("text", ""))), rules=list(case.decision.get("rules", [])),
+        # The bot's own words quote no practice text, so they are shown as written (scrubbing
+        # them would turn the QCP team's contact details into "[email]").
+        decision_text=str(case.decision.get("text", "")), rules=list(case.decision.get("rules", [])),
         claimed_by=case.claimed_by, recent=recent,
     )
 

@@ -197,7 +197,8 @@ def compose(p: Plan, kb: Knowledge, case_id: str | None = None) -> Answer:
         notes.append("Please don't send patient details (names, dates of birth, record numbers); I don't need them to answer.")
     u = p.understanding
     if u is not None and u.mentions_attachment:
-        notes.append("I can't open attachments (they are not read or stored); please type the score and round in your message.")
+        notes.append("I can't open attachments (they are not read or stored, to keep patient data out); please type what I "
+                     "need in your message, for example your score and the round it is from, and leave out patient details.")
 
     if p.kind == "error":
         return Answer(intent=p.intent, outcome=Outcome.ERROR, text=f"{p.problem} " + GREETING.split("! ", 1)[1])

@@ -170,6 +170,13 @@ def _relative_round(text: str, today: dt.date) -> RoundRef | None:
     return candidate
 
 
+_NOT_COMPLETED = re.compile(
+    r"\b(not (yet )?(started|begun|done|completed|finished|participated in|submitted)|haven't (yet )?(started|begun|done|completed|finished|participated in|submitted)|"
+    r"hasn't (started|begun)|will (do|join|participate in|start|enter)|going to (do|join|participate in|start)|plan(ning)? to (do|join|participate in|start|enter)|"
+    r"about to (start|begin|join)|signed up for|registered for|currently in|in the middle of|upcoming|next)\s+(\w+\s+){0,3}$"
+)
+
+
 def _extract_round(text: str, today: dt.date, ex: Extraction) -> None:
     found: RoundRef | None = None
     m = re.search(rf"\b{_SEASON}\s*(?:round\s*)?(?:of\s*|in\s*)?{_YEAR}", text) or \
@@ -189,6 +196,9 @@ def _extract_round(text: str, today: dt.date, ex: Extraction) -> None:
         if y and re.search(r"\b(round|score|pathway|collection|completed|did|participated)\b", text):
             ex.round_year_only = int(y.group(1))
         return
+    start = m.start() if m else 0
+    if _NOT_COMPLETED.search(text[max(0, start - 45):start]):
+        return  # "we have not started the Spring 2026 round yet" names a round, not a completed one
     if found.year > today.year:
         ex.problems.append(Problem(kind="future_round", detail=f"the {found.label()} round has not happened yet"))
         return
