@@ -1,1 +1,233 @@
-"""Email channel (placeholder until the email worker lands)."""
+"""Email channel: the worker process (Procfile `worker: qopi-bot worker`).
+
+SMTP in (aiosmtpd) on QOPI_SMTP_LISTEN -> durable inbox -> dialogue -> durable outbox ->
+SMTP out (aiosmtplib) through QOPI_SMTP_RELAY. A message is accepted (250) only once it is
+stored; everything after that runs from the database, so a crash loses nothing and the
+sending MTA's retries never produce a second answer. This module is the thin adapter:
+wiring, the SMTP handler (outcome -> SMTP status, in one place) and the two loops. The
+work itself lives in email_parse / email_loops / email_inbound / email_compose /
+email_delivery."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from handlers.email_delivery import EmailDelivery
+from handlers.email_inbound import InboundProcessor
+from handlers.email_parse import external_id
+from qopi_bot.logs import configure_logging, get_logger
+from qopi_bot.migrate import SchemaNotReady, ensure_schema
+from qopi_bot.outbox import Dispatcher
+from qopi_bot.runtime import load_kb
+from qopi_bot.service import DialogueService
+from qopi_bot.settings import Settings
+from qopi_bot.store import Store
+
+log = get_logger("handlers.email")
+
+MAX_MESSAGE_BYTES = 10 * 1024 * 1024
+MAX_ATTEMPTS = 5  # a message that fails this often is a bug: kept as `failed`, never retried forever
+
+Accepted = Literal["stored", "duplicate", "store_failed"]
+
+# The one place where what happened to a message becomes an SMTP answer.
+SMTP_STATUS: dict[Accepted, str] = {
+    "stored": "250 2.0.0 Message accepted",
+    "duplicate": "250 2.0.0 Message already received",
+    # Temporary: the sending MTA keeps the message and retries, so nothing is lost.
+    "store_failed": "451 4.3.0 Temporary failure storing the message, please try again later",
+}
+TOO_BIG = ("552 5.3.4 Message too big: the QOPI Certification help desk accepts messages up to 10 MB. "
+           "Please send your question without the attachment.")
+
+
+class _SMTP(SMTP):
+    """aiosmtpd's SMTP with a 552 that tells the sender what to do about it."""
+
+    async def push(self, status: str) -> None:
+        if status.startswith("552 "):
+            status = TOO_BIG
+        await super().push(status)
+
+
+class InboundSMTPHandler:
+    """The aiosmtpd handler: store, then answer. Nothing is processed before the 250."""
+
+    def __init__(self, accept: Callable[[bytes, str, list[str]], Awaitable[Accepted]]) -> None:
+        self._accept = accept
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or envelope.content or b""
+        if isinstance(raw, str):
+            raw = raw.encode("utf-8", "surrogateescape")
+        mail_from = "" if envelope.mail_from in (None, "", "<>") else str(envelope.mail_from)
+        return SMTP_STATUS[await self._accept(bytes(raw), mail_from, list(envelope.rcpt_tos))]
+
+
+class EmailWorker:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.kb = load_kb(settings)
+        self.store = Store.from_url(settings.db_url)
+        self.dialogue = DialogueService(self.store, self.kb, settings)
+        self.processor = InboundProcessor(self.store, self.dialogue, settings, self.kb)
+        self.delivery = EmailDelivery(self.store, settings, self.kb)
+        self.dispatcher = Dispatcher(self.store, "email", self.delivery.send, settings)
+        self._stop = asyncio.Event()
+        self._inbox_wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._server: asyncio.AbstractServer | None = None
+        self._schema_ready = False
+
+    @property
+    def address(self) -> tuple[str, int]:
+        assert self._server is not None
+        host, port = self._server.sockets[0].getsockname()[:2]
+        return host, port
+
+    async def start(self) -> EmailWorker:
+        # aiosmtpd logs every DATA line at DEBUG: message bodies must never reach a log.
+        mail_log = logging.getLogger("mail.log")
+        if mail_log.getEffectiveLevel() < logging.INFO:
+            mail_log.setLevel(logging.INFO)
+        try:
+            await self._ensure_schema(at_start=True)  # a database that is down now must not keep SMTP down
+        except SchemaNotReady:
+            await self.store.close()
+            raise
+        host, port = self.settings.smtp_listen_host_port
+        handler = InboundSMTPHandler(self.accept)
+        hostname = self.settings.help_address.rpartition("@")[2] or "localhost"
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _SMTP(handler, data_size_limit=MAX_MESSAGE_BYTES, enable_SMTPUTF8=True, hostname=hostname,
+                          ident="qopi-bot"),
+            host=host, port=port)
+        self._tasks = [asyncio.create_task(self._inbox_loop(), name="email-inbox"),
+                       asyncio.create_task(self.dispatcher.run_forever(self._stop), name="email-outbox")]
+        log.info("email.worker_started", listen=f"{host}:{self.address[1]}", relay=self.settings.smtp_relay)
+        return self
+
+    async def stop(self) -> None:
+        self._stop.set()
+        self._inbox_wake.set()
+        self.dispatcher.notify()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.delivery.close()
+        await self.store.close()
+
+    async def wait_stopped(self) -> None:
+        await self._stop.wait()
+
+    # ------------------------------------------------------------------ SMTP side
+    async def accept(self, raw: bytes, mail_from: str, rcpt_tos: list[str]) -> Accepted:
+        try:
+            if not self._schema_ready:
+                await self._ensure_schema()
+            item_id = await self.store.inbox_put("email", external_id(raw), raw,
+                                                 {"mail_from": mail_from, "rcpt_tos": rcpt_tos, "size": len(raw)})
+        except Exception as exc:
+            log.error("email.store_failed", error=type(exc).__name__, size=len(raw))
+            return "store_failed"
+        if item_id is None:
+            log.info("email.duplicate", size=len(raw))
+            return "duplicate"
+        log.info("email.received", inbox=item_id, size=len(raw))
+        self._inbox_wake.set()
+        return "stored"
+
+    # ------------------------------------------------------------------ inbox side
+    async def _ensure_schema(self, at_start: bool = False) -> bool:
+        if not self._schema_ready:
+            try:
+                await ensure_schema(self.store)
+                self._schema_ready = True
+            except SchemaNotReady:
+                # An unmigrated server database is an operator's job (`qopi-bot db upgrade`):
+                # refuse to start; if it shows up later, keep answering 451 and say why.
+                if at_start:
+                    raise
+                log.error("email.schema_not_ready", hint="run `qopi-bot db upgrade`")
+            except Exception as exc:
+                log.warning("email.database_unavailable", error=type(exc).__name__)
+        return self._schema_ready
+
+    async def _inbox_loop(self) -> None:
+        pause = self.settings.poll_interval
+        while not self._stop.is_set():
+            self._inbox_wake.clear()
+            try:
+                busy = await self.run_inbox_once() if await self._ensure_schema() else 0
+                pause = self.settings.poll_interval
+            except Exception as exc:  # the database went away: pause, never stop
+                busy = 0
+                pause = min(5.0, max(pause * 2, 0.5))
+                log.warning("email.inbox_poll_failed", error=type(exc).__name__, retry_in=pause)
+            if busy:
+                continue
+            try:
+                await asyncio.wait_for(self._inbox_wake.wait(), timeout=pause)
+            except TimeoutError:
+                pass
+
+    async def run_inbox_once(self) -> int:
+        items = await self.store.inbox_claim("email", self.settings.lease_seconds, limit=10)
+        for item in items:
+            if self._stop.is_set():
+                break  # leased items come back when the lease runs out
+            started = time.perf_counter()
+            try:
+                result = await self.processor.process(item, today=dt.date.today())
+                await self.store.inbox_finish(item.id, result.inbox_status, result.detail)
+            except Exception as exc:
+                # Bad input never stops the worker. The item stays leased and is tried
+                # again when the lease expires; after MAX_ATTEMPTS it is parked as failed.
+                log.error("email.process_failed", inbox=item.id, attempts=item.attempts, error=type(exc).__name__,
+                          ms=round((time.perf_counter() - started) * 1000, 1))
+                if item.attempts >= MAX_ATTEMPTS:
+                    try:
+                        await self.store.inbox_finish(item.id, "failed", type(exc).__name__)
+                    except Exception:
+                        pass
+        if items:  # one wake-up per batch: under load the dispatcher then claims replies in batches too
+            self.dispatcher.notify()
+        return len(items)
+
+
+async def start_worker(settings: Settings) -> EmailWorker:
+    """Start a worker on the running loop (tests and the benchmark run it in-process)."""
+    return await EmailWorker(settings).start()
+
+
+def run_worker(settings: Settings) -> None:
+    """`qopi-bot worker`: run until SIGTERM/SIGINT, then stop cleanly."""
+
+    # The CLI configures warnings only; a long-running worker reports what it does (ids,
+    # outcomes and timings: the log processors withhold bodies and scrub identifiers).
+    configure_logging(settings.log_format, level=logging.INFO)
+
+    async def main() -> None:
+        worker = await start_worker(settings)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, worker._stop.set)
+        await worker.wait_stopped()
+        await worker.stop()
+
+    try:
+        asyncio.run(main())
+    except SchemaNotReady as exc:
+        sys.stderr.write(f"qopi-bot worker: {exc}\n")
+        raise SystemExit(2) from None

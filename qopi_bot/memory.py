@@ -30,6 +30,11 @@ class MemoryConversations:
     async def add_message(self, key: str, role: str, text: str, author: str | None = None) -> None:
         self._messages.setdefault(key, []).append((role, author, text))
 
+    async def save_turn(self, key: str, channel: str, state: ConversationState,
+                        lines: list[tuple[str, str | None, str]]) -> None:
+        self._messages.setdefault(key, []).extend(lines)
+        self._states[key] = state
+
     async def transcript(self, key: str, limit: int = 50) -> list[tuple[str, str | None, str]]:
         return self._messages.get(key, [])[-limit:]
 

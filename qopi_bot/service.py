@@ -60,11 +60,10 @@ class DialogueService:
                 p.to_case = True
 
         answer = compose(p, self.kb, case_id=case_label(case_number) if case_number is not None else None)
-        if msg.text.strip():
-            await conversations.add_message(msg.conversation_key, "practice", msg.text, author=msg.user)
-        await conversations.add_message(msg.conversation_key, "bot", answer.text)
-        await conversations.save_state(msg.conversation_key, msg.channel, new_state)
+        lines: list[tuple[str, str | None, str]] = [("practice", msg.user, msg.text)] if msg.text.strip() else []
+        lines.append(("bot", None, answer.text))
+        await conversations.save_turn(msg.conversation_key, msg.channel, new_state, lines)
         if case_number is not None and conversations is not self.store:
-            await self.store.add_message(msg.conversation_key, "practice", msg.text, author=msg.user)
-            await self.store.add_message(msg.conversation_key, "bot", answer.text)
+            for role, author, text in lines:
+                await self.store.add_message(msg.conversation_key, role, text, author=author)
         return answer

@@ -1,0 +1,153 @@
+"""Deliver email outbox items through QOPI_SMTP_RELAY (aiosmtplib).
+
+The shared Dispatcher (qopi_bot.outbox) owns retries, backoff and giving up; this module
+renders one item and hands it to the relay, turning relay answers into DeliveryError:
+4xx, refused connections and timeouts are temporary, 5xx for the message or recipient
+permanent. Items are rendered at send time from the durable payload, with a Message-ID that
+is fixed per item, so a retry sends the very same message. One relay connection is kept
+and reused between items (a fresh one per message costs more than the send itself)."""
+
+from __future__ import annotations
+
+import time
+from email.message import EmailMessage
+from typing import Any
+
+import aiosmtplib
+from pydantic import ValidationError
+
+from handlers.email_compose import (
+    WIRE_POLICY, ReplyPayload, build_message, relay_text, render_reply, reply_subject, stable_message_id, staff_case_subject,
+    staff_case_text, thread_references,
+)
+from qopi_bot.cases import summarize
+from qopi_bot.core.kb import Knowledge
+from qopi_bot.logs import get_logger
+from qopi_bot.outbox import DeliveryError
+from qopi_bot.records import OutboxItem
+from qopi_bot.settings import Settings
+from qopi_bot.store import Store
+
+log = get_logger("handlers.email")
+_AUTH_CODES = {530, 534, 535, 538}  # login problems: an operator fixes the settings, then it goes out
+_IDLE_RECONNECT_SECONDS = 30.0
+
+
+class EmailDelivery:
+    def __init__(self, store: Store, settings: Settings, kb: Knowledge) -> None:
+        self.store = store
+        self.settings = settings
+        self.kb = kb
+        self._client: aiosmtplib.SMTP | None = None
+        self._last_used = 0.0
+
+    async def send(self, item: OutboxItem) -> dict[str, Any] | None:
+        msg, recipient = await self._render(item)
+        await self._transmit(msg, recipient)
+        return {"message_id": msg["Message-ID"]}
+
+    async def close(self) -> None:
+        await self._drop_connection()
+
+    # ------------------------------------------------------------------ rendering
+    async def _render(self, item: OutboxItem) -> tuple[EmailMessage, str]:
+        try:
+            if item.kind == "reply":
+                payload = ReplyPayload.model_validate(item.payload)
+                return render_reply(payload, self.settings.help_address), payload.to
+            if item.kind == "staff_case":
+                return await self._staff_case(item)
+            if item.kind == "relay":
+                return await self._relay(item)
+        except (ValidationError, KeyError, TypeError, ValueError) as exc:
+            # A payload we cannot render now will not render later either.
+            raise DeliveryError(f"cannot render {item.kind}: {type(exc).__name__}", permanent=True) from exc
+        raise DeliveryError(f"unknown email outbox kind {item.kind!r}", permanent=True)
+
+    async def _staff_case(self, item: OutboxItem) -> tuple[EmailMessage, str]:
+        case = await self.store.get_case(int(item.payload["case"]))
+        if case is None:
+            raise DeliveryError(f"case {item.payload['case']} does not exist", permanent=True)
+        to = str(item.payload.get("to") or self.settings.staff_email)
+        summary = summarize(case)
+        message_id = stable_message_id("case", item.dedupe_key, self.settings.help_address)
+        # Recorded before sending so that even a very quick staff reply finds its case.
+        await self.store.link_message_id(message_id, case.conversation_key, case.number)
+        if case.staff_email_message_id != message_id:
+            await self.store.update_case(case.number, staff_email_message_id=message_id)
+        contact = case.origin.get("address") if case.channel == "email" else None
+        msg = build_message(help_address=self.settings.help_address, to=to, to_name="QCP staff",
+                            subject=staff_case_subject(summary), text=staff_case_text(summary, contact, self.kb.contacts),
+                            message_id=message_id, in_reply_to=None, references=[], auto_submitted="auto-generated")
+        return msg, to
+
+    async def _relay(self, item: OutboxItem) -> tuple[EmailMessage, str]:
+        case = await self.store.get_case(int(item.payload["case"]))
+        if case is None:
+            raise DeliveryError(f"case {item.payload['case']} does not exist", permanent=True)
+        origin = case.origin
+        to = str(item.payload["to"])
+        parent = origin.get("message_id")
+        message_id = stable_message_id("relay", item.dedupe_key, self.settings.help_address)
+        conversation_key = str(item.payload.get("conversation_key") or case.conversation_key)
+        # The practice's reply to the relayed answer must continue its own conversation.
+        await self.store.link_message_id(message_id, conversation_key, case.number)
+        msg = build_message(help_address=self.settings.help_address, to=to, to_name=str(origin.get("name") or ""),
+                            subject=reply_subject(origin.get("subject")), text=relay_text(str(item.payload["text"]), self.kb.contacts),
+                            message_id=message_id, in_reply_to=parent,
+                            references=thread_references(list(origin.get("references") or []), [], parent),
+                            auto_submitted="auto-replied")
+        return msg, to
+
+    # ------------------------------------------------------------------ the wire
+    async def _connect(self) -> aiosmtplib.SMTP:
+        idle = time.monotonic() - self._last_used
+        if self._client is not None and self._client.is_connected and idle < _IDLE_RECONNECT_SECONDS:
+            return self._client
+        await self._drop_connection()
+        host, port = self.settings.smtp_relay_host_port
+        s = self.settings
+        client = aiosmtplib.SMTP(hostname=host, port=port, timeout=15, use_tls=port == 465,
+                                 start_tls=bool(s.smtp_starttls) and port != 465,
+                                 username=s.smtp_username or None, password=s.smtp_password or None,
+                                 local_hostname=self.settings.help_address.rpartition("@")[2] or None)
+        await client.connect()
+        self._client = client
+        return client
+
+    async def _drop_connection(self) -> None:
+        client, self._client = self._client, None
+        if client is not None and client.is_connected:
+            try:
+                await client.quit(timeout=2)
+            except Exception:
+                client.close()
+
+    async def _transmit(self, msg: EmailMessage, recipient: str) -> None:
+        sender = self.settings.help_address
+        # Flattened here, not by aiosmtplib (78-column folding): see email_compose.WIRE_POLICY.
+        wire = msg.as_bytes(policy=WIRE_POLICY)
+        for attempt in (1, 2):
+            try:
+                client = await self._connect()
+                await client.sendmail(sender, [recipient], wire)
+                self._last_used = time.monotonic()
+                return
+            except aiosmtplib.SMTPServerDisconnected as exc:
+                await self._drop_connection()
+                if attempt == 1:  # a reused connection the relay had closed: one fresh try
+                    continue
+                raise DeliveryError(f"relay disconnected: {exc}") from exc
+            except aiosmtplib.SMTPRecipientsRefused as exc:
+                await self._drop_connection()
+                codes = [r.code for r in exc.recipients]
+                raise DeliveryError(f"relay refused the recipient ({codes})",
+                                    permanent=all(500 <= c < 600 for c in codes)) from exc
+            except aiosmtplib.SMTPResponseException as exc:
+                await self._drop_connection()
+                permanent = 500 <= exc.code < 600 and exc.code not in _AUTH_CODES
+                raise DeliveryError(f"relay answered {exc.code} {exc.message[:120]}", permanent=permanent) from exc
+            except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                await self._drop_connection()
+                raise DeliveryError(f"relay unreachable: {type(exc).__name__}") from exc
+        raise AssertionError("unreachable")

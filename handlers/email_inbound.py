@@ -1,0 +1,159 @@
+"""Process one stored inbound message: automated mail is ignored, a staff answer to a case
+mail is relayed, everything else goes through the dialogue and its answer is queued.
+
+Runs after the SMTP 250, from the durable inbox, so it may run again for the same item
+after a crash: the answer's outbox dedupe key is derived from the inbox id (answered
+exactly once), and an item whose answer is already queued is not put through the dialogue
+a second time. Logs carry ids and outcomes only, never bodies."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+from typing import Literal
+
+from pydantic import BaseModel
+
+from handlers.email_compose import (
+    ReplyPayload, new_message_id, origin_for, reply_subject, reply_text, thread_references,
+)
+from handlers.email_loops import automated_reason
+from handlers.email_parse import ParsedMail, parse_mail, without_attachments
+from qopi_bot.cases import is_staff_address
+from qopi_bot.core.kb import Knowledge
+from qopi_bot.logs import get_logger
+from qopi_bot.records import CaseRecord, InboxItem, IncomingMessage, parse_case_label
+from qopi_bot.service import DialogueService
+from qopi_bot.settings import Settings
+from qopi_bot.store import Store, utcnow
+
+log = get_logger("handlers.email")
+_CASE_TAG = re.compile(r"\[(QCP-\d{1,9})\]", re.I)
+
+Outcome = Literal["answered", "already_answered", "relayed", "automated", "no_sender", "capped", "staff_empty"]
+
+
+class Processed(BaseModel):
+    outcome: Outcome
+    inbox_status: Literal["done", "ignored"]
+    detail: str | None = None  # a reason code for the log (never text from the message)
+    case: str | None = None
+    intent: str | None = None
+
+
+def reply_dedupe_key(inbox_id: int) -> str:
+    return f"email-reply:{inbox_id}"
+
+
+class InboundProcessor:
+    def __init__(self, store: Store, dialogue: DialogueService, settings: Settings, kb: Knowledge) -> None:
+        self.store = store
+        self.dialogue = dialogue
+        self.settings = settings
+        self.kb = kb
+
+    async def process(self, item: InboxItem, today: dt.date) -> Processed:
+        started = time.perf_counter()
+        mail = parse_mail(item.payload)
+        result = await self._decide(item, mail, today)
+        if mail.attachments:
+            # The raw copy was kept only until the message was handled: attachments may
+            # carry patient data and are never stored.
+            await self.store.inbox_set_payload(item.id, without_attachments(item.payload))
+        log.info("email.processed", inbox=item.id, outcome=result.outcome, detail=result.detail, case=result.case,
+                 intent=result.intent, attachments=mail.attachments, defects=mail.defects,
+                 ms=round((time.perf_counter() - started) * 1000, 1))
+        return result
+
+    async def _decide(self, item: InboxItem, mail: ParsedMail, today: dt.date) -> Processed:
+        # Only a redelivery (a crash after queueing, before finishing) can find its answer queued.
+        if item.attempts > 1 and await self.store.outbox_find(reply_dedupe_key(item.id)) is not None:
+            return Processed(outcome="already_answered", inbox_status="done")
+        envelope_from = str(item.meta.get("mail_from") or "")
+        reason = automated_reason(mail, envelope_from, self.settings.help_address)
+        if reason:
+            return Processed(outcome="automated", inbox_status="ignored", detail=reason)
+        address = mail.reply_address
+        if not address:  # never fall back to the envelope: it is often a bounce address
+            return Processed(outcome="no_sender", inbox_status="ignored")
+
+        if is_staff_address(self.settings, mail.from_address):
+            case = await self._case_for_staff(mail)
+            if case is not None:
+                return await self._relay_staff_answer(item, mail, case)
+
+        conversation_key, case_number = await self._thread(mail, fallback=item.external_id)
+        since = utcnow() - dt.timedelta(hours=1)
+        if await self.store.replies_since(address, since) >= self.settings.reply_cap_per_hour:
+            return Processed(outcome="capped", inbox_status="ignored", detail="reply_cap_per_hour")
+
+        origin = origin_for(address=address, name=mail.reply_name, subject=mail.subject,
+                            message_id=mail.message_id, references=mail.references)
+        msg = IncomingMessage(conversation_key=conversation_key, channel="email", text=mail.text, today=today,
+                              user=address, origin=origin)
+        answer = await self.dialogue.handle(msg, event_key=f"email:{item.id}")
+        case_number = await self._follow_case(answer.case_id, case_number, origin)
+        if mail.message_id:
+            await self.store.link_message_id(mail.message_id, conversation_key, case_number)
+        reply_id = new_message_id(self.settings.help_address)
+        await self.store.link_message_id(reply_id, conversation_key, case_number)
+        payload = ReplyPayload(
+            to=address, to_name=mail.reply_name, subject=reply_subject(mail.subject), message_id=reply_id,
+            in_reply_to=mail.message_id,
+            references=thread_references(mail.references, mail.in_reply_to, mail.message_id),
+            text=reply_text(answer.text, mail.attachments, self.kb.contacts),
+            conversation_key=conversation_key, case=case_number,
+        )
+        await self.store.outbox_put("email", "reply", payload.model_dump(mode="json"),
+                                    dedupe_key=reply_dedupe_key(item.id), recipient=address.lower())
+        return Processed(outcome="answered", inbox_status="done", case=answer.case_id,
+                         intent=answer.intent.value if answer.intent else None)
+
+    async def _thread(self, mail: ParsedMail, fallback: str) -> tuple[str, int | None]:
+        """The conversation this mail continues (via In-Reply-To/References), else a new one.
+        A staff case mail is not a practice's thread: only staff may continue from it, so
+        anyone else quoting it starts a conversation of their own."""
+        ids = mail.thread_ids
+        for _ in range(len(ids) + 1):
+            found = await self.store.thread_for(ids)
+            if found is None:
+                break
+            key, case_number = found
+            case = await self.store.get_case(case_number) if case_number is not None else None
+            if case is None or not case.staff_email_message_id or case.staff_email_message_id not in ids:
+                return key, case_number
+            log.warning("email.case_reply_not_staff", case=case.id)
+            ids = [i for i in ids if i != case.staff_email_message_id]
+        # New threads: email:<message-id> (or the content hash that stood in for it).
+        return f"email:{mail.message_id or fallback}", None
+
+    async def _case_for_staff(self, mail: ParsedMail) -> CaseRecord | None:
+        found = await self.store.thread_for(mail.thread_ids)
+        if found is not None and found[1] is not None:
+            return await self.store.get_case(found[1])
+        tag = _CASE_TAG.search(mail.subject)
+        if tag:
+            number = parse_case_label(tag.group(1))
+            return await self.store.get_case(number) if number is not None else None
+        return None
+
+    async def _relay_staff_answer(self, item: InboxItem, mail: ParsedMail, case: CaseRecord) -> Processed:
+        if not mail.text.strip():
+            return Processed(outcome="staff_empty", inbox_status="ignored", case=case.id)
+        ok, _message = await self.dialogue.cases.reply(case.id, who=mail.from_address or "staff", text=mail.text,
+                                                       via="email", event_key=f"email:{item.id}")
+        return Processed(outcome="relayed", inbox_status="done" if ok else "ignored", case=case.id,
+                         detail=None if ok else "reply_not_relayed")
+
+    async def _follow_case(self, case_id: str | None, thread_case: int | None, origin: dict[str, object]) -> int | None:
+        """Keep the case pointing at the practice's latest message, so a staff answer given
+        later lands at the end of the thread rather than under the first question."""
+        if case_id is None:
+            return thread_case
+        number = parse_case_label(case_id)
+        case = await self.store.get_case(number) if number is not None else None
+        if case is not None and case.channel == "email" and case.origin != origin:
+            await self.store.update_case(case.number, origin=origin)
+        return number
+

@@ -1,0 +1,184 @@
+"""From the inbox to the bolt app: the half of "store, ack, then process" after the ack.
+
+Every Slack request worth answering is stored in the inbox before it is acknowledged
+(handlers.slack for HTTP, `SocketModeIntake` for Socket Mode). `InboxProcessor` claims
+stored items with a lease and dispatches them through the bolt AsyncApp, whose listeners
+do the work. Because the work is driven by the inbox, not by the request, an item a
+crashed process left behind is simply claimed again: pending ones at once, leased ones
+when their lease runs out."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.socket_mode.async_client import AsyncBaseSocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.socket_mode.response import SocketModeResponse
+from slack_sdk.web.async_client import AsyncWebClient
+
+from handlers.slack_events import BadRequest, Inbound, triage_socket
+from qopi_bot.logs import get_logger
+from qopi_bot.records import InboxItem
+from qopi_bot.settings import Settings
+from qopi_bot.store import Store
+
+log = get_logger("handlers.slack.inbox")
+
+SOURCE = "slack"
+MAX_ATTEMPTS = 5  # a request that fails this often is parked as `failed`, not retried forever
+
+Accept = Callable[[Inbound, bytes, dict[str, Any]], Awaitable[bool]]
+
+
+def bolt_request(item: InboxItem) -> AsyncBoltRequest:
+    if item.meta.get("mode") == "socket_mode":
+        return AsyncBoltRequest(body=json.loads(item.payload), mode="socket_mode")
+    content_type = str(item.meta.get("content_type") or "application/json")
+    return AsyncBoltRequest(body=item.payload.decode("utf-8"), headers={"content-type": [content_type]})
+
+
+class InboxWriter:
+    """Group commit for the ack path: requests that arrive while a write is in flight are
+    stored together by the next one, so a burst of N events costs a few commits, not N,
+    and every request is still stored before its own ack."""
+
+    def __init__(self, store: Store, max_batch: int = 100) -> None:
+        self.store = store
+        self.max_batch = max_batch
+        self._pending: list[tuple[str, bytes, dict[str, Any], asyncio.Future[bool]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def put(self, external_id: str, raw: bytes, meta: dict[str, Any]) -> bool:
+        """True once stored; False if it was stored before (a Slack retry). Raises if not stored."""
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append((external_id, raw, meta, done))
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush())
+        return await done
+
+    async def _flush(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch:]
+                try:
+                    ids = await self.store.inbox_put_many(SOURCE, [(e, r, m) for e, r, m, _ in batch])
+                except Exception as exc:  # each waiting request answers 503 on its own
+                    for *_, done in batch:
+                        if not done.done():
+                            done.set_exception(exc)
+                    continue
+                for (*_, done), new_id in zip(batch, ids, strict=True):
+                    if not done.done():
+                        done.set_result(new_id is not None)
+        finally:
+            self._flusher = None
+
+
+class InboxProcessor:
+    """Claims stored requests with a lease and runs them, one at a time and in arrival
+    order, through the bolt app. One at a time is deliberate: on SQLite the process has one
+    connection, so parallel items would only wait for it (and reorder a conversation)."""
+
+    def __init__(self, store: Store, app: AsyncApp, settings: Settings, *, outbox: Callable[[], None],
+                 batch: int = 16) -> None:
+        self.store = store
+        self.app = app
+        self.settings = settings
+        self.batch = batch
+        self.wake = asyncio.Event()
+        self._wake_outbox = outbox
+        self._queued = False
+
+    def notify(self) -> None:
+        self.wake.set()
+
+    def outbox_queued(self) -> None:
+        """Listeners queued a reply. The dispatcher is woken once per batch, not per reply:
+        each wake costs it a claim transaction, and under load a batch fills its claims."""
+        self._queued = True
+
+    async def run_once(self) -> int:
+        items = await self.store.inbox_claim(SOURCE, self.settings.lease_seconds, self.batch)
+        try:
+            for item in items:
+                await self._process(item)
+        finally:
+            if self._queued:
+                self._queued = False
+                self._wake_outbox()
+        return len(items)
+
+    async def _process(self, item: InboxItem) -> None:
+        started = time.perf_counter()
+        try:
+            status = (await self.app.async_dispatch(bolt_request(item))).status
+        except Exception as exc:  # bolt catches listener errors; this is for malformed stored bodies
+            log.error("slack.inbox_dispatch_failed", item=item.id, error=type(exc).__name__)
+            status = 500
+        ms = round((time.perf_counter() - started) * 1000, 1)
+        if status >= 500:
+            if item.attempts >= MAX_ATTEMPTS:
+                await self.store.inbox_finish(item.id, "failed", f"listener failed {item.attempts} times")
+                log.error("slack.inbox_failed", item=item.id, external_id=item.external_id, attempts=item.attempts)
+            else:
+                # Keep the lease: the item comes back when it runs out, which is our backoff.
+                log.warning("slack.inbox_retry_later", item=item.id, external_id=item.external_id, attempts=item.attempts)
+            return
+        outcome = "ignored" if status == 404 else "done"
+        await self.store.inbox_finish(item.id, outcome)
+        log.info("slack.processed", item=item.id, external_id=item.external_id, kind=item.meta.get("kind"),
+                 outcome=outcome, ms=ms, retry_num=item.meta.get("retry_num"))
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        """Process until `stop`; a database outage pauses processing, it never ends it."""
+        pause = self.settings.poll_interval
+        while not stop.is_set():
+            self.wake.clear()  # before claiming, so a notify during the claim is not lost
+            try:
+                busy = await self.run_once()
+                pause = self.settings.poll_interval
+            except Exception as exc:
+                busy = 0
+                pause = min(5.0, max(pause * 2, 0.5))
+                log.warning("slack.inbox_poll_failed", error=type(exc).__name__, retry_in=pause)
+            if busy:
+                continue
+            try:
+                await asyncio.wait_for(self.wake.wait(), timeout=pause)
+            except TimeoutError:
+                pass
+
+
+class SocketModeIntake(AsyncSocketModeHandler):
+    """slack_bolt's Socket Mode handler with our one rule: store first, then ack.
+
+    The envelope is stored in the inbox exactly like an HTTP request (and processed by the
+    same InboxProcessor); if it cannot be stored, it is not acked, so Slack sends it again."""
+
+    def __init__(self, app: AsyncApp, app_token: str, accept: Accept, web_client: AsyncWebClient) -> None:
+        super().__init__(app, app_token, web_client=web_client)
+        self.accept = accept
+
+    async def handle(self, client: AsyncBaseSocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
+        payload = req.payload if isinstance(req.payload, dict) else {}
+        try:
+            found = triage_socket(req.type, payload)
+        except BadRequest as exc:
+            log.warning("slack.socket_bad_payload", type=req.type, error=str(exc))
+            found = None
+        if found is not None and found.inbound is not None:
+            meta = {"kind": found.inbound.kind, "conversation": found.inbound.conversation, "mode": "socket_mode",
+                    "retry_num": req.retry_attempt}
+            try:
+                await self.accept(found.inbound, json.dumps(payload).encode(), meta)
+            except Exception as exc:
+                log.error("slack.socket_store_failed", type=req.type, error=type(exc).__name__)
+                return  # no ack: Slack redelivers the envelope
+        await client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))

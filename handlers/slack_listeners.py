@@ -1,0 +1,168 @@
+"""Bolt listeners: parse what Slack sent, call the dialogue or case service, enqueue.
+
+They run in the inbox processor, after the HTTP ack, so they may take their time. They
+never call the Web API: every reply is an outbox item (dedupe key derived from the Slack
+event id or click), delivered by handlers.slack_delivery. Exceptions propagate to bolt,
+which answers 500 to the processor; the item is then retried when its lease runs out."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+
+from handlers.slack_blocks import answer_message, mention_ids, text_message
+from handlers.slack_events import (
+    bot_user_id, command_key, conversation_for, event_team, is_dm, plain_text, thread_key, wanted_event,
+)
+from qopi_bot.cases import is_staff_user
+from qopi_bot.logs import get_logger
+from qopi_bot.records import CaseRecord, IncomingMessage
+from qopi_bot.service import DialogueService
+from qopi_bot.settings import Settings
+from qopi_bot.store import Store
+
+log = get_logger("handlers.slack.listeners")
+
+USAGE = "Ask me about QOPI Certification, for example: /qopi We scored 81% on the certification pathway in Fall 2025. Can we apply?"
+REFUSAL = "Only QCP staff can act on cases. If you think you should be able to, ask an admin to add you to QOPI_STAFF_USERS."
+
+
+@dataclass
+class SlackDeps:
+    settings: Settings
+    store: Store
+    dialogue: DialogueService
+    notify_outbox: Callable[[], None]  # wake the dispatcher: something was queued
+
+
+class Listeners:
+    def __init__(self, deps: SlackDeps) -> None:
+        self.deps = deps
+        self.store = deps.store
+
+    # ------------------------------------------------------------ events
+    async def on_app_mention(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        if not wanted_event(event, bot_user_id(body)):
+            return
+        thread_ts = event.get("thread_ts")
+        if thread_ts and (case := await self.store.find_case_by_staff_thread(event["channel"], thread_ts)):
+            await self._staff_thread_message(case, body, event)
+            return
+        await self._answer_event(body, event)
+
+    async def on_message(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        if not wanted_event(event, bot_user_id(body)):
+            return  # the web layer filters too; this keeps replays of old inbox items safe
+        if is_dm(event):
+            await self._answer_event(body, event)
+            return
+        channel, thread_ts = event["channel"], event["thread_ts"]
+        if case := await self.store.find_case_by_staff_thread(channel, thread_ts):
+            await self._staff_thread_message(case, body, event)
+            return
+        # Continue only threads the bot is part of: those it has a conversation for.
+        if await self.store.load_state(thread_key(event_team(body), channel, thread_ts)) is None:
+            return
+        await self._answer_event(body, event)
+
+    async def _answer_event(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        team, channel, user = event_team(body), event["channel"], event["user"]
+        key, reply_thread = conversation_for(body, event)
+        text = plain_text(str(event.get("text") or ""), bot_user_id(body))
+        origin = {"channel": channel, "thread_ts": reply_thread, "user": user, "team": team}
+        event_id = str(body["event_id"])
+        fallback, blocks = await self._dialogue(key, text, user, origin, event_id)
+        await self.store.outbox_put("slack", "answer", {"channel": channel, "thread_ts": reply_thread,
+                                                        "text": fallback, "blocks": blocks},
+                                    dedupe_key=f"slack-answer:{event_id}")
+        self.deps.notify_outbox()
+
+    async def _dialogue(self, key: str, text: str, user: str, origin: dict[str, Any], event_key: str) -> tuple[str, list[dict[str, Any]]]:
+        msg = IncomingMessage(conversation_key=key, channel="slack", text=text, today=dt.date.today(), user=user,
+                              origin=origin)
+        answer = await self.deps.dialogue.handle(msg, event_key=event_key)
+        log.info("slack.answered", event_key=event_key, intent=answer.intent.value if answer.intent else None,
+                 outcome=answer.outcome.value, verdict=answer.verdict.value if answer.verdict else None,
+                 rules=answer.rules, case=answer.case_id)
+        return answer_message(answer)
+
+    async def _staff_thread_message(self, case: CaseRecord, body: dict[str, Any], event: dict[str, Any]) -> None:
+        """A message in a case's staff thread: a staff answer is relayed, anything else stays there."""
+        user, event_id = event["user"], str(body["event_id"])
+        if not is_staff_user(self.deps.settings, user):
+            log.info("slack.case_thread_remark_not_relayed", case=case.id, user=user)
+            return
+        text = plain_text(str(event.get("text") or ""), bot_user_id(body))
+        ok, message = await self.deps.dialogue.cases.reply(case.id, who=user, text=text, via="slack", event_key=event_id)
+        log.info("slack.case_reply", case=case.id, user=user, relayed=ok)
+        if not ok:
+            await self._ephemeral(event["channel"], user, message, f"slack-reply-result:{event_id}")
+        self.deps.notify_outbox()
+
+    # ------------------------------------------------------------ /qopi
+    async def on_command(self, ack: AsyncAck, command: dict[str, Any]) -> None:
+        await ack()  # the HTTP ack already went out; bolt wants the call anyway
+        user, channel, team = command["user_id"], command["channel_id"], command["team_id"]
+        trigger = str(command.get("trigger_id") or command.get("response_url") or dt.datetime.now().timestamp())
+        text = plain_text(str(command.get("text") or ""))
+        if not text:
+            fallback, blocks = text_message(USAGE)
+        else:
+            origin = {"channel": channel, "thread_ts": None, "user": user, "team": team, "via": "command"}
+            fallback, blocks = await self._dialogue(command_key(team, channel, user), text, user, origin, f"command:{trigger}")
+        await self.store.outbox_put("slack", "command_reply", {"response_url": command.get("response_url"), "channel": channel,
+                                                               "user": user, "text": fallback, "blocks": blocks},
+                                    dedupe_key=f"slack-command:{trigger}")
+        self.deps.notify_outbox()
+
+    # ------------------------------------------------------------ staff buttons
+    async def on_case_claim(self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await self._case_action(ack, body, action, "claim")
+
+    async def on_case_resolve(self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await self._case_action(ack, body, action, "resolve")
+
+    async def _case_action(self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], verb: str) -> None:
+        await ack()
+        user = str((body.get("user") or {}).get("id") or "")
+        channel = str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id") or "")
+        click = str(body.get("trigger_id") or action.get("action_ts"))
+        label = str(action.get("value") or "")
+        if not is_staff_user(self.deps.settings, user):
+            log.info("slack.case_action_refused", case=label, user=user, action=verb)
+            await self._ephemeral(channel, user, REFUSAL, f"slack-refusal:{click}")
+            return
+        cases = self.deps.dialogue.cases
+        ok, message = await (cases.claim(label, who=user) if verb == "claim" else cases.resolve(label, who=user))
+        log.info("slack.case_action", case=label, user=user, action=verb, changed=ok)
+        if not ok:  # e.g. someone else claimed it a moment earlier: tell only the clicker
+            await self._ephemeral(channel, user, mention_ids(message), f"slack-action-result:{click}")
+        self.deps.notify_outbox()
+
+    async def _ephemeral(self, channel: str, user: str, text: str, dedupe_key: str) -> None:
+        if channel and user:
+            await self.store.outbox_put("slack", "ephemeral", {"channel": channel, "user": user, "text": text},
+                                        dedupe_key=dedupe_key)
+            self.deps.notify_outbox()
+
+
+async def _on_error(error: Exception) -> None:
+    # Bolt's default handler logs the whole exception, which can quote the message text.
+    log.error("slack.listener_failed", error=type(error).__name__)
+
+
+def register(app: AsyncApp, deps: SlackDeps) -> Listeners:
+    listeners = Listeners(deps)
+    app.event("app_mention")(listeners.on_app_mention)
+    app.event("message")(listeners.on_message)
+    app.command(re.compile(r"^/.+"))(listeners.on_command)  # the app has one command (/qopi, or a renamed copy)
+    app.action("case_claim")(listeners.on_case_claim)
+    app.action("case_resolve")(listeners.on_case_resolve)
+    app.error(_on_error)
+    return listeners
