@@ -25,6 +25,7 @@ from handlers.email_delivery import EmailDelivery
 from handlers.email_inbound import InboundProcessor
 from handlers.email_parse import external_id
 from qopi_bot.logs import configure_logging, get_logger
+from qopi_bot.polling import poll_forever
 from qopi_bot.migrate import SchemaNotReady, ensure_schema
 from qopi_bot.outbox import Dispatcher
 from qopi_bot.runtime import load_kb
@@ -165,22 +166,11 @@ class EmailWorker:
         return self._schema_ready
 
     async def _inbox_loop(self) -> None:
-        pause = self.settings.poll_interval
-        while not self._stop.is_set():
-            self._inbox_wake.clear()
-            try:
-                busy = await self.run_inbox_once() if await self._ensure_schema() else 0
-                pause = self.settings.poll_interval
-            except Exception as exc:  # the database went away: pause, never stop
-                busy = 0
-                pause = min(5.0, max(pause * 2, 0.5))
-                log.warning("email.inbox_poll_failed", error=type(exc).__name__, retry_in=pause)
-            if busy:
-                continue
-            try:
-                await asyncio.wait_for(self._inbox_wake.wait(), timeout=pause)
-            except TimeoutError:
-                pass
+        async def once() -> int:
+            return await self.run_inbox_once() if await self._ensure_schema() else 0
+
+        await poll_forever(once, stop=self._stop, wake=self._inbox_wake, interval=self.settings.poll_interval,
+                           log=log, event="email.inbox_poll_failed")
 
     async def run_inbox_once(self) -> int:
         items = await self.store.inbox_claim("email", self.settings.lease_seconds, limit=10)

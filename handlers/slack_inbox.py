@@ -25,6 +25,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from handlers.slack_events import BadRequest, Inbound, triage_socket
 from qopi_bot.logs import get_logger
+from qopi_bot.polling import poll_forever
 from qopi_bot.records import InboxItem
 from qopi_bot.settings import Settings
 from qopi_bot.store import Store
@@ -138,22 +139,8 @@ class InboxProcessor:
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         """Process until `stop`; a database outage pauses processing, it never ends it."""
-        pause = self.settings.poll_interval
-        while not stop.is_set():
-            self.wake.clear()  # before claiming, so a notify during the claim is not lost
-            try:
-                busy = await self.run_once()
-                pause = self.settings.poll_interval
-            except Exception as exc:
-                busy = 0
-                pause = min(5.0, max(pause * 2, 0.5))
-                log.warning("slack.inbox_poll_failed", error=type(exc).__name__, retry_in=pause)
-            if busy:
-                continue
-            try:
-                await asyncio.wait_for(self.wake.wait(), timeout=pause)
-            except TimeoutError:
-                pass
+        await poll_forever(self.run_once, stop=stop, wake=self.wake, interval=self.settings.poll_interval,
+                           log=log, event="slack.inbox_poll_failed")
 
 
 class SocketModeIntake(AsyncSocketModeHandler):

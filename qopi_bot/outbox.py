@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from qopi_bot.logs import get_logger
+from qopi_bot.polling import poll_forever
 from qopi_bot.records import OutboxItem
 from qopi_bot.settings import Settings
 from qopi_bot.store import Store, utcnow
@@ -83,19 +84,5 @@ class Dispatcher:
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set. A database outage pauses delivery; it never ends it."""
-        pause = self.settings.poll_interval
-        while not stop.is_set():
-            try:
-                busy = await self.run_once()
-                pause = self.settings.poll_interval
-            except Exception as exc:
-                busy = 0
-                pause = min(5.0, max(pause * 2, 0.5))
-                log.warning("outbox.poll_failed", channel=self.channel, error=f"{type(exc).__name__}", retry_in=pause)
-            if busy:
-                continue
-            self.wake.clear()
-            try:
-                await asyncio.wait_for(self.wake.wait(), timeout=pause)
-            except TimeoutError:
-                pass
+        await poll_forever(self.run_once, stop=stop, wake=self.wake, interval=self.settings.poll_interval,
+                           log=log, event="outbox.poll_failed", channel=self.channel)
