@@ -184,13 +184,36 @@ def staff_case_message(s: CaseSummary) -> tuple[str, Blocks]:
         buttons.append({"type": "button", "action_id": "case_claim", "text": {"type": "plain_text", "text": "Claim"},
                         "style": "primary", "value": s.id})
     if s.status != "resolved":
+        buttons.append({"type": "button", "action_id": "case_reply", "text": {"type": "plain_text", "text": "Reply"},
+                        "value": s.id})
         buttons.append({"type": "button", "action_id": "case_resolve", "text": {"type": "plain_text", "text": "Resolve"},
                         "value": s.id})
     if buttons:
         blocks.append({"type": "actions", "block_id": "case_actions", "elements": buttons})
-    blocks.append(context("Reply in this thread to answer the practice; only QCP staff replies are relayed."))
+    blocks.append(context("Reply with the button or in this thread to answer the practice; only QCP staff replies are relayed."))
     fallback = f"{s.id} ({s.status}) needs a human: {s.why}. Question: {s.question}"
     return _cut(fallback, 3900), blocks
+
+
+REPLY_VIEW = "case_reply"  # callback_id of the Reply modal
+REPLY_BLOCK, REPLY_INPUT = "reply", "text"
+
+
+def reply_modal(case_id: str) -> dict[str, Any]:
+    """The Reply button's form: what staff type here reaches the practice where it asked."""
+    return {
+        "type": "modal", "callback_id": REPLY_VIEW, "private_metadata": case_id,
+        "title": {"type": "plain_text", "text": f"Reply on {case_id}"[:24]},
+        "submit": {"type": "plain_text", "text": "Send to practice"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [{"type": "input", "block_id": REPLY_BLOCK, "label": {"type": "plain_text", "text": "Your answer"},
+                    "element": {"type": "plain_text_input", "action_id": REPLY_INPUT, "multiline": True}}],
+    }
+
+
+def reply_from_view(view: dict[str, Any]) -> str:
+    values = ((view.get("state") or {}).get("values") or {}).get(REPLY_BLOCK) or {}
+    return str((values.get(REPLY_INPUT) or {}).get("value") or "")
 
 
 def staff_note_message(text: str, *, from_practice: bool) -> tuple[str, Blocks]:

@@ -130,6 +130,21 @@ class SlackSender:
         await self.client.chat_postEphemeral(channel=p["channel"], user=p["user"], text=text, blocks=blocks)
         return {"via": "ephemeral"}
 
+    async def _send_views_open(self, item: OutboxItem) -> Result:
+        """The Reply form. Slack's trigger lives 3 seconds: if it expired, say how else to reply."""
+        p = item.payload
+        try:
+            await self.client.views_open(trigger_id=p["trigger_id"], view=p["view"])
+            return {"via": "views.open"}
+        except SlackApiError as exc:
+            data = exc.response.data if isinstance(exc.response.data, dict) else {}
+            if data.get("error") not in ("expired_trigger_id", "invalid_trigger_id", "exchanged_trigger_id"):
+                raise
+        text, blocks = text_message(f"The reply form for {p.get('case')} could not open in time. Click Reply again, "
+                                    "or answer in the case message's thread.")
+        await self.client.chat_postEphemeral(channel=p["channel"], user=p["user"], text=text, blocks=blocks)
+        return {"via": "ephemeral", "fallback": True}
+
     # ------------------------------------------------------------ staff-facing
     def _staff_slack_enabled(self) -> bool:
         return bool(self.settings.staff_channel and self.settings.slack_bot_token)

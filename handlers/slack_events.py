@@ -196,7 +196,13 @@ def _fallback_id(raw: bytes) -> str:
 
 
 def triage_action(payload: dict[str, Any], raw: bytes) -> Triage:
-    """A button click (`block_actions`); other interaction types are not used by the app."""
+    """A button click (`block_actions`) or the Reply modal's submission (`view_submission`)."""
+    if payload.get("type") == "view_submission":
+        view, user = payload.get("view"), payload.get("user")
+        if not isinstance(view, dict) or not isinstance(user, dict) or not view.get("id"):
+            raise BadRequest("view_submission needs a view and a user")
+        return Triage(inbound=Inbound("action", f"view:{view['id']}:{view.get('hash') or ''}",
+                                      f"case:{view.get('private_metadata') or ''}"))
     if payload.get("type") != "block_actions":
         return IGNORE
     actions, user = payload.get("actions"), payload.get("user")

@@ -16,7 +16,7 @@ from typing import Any
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 
-from handlers.slack_blocks import answer_message, mention_ids, text_message
+from handlers.slack_blocks import REPLY_VIEW, answer_message, mention_ids, reply_from_view, reply_modal, text_message
 from handlers.slack_events import (
     bot_user_id, command_key, conversation_for, event_team, is_dm, plain_text, thread_key, wanted_event,
 )
@@ -128,6 +128,33 @@ class Listeners:
     async def on_case_resolve(self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
         await self._case_action(ack, body, action, "resolve")
 
+    async def on_case_reply(self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
+        """The Reply button opens a form; its submission is relayed like a thread reply."""
+        await ack()
+        user = str((body.get("user") or {}).get("id") or "")
+        channel = str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id") or "")
+        click, label = str(body.get("trigger_id") or action.get("action_ts")), str(action.get("value") or "")
+        if not is_staff_user(self.deps.settings, user):
+            log.info("slack.case_action_refused", case=label, user=user, action="reply")
+            await self._ephemeral(channel, user, REFUSAL, f"slack-refusal:{click}")
+            return
+        await self.store.outbox_put("slack", "views_open", {"trigger_id": body.get("trigger_id"), "view": reply_modal(label),
+                                                            "channel": channel, "user": user, "case": label},
+                                    dedupe_key=f"slack-reply-form:{click}")
+        self.deps.notify_outbox()
+
+    async def on_reply_submitted(self, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
+        await ack()  # closes the form; the answer goes out through the outbox
+        user, label = str((body.get("user") or {}).get("id") or ""), str(view.get("private_metadata") or "")
+        if not is_staff_user(self.deps.settings, user):
+            log.info("slack.case_action_refused", case=label, user=user, action="reply_submit")
+            return
+        key = f"view:{view.get('id')}:{view.get('hash') or ''}"
+        ok, _message = await self.deps.dialogue.cases.reply(label, who=user, text=reply_from_view(view), via="slack",
+                                                           event_key=key)
+        log.info("slack.case_reply", case=label, user=user, relayed=ok, via="form")
+        self.deps.notify_outbox()
+
     async def _case_action(self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], verb: str) -> None:
         await ack()
         user = str((body.get("user") or {}).get("id") or "")
@@ -164,5 +191,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> Listeners:
     app.command(re.compile(r"^/.+"))(listeners.on_command)  # the app has one command (/qopi, or a renamed copy)
     app.action("case_claim")(listeners.on_case_claim)
     app.action("case_resolve")(listeners.on_case_resolve)
+    app.action("case_reply")(listeners.on_case_reply)
+    app.view(REPLY_VIEW)(listeners.on_reply_submitted)
     app.error(_on_error)
     return listeners

@@ -54,7 +54,7 @@ def test_escalated_answer_names_the_case_and_long_text_is_cut() -> None:
     assert "Case QCP-0007" in _texts(blocks)[-1]
 
 
-@pytest.mark.parametrize("status,buttons", [("open", ["case_claim", "case_resolve"]), ("claimed", ["case_resolve"]),
+@pytest.mark.parametrize("status,buttons", [("open", ["case_claim", "case_reply", "case_resolve"]), ("claimed", ["case_reply", "case_resolve"]),
                                             ("resolved", [])])
 def test_staff_case_buttons_follow_the_status(status: str, buttons: list[str]) -> None:
     summary = CaseSummary(id="QCP-0002", status=status, reason="ENTITY-SUBSET", why="subset <b>", channel="Slack",

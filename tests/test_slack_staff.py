@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import time
+import urllib.parse
 
 from tests.fakes import slack_signing as ss
 from tests.fakes.slack_api import FakeSlackAPI
@@ -55,7 +56,7 @@ async def test_staff_case_flow(stand: Stand, fake: FakeSlackAPI, env: dict[str, 
     shown = block_text(staff_post.params)
     assert "QCP-0001" in shown and "ENTITY-SUBSET" in shown and "downtown site" in shown
     assert "Slack" in shown  # which channel the practice used
-    assert _buttons(staff_post.params) == {"case_claim": "QCP-0001", "case_resolve": "QCP-0001"}
+    assert _buttons(staff_post.params) == {"case_claim": "QCP-0001", "case_reply": "QCP-0001", "case_resolve": "QCP-0001"}
     (practice_answer,) = await fake.wait_for_async("chat.postMessage", 1, timeout=10,
                                                    predicate=lambda c: c.params["channel"] == PRACTICE_DM)
     assert "QCP-0001" in practice_answer.params["text"]
@@ -76,7 +77,7 @@ async def test_staff_case_flow(stand: Stand, fake: FakeSlackAPI, env: dict[str, 
     (update,) = await fake.wait_for_async("chat.update", 1, timeout=10)
     assert update.params["channel"] == STAFF_CHANNEL and update.params["ts"] == case.staff_slack_ts
     assert f"Claimed by <@{STAFF[0]}>" in block_text(update.params)
-    assert _buttons(update.params) == {"case_resolve": "QCP-0001"}
+    assert _buttons(update.params) == {"case_reply": "QCP-0001", "case_resolve": "QCP-0001"}
 
     # 4. A bystander's remark in the case thread stays there; a staff reply is relayed to the DM.
     remark = "I think they could just apply anyway"
@@ -129,3 +130,40 @@ async def test_case_note_waits_for_the_case_message(stand: Stand, fake: FakeSlac
     notes = await fake.wait_for_async("chat.postMessage", 1, timeout=10,
                                       predicate=lambda c: c.ok and c.params.get("thread_ts") == case.staff_slack_ts)
     assert "flood" in notes[0].params["text"]
+
+
+def _submission(user: str, view: dict, text: str, view_id: str = "V123") -> bytes:
+    payload = {"type": "view_submission", "team": {"id": "T1"}, "user": {"id": user},
+               "view": {**view, "id": view_id, "hash": "h1", "state": {"values": {"reply": {"text": {"type": "plain_text_input",
+                                                                                              "value": text}}}}}}
+    return urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
+
+
+async def test_reply_button_opens_a_form_whose_answer_reaches_the_practice(stand: Stand, fake: FakeSlackAPI) -> None:
+    await stand.event(ss.dm_message("Can I talk to a person please?", user=PRACTICE, channel=PRACTICE_DM))
+    case = await _case(stand)
+
+    # Not staff: refused, no form.
+    assert await _click(stand, "case_reply", BYSTANDER, case) == 200
+    (refusal,) = await fake.wait_for_async("chat.postEphemeral", 1, timeout=10)
+    assert refusal.params["user"] == BYSTANDER and fake.calls_for("views.open") == []
+
+    # Staff: the form opens for this case.
+    assert await _click(stand, "case_reply", STAFF[0], case) == 200
+    (opened,) = await fake.wait_for_async("views.open", 1, timeout=10)
+    view = opened.params["view"] if isinstance(opened.params["view"], dict) else json.loads(opened.params["view"])
+    assert view["callback_id"] == "case_reply" and view["private_metadata"] == "QCP-0001" and opened.params["trigger_id"]
+
+    # A forged submission from a non-staff user is not relayed; the staff one is, once.
+    assert (await stand.send(_submission(BYSTANDER, view, "not from staff", view_id="VX")))[0] == 200
+    answer = "We can talk on Tuesday at 10am Eastern; we will call the number on file."
+    assert (await stand.send(_submission(STAFF[0], view, answer)))[0] == 200
+    assert (await stand.send(_submission(STAFF[0], view, answer), retry_num=1))[0] == 200  # a retry of the same submission
+    relays = await fake.wait_for_async("chat.postMessage", 2, timeout=10,
+                                       predicate=lambda c: c.params["channel"] == PRACTICE_DM)
+    await settle(0.4)
+    practice_posts = [c.params["text"] for c in fake.calls_for("chat.postMessage") if c.ok and c.params["channel"] == PRACTICE_DM]
+    assert sum(answer in t for t in practice_posts) == 1 and not any("not from staff" in t for t in practice_posts)
+    assert "QCP-0001" in relays[-1].params["text"]
+    events = (await stand.service.store.get_case(1)).events  # type: ignore[union-attr]
+    assert [e.author for e in events if e.kind == "staff_reply"] == [STAFF[0]]
