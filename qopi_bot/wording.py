@@ -81,6 +81,8 @@ def _eligibility(d: Decision, today: dt.date, kb: Knowledge) -> str:
         return (f"To be eligible to apply you need an Overall Quality Score of at least {SCORE_THRESHOLD:g}% on the 25 measures "
                 "of the QOPI Certification Pathway (ELIG-SCORE), with the QOPI sampling methodology followed.")
     head = "Eligible, with conditions" if d.verdict is Verdict.ELIGIBLE_WITH_CONDITIONS else "Yes, you are eligible to apply"
+    if f.completed_round and f.can_apply is None:
+        head += f", as long as your {f.completed_round} score is still valid when you apply"
     parts.append(f"{head}: your Overall Quality Score of {pct(f.score or 0)} meets the {SCORE_THRESHOLD:g}% threshold (ELIG-SCORE).")
     if f.completed_round:
         parts.append(validity_sentence(f, today, kb))
@@ -91,10 +93,11 @@ def _eligibility(d: Decision, today: dt.date, kb: Knowledge) -> str:
     if "APPLY-AFTER-REPORT" in d.conditions:
         parts.append("The application opens only once you receive your final QOPI Certification Report with your Overall "
                      "Quality Score, so wait for that report before you apply (APPLY-AFTER-REPORT).")
-    reminders = [r for r in d.reminders if r in ("ELIG-PATHWAY", "ELIG-SAMPLING")]
+    assumed = {"ELIG-PATHWAY": "the score is from the QOPI Certification Pathway",
+               "ELIG-SAMPLING": "you followed the QOPI sampling methodology and met the target chart numbers"}
+    reminders = [r for r in d.reminders if r in assumed]
     if reminders:
-        parts.append("This assumes the score is from the QOPI Certification Pathway and that you followed the QOPI sampling "
-                     f"methodology and met the target chart numbers ({', '.join(reminders)}).")
+        parts.append("This assumes " + " and that ".join(assumed[r] for r in reminders) + f" ({', '.join(reminders)}).")
     if "VALIDITY" in d.reminders:
         parts.append("Tell me which round the score is from and I'll tell you until when you can use it.")
     step = "Next step: " if "APPLY-AFTER-REPORT" not in d.conditions else "Then: "

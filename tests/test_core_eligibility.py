@@ -145,3 +145,13 @@ def test_every_decided_rule_is_cited_with_its_source(kb: Knowledge) -> None:
     cited = {c.rule_id: c.quote for c in d.citations}
     for rule_id in d.rules:
         assert cited[rule_id] == kb.rule(rule_id).source
+
+
+def test_fall_round_cannot_close_before_july_of_its_year() -> None:
+    from qopi_bot.knowledge import load_knowledge
+
+    shipped = load_knowledge()  # no dates published at all
+    march = decide(Topic.VALIDITY, Facts(completed_round=FALL25), dt.date(2026, 3, 1), shipped)
+    assert march.facts.valid_until is None and march.facts.can_apply is True
+    november = decide(Topic.VALIDITY, Facts(completed_round=FALL25), dt.date(2026, 11, 26), shipped)
+    assert november.facts.valid_until is None and november.facts.can_apply is None  # unknown: not guessed

@@ -42,6 +42,9 @@ def _without_close_date(target: RoundRef, target_round: Round | None, today: dt.
     """With no published close date, only say yes or no when the calendar proves it."""
     if today.year < target.year:
         return True, f"the {target.label()} round cannot have closed before {target.year}"
+    # A round named for the fall cannot close before the fall half-year (July) of its year.
+    if target.season == "fall" and today < dt.date(target.year, 7, 1):
+        return True, f"the {target.label()} round cannot have closed before July {target.year}"
     if target_round is not None and target_round.opens is not None and today < target_round.opens:
         return True, f"the {target.label()} round has not opened yet (opens {target_round.opens.isoformat()})"
     # Rounds follow one another; a later round that has opened (or closed) proves the target closed.
