@@ -43,7 +43,11 @@ async def test_relay_down_then_back_sends_exactly_once(tmp_path: Path, smtp_sink
         if outage == "stopped":
             smtp_sink.start()
         else:
-            assert smtp_sink.rejected_count >= 2
+            # attempts count at claim time, so wait until the relay has really refused twice
+            deadline = time.monotonic() + 5
+            while smtp_sink.rejected_count < 2:
+                assert time.monotonic() < deadline, f"relay refused only {smtp_sink.rejected_count} time(s)"
+                await asyncio.sleep(0.02)
             smtp_sink.recover()
         [reply] = await smtp_sink.wait_for_async(1, timeout=5)
         await smtp_sink.assert_quiet_async(0.8)  # several backoff periods: no second copy
