@@ -51,6 +51,7 @@ _NOT_SCORE_AFTER = re.compile(
 )
 
 
+_ROUNDING = re.compile(r"\bround(ed|ing)?\s+(a\s+)?$")
 _ROUND_WITH = re.compile(r"\b(round|pathway|measures|track|cycle)\b.{0,12}\b(with|at)( an?)?\s*$")
 
 
@@ -73,9 +74,10 @@ def _candidate_scores(text: str, expecting_score: bool = False) -> list[tuple[De
             continue
         if not pct and re.fullmatch(r"(19|20)\d\d", raw):
             continue  # a year
-        if not pct and re.search(r"(spring|fall|autumn|round|qcp-|core|measure|module|standard)\s*['#]?$", before):
-            continue
-        labelled = _SCORE_CONTEXT.search(before) or _ROUND_WITH.search(before) or re.match(r"^\s*(on|for) the (certification )?(pathway|measures)", after)
+        rounding = bool(re.search(r"\b(you|we|they|it|i|to|do|does|will|would|get|gets)\s+round(ed|ing)?\s+(a\s+)?$", before))
+        if not pct and not rounding and re.search(r"(spring|fall|autumn|round|qcp-|core|measure|module|standard)\s*['#]?$", before):
+            continue  # "round 2", "Core 6" name things, not scores
+        labelled = _SCORE_CONTEXT.search(before) or _ROUND_WITH.search(before) or _ROUNDING.search(before) or re.match(r"^\s*(on|for) the (certification )?(pathway|measures)", after)
         # A bare number replying to "what was your score?" needs no label.
         bare_reply = expecting_score and (not text[:m.start()].strip(" ,.:;-") or len(text.split()) <= 8)
         if not pct and not labelled and not bare_reply:
@@ -96,17 +98,22 @@ def _candidate_scores(text: str, expecting_score: bool = False) -> list[tuple[De
     return sorted(out, key=lambda c: c[1])
 
 
+_CERT_CONTEXT = re.compile(r"\b(qopi|qcp|oqs|certif\w*|quality score|pathway|score|eligib\w*|apply|threshold|pass\w*|enough)")
+
+
 def _extract_score(text: str, expecting_score: bool, ex: Extraction) -> None:
     owned_scores: list[Decimal] = []
     for value, start, end, pct in _candidate_scores(text, expecting_score):
         before = text[max(0, start - 60):start]
         after = text[end:end + 40]
-        owned = bool(_OWNED.search(before)) or bool(_ENOUGH_AFTER.match(after)) or expecting_score
+        owned = bool(_OWNED.search(before)) or bool(_ENOUGH_AFTER.match(after)) or expecting_score or bool(_ROUNDING.search(before))
         if not owned and (_THRESHOLD_WORDS.search(after[:30]) or _THRESHOLD_WORDS.search(before[-30:])):
             ex.threshold_question = True
             continue
         if not owned and not pct:
             continue
+        if not owned and not _CERT_CONTEXT.search(text):
+            continue  # "PD-L1 under 50%" is not an Overall Quality Score
         owned_scores.append(value)
     if not owned_scores:
         return
@@ -237,7 +244,7 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
         rf"\b(exclud\w*|left out|leave out|omit\w*|weren't in|were not in|wasn't in|was not in|not in the (sampling )?pool|not included|wasn't included|weren't included|isn't included|didn't include|did not include|"
         rf"not part of the (sampling )?pool|dropped|removed)\b.{{0,80}}\b(pool|sampl\w*|charts?)|"
         rf"\bcharts?\b.{{0,80}}\b(exclud\w*|left out|omitted|weren't in|were not in|not in the (sampling )?pool|not included|wasn't included|weren't included)|"
-        rf"\bnot all (of )?(our )?(oncologists|physicians|doctors|providers|charts|sites|locations)\b.{{0,60}}\b(pool|sampl\w*|includ\w*)|"
+        rf"\bnot all (of )?(our |the )?([\w/&'-]+\s+){{0,3}}(oncologists|physicians|doctors|docs|providers|charts|sites|locations)\b.{{0,60}}\b(pool|sampl\w*|includ\w*)|"
         rf"\bleft\b.{{0,50}}\bout of (the |our )?(sampling )?(pool|sample)")),
     ("charts_pool_complete", True, re.compile(
         r"\ball (of )?(our |the )?(charts|oncologists|physicians|providers)\b.{0,60}\b(were |was )?(included|in the (sampling )?pool)")),
@@ -255,6 +262,7 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
         rf"\b(each|every)\s+(\w+\s+){{0,2}}(site|clinic|location|office)s?\s+(does|do|has|runs|sets|writes|makes)\s+(its|their)\s+own\s+(thing|way|playbook|rules)|"
         rf"\bown (set of )?(policies|procedures|protocols|playbooks?)\b|\b(different|separate|independent|varying|distinct) (\w+\s+){{0,2}}(policies|procedures|protocols)|"
         rf"\bnone of (our |the )?(sites|offices|locations|clinics|practices)\s+(\w+\s+){{0,2}}(share|use|follow|have|run under)\b|"
+        rf"\b{_NEG}\s+(share|use|follow|have|run under|operate under)\s+(the same |common |shared |one set of )?(\w+\s+)?(policies|procedures|p&ps?|p & ps?)\b|"
         rf"\bloose(ly)?\s+(\w+\s+)?affiliat|\bloose (affiliation|network|group|federation|confederation|collection)\b|"
         rf"\b{_NEG}\s+(\w+\s+){{0,3}}(the same|same|shared|common|identical)\s+(\w+\s+){{0,1}}(policies|procedures)|"
         rf"\bpolicies (and procedures )?(differ|vary|are different|aren't the same|are not the same)|"
@@ -271,7 +279,8 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
     ("participated_round", True, re.compile(r"\b(participated|took part|completed|finished|did|submitted)\s+(\w+\s+){0,3}(collection\s+)?round")),
     ("abstraction_complete", False, re.compile(
         rf"\b{_NEG}\s+(\w+\s+){{0,3}}(complete|completed|finish|finished|done)\s+(\w+\s+){{0,3}}abstraction|"
-        r"\babstraction (is |was )?(still )?(incomplete|not (yet )?(complete|finished|done))|\bincomplete abstraction")),
+        r"\babstraction (is |was )?(still )?(incomplete|not (yet )?(complete|finished|done))|\bincomplete abstraction|"
+        r"\babstraction\s+(\w+\s+){0,2}(isn't|is not|wasn't|was not|hasn't been|has not been)\s+(yet\s+)?(complete|completed|finished|done)")),
     ("abstraction_complete", True, re.compile(r"\b(completed|finished|done with)\s+(\w+\s+){0,3}abstraction|abstraction (is |was )?(complete|finished|done)\b")),
 ]
 
@@ -290,12 +299,18 @@ _COUNT_WORDS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7
 _UNSURE = re.compile(r"\b(not sure|unsure|don't know|do not know|no idea|not certain|uncertain|unclear|wondering|can't remember|cannot remember|whether|if we)\b")
 
 
+_NEGATOR = re.compile(r"\bnot\b|n't\b|\bnever\b|\bno longer\b")
+_NEGATED_BEFORE = re.compile(r"(\bnot|n't|\bnever)\s+(\w+\s+){0,2}$")
+
+
 def _extract_statements(text: str, ex: Extraction) -> None:
     decided: set[str] = set()
     for fact, value, pattern in _STATEMENTS:
         if fact in decided:
             continue
         m = pattern.search(text)
+        if m and _NEGATED_BEFORE.search(text[max(0, m.start() - 20):m.start()]) and not _NEGATOR.search(m.group(0)):
+            continue  # "we're not some loose affiliation": let a later pattern decide
         if m:
             decided.add(fact)
             if _UNSURE.search(text[max(0, m.start() - 25):m.end()]):

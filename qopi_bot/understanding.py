@@ -28,6 +28,7 @@ CUES: dict[Intent, _W] = {
     Intent.HUMAN: _cues(
         (6, rf"\b(talk|speak|chat)\s+(to|with)\s+{_PERSON}\b"),
         (6, r"\b(can|could|would|will|please have)\s+(a |an |the |one of your |some )?(someone|somebody|person|staff( member)?|team member|human|representative|coordinator)\s+(\w+\s+){0,2}(call|contact|email|phone|reach out to|get back to|get in touch with)\s+(me|us)\b"),
+        (6, r"\b(get|have|ask)\s+(a |an |some |one of your |the )?(staff( member)?|person|human|someone|somebody|representative|coordinator|team member)\s+(to\s+)?(look at|review|check|help|handle|call|contact|read)"),
         (6, rf"\b(connect|transfer|put)\s+(me|us)\s+(through\s+)?(to|with)\s+{_PERSON}"),
         (5, r"\b(real|actual|live) (person|human)\b|\bhuman (please|pls)\b|\b(a|an actual) human\b"),
         (5, r"\b(can|could|would|please have)\s+(someone|somebody|a person|staff|your team|the team)\s+(\w+\s+){0,2}(call|contact|email|reach out to|get back to|phone)\s+(me|us)"),
@@ -37,6 +38,7 @@ CUES: dict[Intent, _W] = {
     ),
     Intent.SUBSET: _cues(
         (6, r"\bsubset\b"),
+        (5, r"\b(only|just|solely)\b.{0,40}\b(site|clinic|location|office|campus|program|department|center|unit|suite|division)s?\b.{0,25}\bcertif"),
         (6, r"\b(only|just|solely)\s+(want\s+to\s+|wish\s+to\s+|like\s+to\s+|plan\s+to\s+|hoping\s+to\s+)?(certify|certified|certification for|get certified|apply for)\s+([\w/&'-]+\s+){0,4}(site|location|office|clinic|campus|program|department|division|part|portion|center|unit)"),
         (6, r"\b(certify|certified|certification for|apply for)\s+(only|just)\s+(one|our|the|a|some|part|two|three|a few)\b"),
         (5, r"\b(without|excluding|but not|not) (the rest of|the whole|our whole|the entire|our entire|all of) (the |our )?(practice|group|organization|network|system)\b"),
@@ -68,6 +70,7 @@ CUES: dict[Intent, _W] = {
         (4, r"\bhow long\b.{0,40}\b(score|result)s?\b|\b(score|result)s?\b.{0,40}\bhow long\b|\b(last|final) day\b|\bdeadline\b|\buse (our|the|that|this) (score|result)s?\b"),
         (3, r"\bwhen (does|do|will)\s+(our|the|that|this|a)\s+(\w+\s+)?(score|result)s?\s+(run out|lapse|end|stop)|\btoo late\b|\bstill (apply|use)\b|\bhow much time\b"),
         (4, r"\b(roll|carry|carried|rolls) (over|forward)\b"),
+        (5, r"\blaps(e|es|ed|ing)\b|\brun out\b|\bgo stale\b|\btime out\b"),
         (5, r"\b(score|result)s?\b.{0,40}\bstill (ok|okay|good|fine|usable)\b|\b(ok|okay|fine) to use\b"),
     ),
     Intent.ELIGIBILITY: _cues(
@@ -75,12 +78,13 @@ CUES: dict[Intent, _W] = {
         (4, r"\b(can|could|may|are) (we|i) (still )?(apply|qualify|go ahead|be certified|get certified|submit)\b|\bgood to (apply|go)\b|\b(allowed|able) to apply\b"),
         (4, r"\b(enough|sufficient|good enough|high enough)\b|\bdo we pass\b|\bdid we pass\b|\bdo we (make|meet) (it|the (cut|bar|threshold))\b|\bwill that do\b|\bdoes (that|this) (count|pass)\b"),
         (4, r"\b(still|is that|is this|are we) (ok|okay|good|fine|alright)\b"),
+        (5, r"\b(can|could|should|may) (we|i) (go for|pursue|get|seek|try for|go after|aim for) (qopi |the |our )?(certification|certified|qcp|cert)\b"),
         (2, r"\bwhere do we stand\b|\bcan we (get|become) (qopi )?certified\b|\bam i (ok|okay)\b|\bare we (ok|okay|good|set)\b"),
     ),
     Intent.SCORE_THRESHOLD: _cues(
         (5, r"\bwhat (overall )?(score|percentage|percent|quality score|oqs)\b.{0,40}\b(need|required|have to|must|get|achieve|pass)\b|\bthreshold\b|\bcut ?off\b"),
         (5, r"\bpassing (mark|score|grade|threshold|bar|rate|percentage)\b|\bmin(imum)? (overall )?(quality )?(score|percentage|oqs|pass(ing)? score)\b|\bpass mark\b"),
-        (4, r"\bround(ed|s|ing)? (it )?up\b"),
+        (4, r"\bround(ed|s|ing)? (it |\d+(\.\d+)?%? )?up\b"),
         (3, r"\b(count|counts|counted) as (a )?pass(ing)?\b|\bis (that|this|it) (a )?pass(ing)?\b"),
         (4, r"\bhow (high|much)\b.{0,30}\bscore\b|\bscore (do we|we) need\b|\b(need|required) to (score|get|pass)\b|\bwhat('s| is) the (required|minimum|passing) \w+"),
     ),
@@ -97,6 +101,7 @@ CUES: dict[Intent, _W] = {
     ),
     Intent.ATTESTATION: _cues(
         (9, r"\battest\w*\b"),
+        (5, r"\b(need|fill out|fill in|complete|submit|file|sign) (a |an |the |any |some )?(\w+ )?(form|paperwork|document)\b"),
     ),
     Intent.MODULES: _cues(
         (5, r"\bmodules?\b"),
@@ -117,7 +122,7 @@ CUES: dict[Intent, _W] = {
         (2, r"\bemail\b|\bphone\b|\bcontact\b|\bnumber for\b"),
     ),
     Intent.GREETING: _cues(
-        (3, r"^(hi|hello|hey|hiya|howdy|good (morning|afternoon|evening)|greetings|yo)\b"),
+        (3, r"^(hi|hello|hey|hiya|howdy|(good )?(morning|afternoon|evening)|greetings|yo)\b"),
         (3, r"^(thanks|thank you|thx|ty|cheers|much appreciated|great,? thanks|perfect,? thanks|ok thanks)\b"),
         (2, r"\bwhat can you (do|help with)\b|\bhelp\b$|^help\b|\bwho are you\b|\bwhat are you\b"),
     ),
@@ -140,6 +145,8 @@ _QUESTION = re.compile(
     r"\?|^((also|and|oh|so|ok|okay|btw|hey|hi|hello|actually|um|well|sorry|thanks|one more thing|quick q(uestion)?)[,:!.\s-]+)*"
     r"(can|could|is|are|do|does|did|what|what's|when|how|who|which|why|should|may|will|would|where)\b"
     r"|^(\S+\s+){0,3}(what|what's|when|how|who|which|why|where)\b")
+# Certifications of people (nurses, physicians) are not QOPI Certification of a practice.
+_OTHER_CERT = re.compile(r"\b(ons|oncc|ocn|aocn|cpr|bls|acls|nursing|nurse'?s?|board|her|his|my personal|biotherapy|provider card)\b.{0,40}\bcertif")
 _UNRELATED = re.compile(r"\b(unrelated to|not (about|related to) (qopi|certification|the certification)|off[- ]topic|nothing to do with (qopi|certification))\b")
 _FILLER = re.compile(r"^((honestly|well|um|uh|so|actually|hmm|ok|okay|oh|sorry|i mean|i think)[,.!\s-]+)+")
 _YES = re.compile(r"^(yes|yeah|yep|yup|y|correct|right|that's right|that is right|true|sure|absolutely|indeed|affirmative|we do|we did|they do|they did|it is|it was|of course|definitely|all of them|all do|all sites do)\b")
@@ -287,7 +294,7 @@ def understand(raw: str, today: dt.date, pending: MissingFact | None = None,
     ex.text = text
     intent = _pick(scores, ex)
     if intent is None or intent is Intent.GREETING:
-        if _UNRELATED.search(text):
+        if _UNRELATED.search(text) or (_OTHER_CERT.search(text) and not re.search(r"\b(qopi|qcp)\b", text)):
             intent = Intent.OUT_OF_SCOPE
     asks = bool(_QUESTION.search(text))
     # A reply to the bot's question that asks nothing new carries no intent of its own: the
@@ -297,7 +304,8 @@ def understand(raw: str, today: dt.date, pending: MissingFact | None = None,
     return Understanding(
         text=text, intent=intent, scores={i.value: s for i, s in scores.items()}, facts=ex.facts,
         problems=ex.problems, threshold_question=ex.threshold_question, round_year_only=ex.round_year_only,
-        in_domain=(bool(_DOMAIN.search(text)) or bool(scores)) and not _UNRELATED.search(text),
+        in_domain=(bool(_DOMAIN.search(text)) or bool(scores)) and not _UNRELATED.search(text)
+        and not (_OTHER_CERT.search(text) and not re.search(r"\b(qopi|qcp)\b", text)),
         answered_pending=answered_pending, asks=asks,
         mentions_attachment=bool(_ATTACHMENT.search(text)),
         unpublished_topic=_unpublished(text, unpublished or []),
