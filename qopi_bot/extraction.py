@@ -51,6 +51,9 @@ _NOT_SCORE_AFTER = re.compile(
 )
 
 
+_SHARE_OF = re.compile(r"^\s*(?:%|percent|per cent|pct)?\s*(?:of|among|for)\s+(?:our |the |all |their |those )?(?:\w+\s+){0,2}"
+                       r"(?:patients?|pts|charts?|cases?|records?|staff|physicians?|oncologists?|docs?|doctors?|nurses?|sites?|"
+                       r"visits?|people|population|encounters?|referrals?|infusions?|treatments?)\b")
 _ROUNDING = re.compile(r"\bround(ed|ing)?\s+(a\s+)?$")
 _ROUND_WITH = re.compile(r"\b(round|pathway|measures|track|cycle)\b.{0,12}\b(with|at)( an?)?\s*$")
 
@@ -72,6 +75,8 @@ def _candidate_scores(text: str, expecting_score: bool = False) -> list[tuple[De
         before = re.split(r"\d", text[max(0, m.start() - 45):m.start()])[-1]
         if not pct and _NOT_SCORE_AFTER.match(after):
             continue
+        if _SHARE_OF.match(after):
+            continue  # "82% of our patients", "95% of charts": a share of something, not the OQS
         if not pct and re.fullmatch(r"(19|20)\d\d", raw):
             continue  # a year
         rounding = bool(re.search(r"\b(you|we|they|it|i|to|do|does|will|would|get|gets)\s+round(ed|ing)?\s+(a\s+)?$", before))
@@ -152,7 +157,7 @@ def _current_half(today: dt.date) -> RoundRef:
 
 def _relative_round(text: str, today: dt.date) -> RoundRef | None:
     m = re.search(rf"\b(last|this past|past|previous|this|current|most recent|latest)\s+(?:year'?s?\s+)?{_SEASON}\b", text)
-    m_year = re.search(rf"\b{_SEASON}\s+(?:round\s+)?(?:of\s+)?(last|this)\s+year\b", text) or \
+    m_year = re.search(rf"\b{_SEASON}\s+(?:round\s+)?(?:of\s+|earlier\s+|from\s+|held\s+)?(last|this)\s+year\b", text) or \
         re.search(rf"\b(?:the\s+)?{_SEASON}\s+round\s+(last|this)\s+year\b", text)
     if m_year:
         season, which = _season(m_year.group(1)), m_year.group(2)

@@ -120,6 +120,7 @@ CUES: dict[Intent, _W] = {
         (5, r"\b(phone|telephone) (number|#|no\.?)|\bemail address\b|\bcontact (info|information|details|you|the team|qcp|someone|the (qopi|qcp|help))\b"),
         (4, r"\bwho (do|should|can) (i|we) (email|call|contact|write to|reach)\b|\bhow (do|can) (i|we) (reach|contact|get in touch)\b|\bhelp ?desk\b|\b(email|call) (the )?(team|qcp)\b"),
         (2, r"\bemail\b|\bphone\b|\bcontact\b|\bnumber for\b"),
+        (4, r"\b(portal|password|log ?in|locked out|user ?name|account access)\b"),
     ),
     Intent.GREETING: _cues(
         (3, r"^(hi|hello|hey|hiya|howdy|(good )?(morning|afternoon|evening)|greetings|yo)\b"),
@@ -138,13 +139,16 @@ PRIORITY = [
 
 # Words that tie a message to the certification program (generic oncology words do not).
 _DOMAIN = re.compile(
-    r"\b(qopi|qcp|asco|certif\w*|oqs|quality score|pathway|abstraction|eligib\w*|collection round|"
+    r"\b(qopi|qcp|certif\w*|oqs|quality score|pathway|abstraction|eligib\w*|collection round|"
     r"sampling|attestation)\b"
 )
 _QUESTION = re.compile(
     r"\?|^((also|and|oh|so|ok|okay|btw|hey|hi|hello|actually|um|well|sorry|thanks|one more thing|quick q(uestion)?)[,:!.\s-]+)*"
     r"(can|could|is|are|do|does|did|what|what's|when|how|who|which|why|should|may|will|would|where)\b"
     r"|^(\S+\s+){0,3}(what|what's|when|how|who|which|why|where)\b")
+# Other organizations' business (payers, billing, meetings) is not ours, whatever the question words.
+_FOREIGN = re.compile(r"\b(aetna|cigna|humana|unitedhealth\w*|blue cross|bcbs|medicare|medicaid|cms|payer|insurer|insurance|"
+                      r"prior auth\w*|billing|coding|icd-?10|cpt|annual meeting|conference|pharmacy|formulary)\b")
 # Certifications of people (nurses, physicians) are not QOPI Certification of a practice.
 _OTHER_CERT = re.compile(r"\b(ons|oncc|ocn|aocn|cpr|bls|acls|nursing|nurse'?s?|board|her|his|my personal|biotherapy|provider card)\b.{0,40}\bcertif")
 _UNRELATED = re.compile(r"\b(unrelated to|not (about|related to) (qopi|certification|the certification)|off[- ]topic|nothing to do with (qopi|certification))\b")
@@ -293,6 +297,8 @@ def understand(raw: str, today: dt.date, pending: MissingFact | None = None,
     scores = classify(text)
     ex.text = text
     intent = _pick(scores, ex)
+    if _FOREIGN.search(text) and not _DOMAIN.search(text) and intent not in (Intent.HUMAN,):
+        intent = Intent.OUT_OF_SCOPE
     if intent is None or intent is Intent.GREETING:
         if _UNRELATED.search(text) or (_OTHER_CERT.search(text) and not re.search(r"\b(qopi|qcp)\b", text)):
             intent = Intent.OUT_OF_SCOPE
