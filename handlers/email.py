@@ -173,10 +173,16 @@ class EmailWorker:
                            log=log, event="email.inbox_poll_failed")
 
     async def run_inbox_once(self) -> int:
+        claimed = time.monotonic()
         items = await self.store.inbox_claim("email", self.settings.lease_seconds, limit=10)
-        for item in items:
+        for n, item in enumerate(items):
             if self._stop.is_set():
                 break  # leased items come back when the lease runs out
+            if time.monotonic() - claimed > self.settings.lease_seconds / 2:
+                # Not started before half the lease was gone: give them back rather than
+                # risk another worker taking one over while this one is still on it.
+                await self.store.inbox_release_unstarted([i.id for i in items[n:]])
+                break
             started = time.perf_counter()
             try:
                 result = await self.processor.process(item, today=dt.date.today())

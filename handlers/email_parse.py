@@ -20,6 +20,10 @@ import html2text
 from mailparser_reply.parser import EmailMessage as ReplyMessage
 from pydantic import BaseModel, Field
 
+from handlers.email_bounds import (
+    MAX_FIELD, MAX_READ, cut_parts, drop_between, soft_wrap, squeeze_whitespace, tame_html, unwrap,
+)
+
 # Headers the loop detector looks at (lower-case names), copied out once so that module
 # never has to touch the raw message.
 LOOP_HEADERS = ("auto-submitted", "precedence", "list-id", "list-unsubscribe", "x-autoreply", "x-autorespond",
@@ -29,6 +33,8 @@ _MSGID = re.compile(r"<[^<>\s]{1,400}>")
 _ENCODED_WORD_LEFTOVER = re.compile(r"=\?[\w.:-]*\?[bq]\?\S*", re.I)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _QUOTED_LINE = re.compile(r"^\s*>")
+_BLOCKQUOTE = re.compile(r"<blockquote\b", re.I)
+_BLOCKQUOTE_END = re.compile(r"</blockquote>", re.I)
 _FIELD = re.compile(rb"^[!-9;-~]+:")  # RFC 5322 field name, then a colon
 _MIME_LINE = re.compile(r"^(--\S+|Content-[\w-]+:.*|MIME-Version:.*)$", re.I)
 # Clients that do not use "On ... wrote:" or Outlook blocks still mark forwards this way.
@@ -165,7 +171,7 @@ def _is_attachment(part: Message) -> bool:
 def html_to_text(html: str) -> str:
     # Quoted history in HTML mail sits in blockquotes / gmail_quote divs: drop them before
     # conversion, the reply parser then only sees what the person typed.
-    html = re.sub(r"<blockquote\b.*?</blockquote>", "", html, flags=re.I | re.S)
+    html = drop_between(tame_html(html), _BLOCKQUOTE, _BLOCKQUOTE_END, cut_unclosed=False)
     converter = html2text.HTML2Text()
     converter.body_width = 0
     converter.ignore_links = True
@@ -218,12 +224,16 @@ def strip_reply(text: str) -> str:
     """Keep only what the sender wrote this time: quoted history, signatures and
     disclaimers go. The maintained parser does the work; the two fallbacks below cover what
     it leaves on our corpus (stray '>' lines, forward markers)."""
-    text = text.replace("\r\n", "\n")
+    # Bounded (see email_bounds): only the first MAX_READ characters, long whitespace runs
+    # squeezed, and long lines cut for the parser only (joined again afterwards).
+    text = squeeze_whitespace(text.replace("\r\n", "\n"))[:MAX_READ]
+    wrapped = soft_wrap(text)
     try:
-        parsed = ReplyMessage(text=text, languages=list(_LANGUAGES), keep_hyphen_lists=True).read()
-        kept = parsed.replies[0].body if parsed.replies else text
+        parsed = ReplyMessage(text=wrapped, languages=list(_LANGUAGES), keep_hyphen_lists=True).read()
+        kept = parsed.replies[0].body if parsed.replies else wrapped
     except Exception:
-        kept = text
+        kept = wrapped
+    kept = unwrap(kept)
     kept = _FORWARD_MARK.split(kept)[0]
     lines = [line for line in kept.split("\n") if not _QUOTED_LINE.match(line)]
     result = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
@@ -235,21 +245,37 @@ def strip_reply(text: str) -> str:
 def _repair_header_block(raw: bytes) -> bytes:
     """A header line without a colon ends the header block for every parser, so the MIME
     headers after it (Content-Type, transfer encoding) would leak into the body as text.
-    Dropping such lines from the header block lets the rest be read as intended."""
+    Dropping such lines from the header block lets the rest be read as intended. A field
+    longer than MAX_FIELD bytes is cut there (see email_bounds)."""
     match = re.search(rb"\r?\n\r?\n", raw)
     head, rest = (raw[:match.start()], raw[match.start():]) if match else (raw, b"")
     lines = re.split(rb"\r?\n", head)
-    kept = [line for line in lines if _FIELD.match(line) or line[:1] in (b" ", b"\t")]
-    if len(kept) == len(lines):
+    kept: list[bytes] = []
+    field = 0
+    for line in lines:
+        if line[:1] in (b" ", b"\t"):  # a folded continuation of the field before
+            field += len(line)
+            if field <= MAX_FIELD:
+                kept.append(line)
+        elif _FIELD.match(line):
+            field = len(line)
+            kept.append(line[:MAX_FIELD])
+    if kept == lines:
         return raw
     return b"\r\n".join(kept) + rest
 
 
+def _readable(raw: bytes) -> tuple[bytes, bool]:
+    """What of a message is parsed, and whether parts after MAX_PARTS were left unread."""
+    return cut_parts(_repair_header_block(raw))
+
+
 def parse_mail(raw: bytes) -> ParsedMail:
     try:
-        msg: Any = BytesParser(policy=policy.default).parsebytes(_repair_header_block(raw))
+        readable, cut = _readable(raw)
+        msg: Any = BytesParser(policy=policy.default).parsebytes(readable)
     except Exception:
-        return ParsedMail(text=clean_text(_raw_body_fallback(raw)).strip())
+        return ParsedMail(text=clean_text(_raw_body_fallback(raw[:MAX_READ * 4])).strip())
     out = ParsedMail()
     out.defects = len(getattr(msg, "defects", []) or [])
     out.message_id = (_ids(_header(msg, "Message-ID")) or [None])[0]
@@ -267,6 +293,8 @@ def parse_mail(raw: bytes) -> ParsedMail:
         plain, html, out.attachments, out.has_report_part = _bodies(msg)
     except Exception:
         plain, html = None, None
+    if cut:
+        out.attachments += 1  # parts not read are treated like attachments: never kept
     if plain is not None and plain.strip():
         text = plain
     elif html is not None:
@@ -282,7 +310,11 @@ def without_attachments(raw: bytes) -> bytes:
     (names included: a file name can be a patient's). Unparseable mail keeps its headers
     and the text we read, nothing else."""
     try:
-        msg = BytesParser(policy=policy.default).parsebytes(raw)
+        # Parsed exactly as parse_mail parses it: what it counted as an attachment goes here.
+        readable, cut = _readable(raw)
+        if cut:
+            raise ValueError("too many MIME parts")  # what was not read is not kept
+        msg = BytesParser(policy=policy.default).parsebytes(readable)
         removed = 0
         for part in list(msg.walk()):
             if part.is_multipart() or not _is_attachment(part):

@@ -69,8 +69,9 @@ def create_web_app(settings: Settings, *, api_timeout: float = 10.0, socket_mode
 
 
 async def healthz(request: web.Request) -> web.Response:
-    # Liveness: 200 while the process serves. `database` says whether events can be stored.
-    return web.json_response({"ok": True, "database": request.app[SERVICE].ready})
+    # Liveness: 200 while the process serves. `database` says whether events can be stored
+    # now (false while the database is unreachable: events then get 503 and Slack retries).
+    return web.json_response({"ok": True, "database": await request.app[SERVICE].database_ok()})
 
 
 async def slack_events(request: web.Request) -> web.Response:
@@ -114,9 +115,35 @@ async def slack_events(request: web.Request) -> web.Response:
     return web.Response(status=200)
 
 
+def check_schema(settings: Settings) -> None:
+    """Refuse to start on an unmigrated server database, as the worker does: that is the
+    operator's job (`qopi-bot db upgrade`) and no amount of waiting fixes it. A database
+    that is merely unreachable is no reason to stay down: the service keeps trying and
+    answers 503 meanwhile, so Slack retries."""
+    import asyncio
+
+    from qopi_bot.migrate import SchemaNotReady, ensure_schema
+    from qopi_bot.store import Store
+
+    async def check() -> None:
+        store = Store.from_url(settings.db_url)
+        try:
+            await asyncio.wait_for(ensure_schema(store), timeout=15)
+        finally:
+            await store.close()
+
+    try:
+        asyncio.run(check())
+    except SchemaNotReady as exc:
+        raise ConfigurationError(str(exc)) from None
+    except Exception as exc:
+        log.warning("slack.database_unreachable_at_start", error=type(exc).__name__)
+
+
 def run_web(settings: Settings, socket_mode: bool = False) -> None:
     """`qopi-bot serve [--socket-mode]`: serve on $PORT until SIGTERM/SIGINT."""
     check_settings(settings, socket_mode)
+    check_schema(settings)
     log.info("slack.serving", port=settings.port, socket_mode=socket_mode)
     # 0.0.0.0: a web dyno/container must accept connections from its platform's router.
     web.run_app(create_web_app(settings, socket_mode=socket_mode), host="0.0.0.0", port=settings.port,

@@ -106,9 +106,15 @@ class InboxProcessor:
         self._queued = True
 
     async def run_once(self) -> int:
+        claimed = time.monotonic()
         items = await self.store.inbox_claim(SOURCE, self.settings.lease_seconds, self.batch)
         try:
-            for item in items:
+            for n, item in enumerate(items):
+                if time.monotonic() - claimed > self.settings.lease_seconds / 2:
+                    # Not started before half the lease was gone: give them back rather than
+                    # risk another process taking one over while this one is still on it.
+                    await self.store.inbox_release_unstarted([i.id for i in items[n:]])
+                    break
                 await self._process(item)
         finally:
             if self._queued:

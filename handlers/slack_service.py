@@ -16,6 +16,7 @@ import aiohttp
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.signature import SignatureVerifier
+from sqlalchemy import text
 
 from handlers.slack_delivery import SlackSender, close_quietly, web_client
 from handlers.slack_events import Inbound
@@ -127,6 +128,19 @@ class SlackService:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop_event.wait(), delay)
             delay = min(60.0, delay * 2)
+
+    async def database_ok(self, timeout: float = 1.0) -> bool:
+        """Can events be stored right now? Asked by /healthz. On PostgreSQL a real round
+        trip (a server that went away shows at once); a SQLite file is there once ready."""
+        if not self.ready or not self.store.is_postgres:
+            return self.ready
+        try:
+            async with asyncio.timeout(timeout):
+                async with self.store.engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+            return True
+        except Exception:
+            return False
 
     async def accept(self, inbound: Inbound, raw: bytes, meta: dict[str, Any]) -> bool:
         """Store a request before it is acknowledged. True if new, False for a retry we

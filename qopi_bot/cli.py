@@ -258,6 +258,14 @@ def outbox_list(
     _run(list_outbox(_settings(), status, as_json))
 
 
+@outbox_app.command("retry")
+def outbox_retry(ids: Annotated[list[int], typer.Argument(help="Outbox item numbers (from `outbox list`).")]) -> None:
+    """Send failed items again once the cause (relay, credentials, channel) is fixed."""
+    from qopi_bot.staff_cli import retry_outbox
+
+    _run(retry_outbox(_settings(), ids))
+
+
 # ------------------------------------------------------------------ processes
 @app.command()
 def serve(socket_mode: Annotated[bool, typer.Option("--socket-mode", help="Use Slack Socket Mode (needs SLACK_APP_TOKEN).")] = False) -> None:

@@ -13,6 +13,7 @@ import structlog
 
 from qopi_bot.privacy import scrub
 
+_HANDLER = "qopi-bot"
 _BODY_KEYS = {"text", "body", "message_text", "payload", "raw", "content", "question"}
 
 
@@ -40,8 +41,21 @@ def configure_logging(log_format: str = "console", level: int = logging.INFO) ->
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
-    # Library loggers (aiosmtpd, slack_bolt, sqlalchemy) go to stderr without bodies.
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    # Library loggers (aiohttp, aiosmtpd, asyncio, sqlalchemy, slack_bolt), warnings and up:
+    # rendered like our own lines (one JSON object per line in json format, tracebacks
+    # included) and through the same scrubber, since their messages can quote input.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name,
+                           structlog.processors.TimeStamper(fmt="iso", utc=True)],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, structlog.processors.format_exc_info,
+                    _scrub_event, renderer]))
+    handler.set_name(_HANDLER)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == _HANDLER]:  # configured twice: replace ours
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
 
 
 def get_logger(name: str) -> Any:

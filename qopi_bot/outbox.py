@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import random
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -53,8 +54,17 @@ class Dispatcher:
         self.wake.set()
 
     async def run_once(self, limit: int = 10) -> int:
-        items = await self.store.outbox_claim(self.channel, self.settings.lease_seconds, limit)
-        for item in items:
+        lease = self.settings.lease_seconds
+        claimed = time.monotonic()
+        items = await self.store.outbox_claim(self.channel, lease, limit)
+        for n, item in enumerate(items):
+            if time.monotonic() - claimed > lease / 2:
+                # Slow sends ate the lease: an item started now could still be mid-send when
+                # its lease runs out and another process takes it (and sends it too). Give
+                # the rest back instead; whoever claims them next starts with a full lease.
+                await self.store.outbox_release([i.id for i in items[n:]])
+                log.info("outbox.released", channel=self.channel, items=len(items) - n)
+                break
             await self._deliver(item)
         return len(items)
 

@@ -86,6 +86,17 @@ async def list_outbox(settings: Any, status: str | None, as_json: bool) -> None:
                    f"to={i.recipient or '-'} {('error: ' + i.last_error) if i.last_error else ''}")
 
 
+async def retry_outbox(settings: Any, ids: list[int]) -> None:
+    async with open_runtime(settings) as rt:
+        requeued = await rt.store.outbox_requeue(ids)
+    skipped = sorted(set(ids) - set(requeued))
+    if requeued:
+        typer.echo(f"queued again: {', '.join(f'#{i}' for i in requeued)} (the running processes send them on their next poll)")
+    if skipped:
+        typer.echo(f"not failed (or unknown), left alone: {', '.join(f'#{i}' for i in skipped)}", err=True)
+        raise typer.Exit(1)
+
+
 async def db_upgrade(settings: Any) -> None:
     from qopi_bot.migrate import upgrade
     from qopi_bot.store import Store

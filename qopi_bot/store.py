@@ -345,6 +345,10 @@ class Store:
             await conn.execute(update(inbox).where(inbox.c.id == item_id)
                                .values(status="pending", last_error=error, lease_until=None))
 
+    async def inbox_release_unstarted(self, item_ids: Sequence[int]) -> None:
+        """Give back claimed items this process did not start: pending again, for any process."""
+        await self._release(inbox, item_ids)
+
     async def inbox_set_payload(self, item_id: int, payload: bytes) -> None:
         """Replace a stored payload, e.g. with a copy whose attachments were dropped after
         processing (attachments may carry patient data and are never kept)."""
@@ -381,15 +385,34 @@ class Store:
             await conn.execute(update(outbox).where(outbox.c.id == item_id)
                                .values(status="sent", sent_at=utcnow(), result=result, lease_until=None, last_error=None))
 
+    def _held(self, item_id: int) -> Any:
+        # Only while this process still holds the item: after its lease ran out another
+        # process may have taken it (and sent it), and that outcome must not be undone.
+        return and_(outbox.c.id == item_id, outbox.c.status == "leased", outbox.c.lease_owner == self.owner)
+
     async def outbox_retry(self, item_id: int, at: dt.datetime, error: str) -> None:
         async with self.engine.begin() as conn:
-            await conn.execute(update(outbox).where(outbox.c.id == item_id)
+            await conn.execute(update(outbox).where(self._held(item_id))
                                .values(status="pending", next_attempt_at=at, last_error=error, lease_until=None))
 
     async def outbox_failed(self, item_id: int, error: str) -> None:
         async with self.engine.begin() as conn:
-            await conn.execute(update(outbox).where(outbox.c.id == item_id)
+            await conn.execute(update(outbox).where(self._held(item_id))
                                .values(status="failed", last_error=error, lease_until=None))
+
+    async def outbox_release(self, item_ids: Sequence[int]) -> None:
+        """Give back claimed items this process did not start: due again, for any process."""
+        await self._release(outbox, item_ids)
+
+    async def outbox_requeue(self, item_ids: Sequence[int]) -> list[int]:
+        """Send failed items again (after the cause is fixed). The give-up clock restarts."""
+        now = utcnow()
+        async with self.engine.begin() as conn:
+            rows = (await conn.execute(update(outbox).where(and_(outbox.c.id.in_(list(item_ids)), outbox.c.status == "failed"))
+                                       .values(status="pending", attempts=0, next_attempt_at=now, created_at=now,
+                                               last_error=None, lease_until=None, lease_owner=None)
+                                       .returning(outbox.c.id))).all()
+        return sorted(int(r[0]) for r in rows)
 
     async def outbox_list(self, status: str | None = None, channel: str | None = None) -> list[OutboxItem]:
         query = select(outbox).order_by(outbox.c.id)
@@ -445,6 +468,14 @@ class Store:
         return None
 
     # ------------------------------------------------------------ shared claim
+    async def _release(self, table: Table, item_ids: Sequence[int]) -> None:
+        if not item_ids:
+            return
+        async with self.engine.begin() as conn:
+            await conn.execute(update(table).where(and_(table.c.id.in_(list(item_ids)), table.c.status == "leased",
+                                                        table.c.lease_owner == self.owner))
+                               .values(status="pending", lease_until=None, attempts=table.c.attempts - 1))
+
     async def _claim(self, table: Table, claimable: Any, order: Any, lease_seconds: int, limit: int) -> list[Any]:
         now = utcnow()
         lease_until = now + dt.timedelta(seconds=lease_seconds)

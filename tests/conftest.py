@@ -12,6 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
+
+# In CI the property and fuzz tests replay the same generated inputs every run (10,000+ of
+# them), so a red build always means a change broke something; locally they explore afresh.
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 from qopi_bot.core.kb import Knowledge
 from qopi_bot.knowledge import load_knowledge

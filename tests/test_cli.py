@@ -147,3 +147,29 @@ def test_unknown_case_is_reported(cli: Cli) -> None:
 def test_human_request_gets_a_case(cli: Cli) -> None:
     a = cli.ask_json("Can I talk to a person please?")
     assert a["intent"] == "human" and a["outcome"] == "escalated" and a["case_id"]
+
+
+def test_outbox_retry_requeues_only_failed_items(cli: Cli, db_url: str) -> None:
+    import asyncio
+
+    from qopi_bot.store import Store
+
+    async def make_failed() -> tuple[int, int]:
+        store = Store.from_url(db_url)
+        await store.create_schema()
+        failed = await store.outbox_put("email", "reply", {"to": "x@example.org"}, dedupe_key="k-failed", recipient="x@example.org")
+        pending = await store.outbox_put("email", "reply", {"to": "y@example.org"}, dedupe_key="k-pending", recipient="y@example.org")
+        [item] = await store.outbox_claim("email", 60, limit=1)
+        await store.outbox_failed(item.id, "relay refused")
+        await store.close()
+        assert failed is not None and pending is not None
+        return failed, pending
+
+    failed, pending = asyncio.run(make_failed())
+    listed = json.loads(cli.run("outbox", "list", "--status", "failed", "--json").stdout)
+    assert [i["id"] for i in listed] == [failed] and listed[0]["last_error"] == "relay refused"
+    done = cli.run("outbox", "retry", str(failed))
+    assert done.returncode == 0 and f"#{failed}" in done.stdout
+    assert json.loads(cli.run("outbox", "list", "--status", "failed", "--json").stdout) == []
+    again = cli.run("outbox", "retry", str(failed), str(pending))
+    assert again.returncode == 1 and "left alone" in again.stderr

@@ -32,3 +32,29 @@ def test_logs_never_carry_bodies_or_identifiers(monkeypatch: object) -> None:
     for secret in ("Jane Roe DOB", "03/14/1958", "00482913", "123-45-6789", "555-867-5309", "jane.roe@example.org"):
         assert secret not in dump
     assert "withheld" in line["text"]
+
+
+def test_library_log_lines_are_json_and_scrubbed_too(monkeypatch: object) -> None:
+    """aiohttp, aiosmtpd, asyncio, SQLAlchemy... log through the stdlib: in json format their
+    lines must be JSON objects with an event name (tracebacks inside), scrubbed like ours."""
+    import logging
+
+    buffer = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", buffer)  # type: ignore[attr-defined]
+    configure_logging("json")
+    try:
+        logging.getLogger("aiohttp.server").error("Error handling request: %s", PHI)
+        try:
+            raise ValueError(f"bad input {PHI}")
+        except ValueError:
+            logging.getLogger("asyncio").exception("Task exception was never retrieved")
+        logging.getLogger("sqlalchemy.pool").info("below the level: not written")
+    finally:
+        for handler in [h for h in logging.getLogger().handlers if h.get_name() == "qopi-bot"]:
+            logging.getLogger().removeHandler(handler)
+    lines = [json.loads(line) for line in buffer.getvalue().splitlines()]
+    assert [(r["logger"], r["level"]) for r in lines] == [("aiohttp.server", "error"), ("asyncio", "error")]
+    assert lines[1]["event"] == "Task exception was never retrieved" and "ValueError" in lines[1]["exception"]
+    dump = json.dumps(lines)
+    for secret in ("03/14/1958", "00482913", "123-45-6789", "555-867-5309", "jane.roe@example.org"):
+        assert secret not in dump
