@@ -6,6 +6,12 @@ every process refuses to start with a message that says exactly that."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import fcntl
+import os
+import weakref
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,7 +53,34 @@ async def current_revision(store: Store) -> str | None:
         return await conn.run_sync(_current)
 
 
+_LOCKS: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+@contextlib.asynccontextmanager
+async def _migration_lock(store: Store) -> AsyncIterator[None]:
+    """One migration at a time: in this process (an SMTP handler and a poll loop may both start
+    one), and for SQLite across processes too. Python's sqlite3 commits DDL statement by statement,
+    so two concurrent migrations would leave a half-built schema behind."""
+    lock = _LOCKS.setdefault(store, asyncio.Lock())
+    async with lock:
+        database = store.engine.url.database if store.engine.dialect.name == "sqlite" else None
+        if not database or database == ":memory:":
+            yield
+            return
+        fd = os.open(f"{database}.migrate-lock", os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+
 async def upgrade(store: Store) -> str:
+    async with _migration_lock(store):
+        return await _upgrade(store)
+
+
+async def _upgrade(store: Store) -> str:
     from alembic import command
 
     before = await current_revision(store)

@@ -51,3 +51,33 @@ def test_unreachable_postgres_is_a_clear_error() -> None:
     cli = Cli("postgresql+asyncpg://nobody@127.0.0.1:1/none")
     done = cli.run("cases", "list")
     assert done.returncode == 1 and "cannot reach the database" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_concurrent_first_starts_build_one_schema(tmp_path: Path) -> None:
+    """An SMTP handler and a poll loop (or two processes) starting on a fresh SQLite file at
+    once must not leave a half-built schema behind (sqlite3 commits DDL statement by statement)."""
+    import asyncio
+    import subprocess
+    import sys
+
+    from qopi_bot.migrate import current_revision, ensure_schema
+    from qopi_bot.store import Store
+
+    async def in_process(url: str) -> str | None:
+        store = Store.from_url(url)
+        try:
+            await asyncio.gather(*[ensure_schema(store) for _ in range(8)])
+            return await current_revision(store)
+        finally:
+            await store.close()
+
+    assert asyncio.run(in_process(f"sqlite+aiosqlite:///{tmp_path / 'one.sqlite3'}")) == head_revision()
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'many.sqlite3'}"
+    code = ("import asyncio\nfrom qopi_bot.store import Store\nfrom qopi_bot.migrate import ensure_schema\n"
+            f"async def main():\n    s = Store.from_url({url!r})\n    await ensure_schema(s)\n    await s.close()\n"
+            "asyncio.run(main())\n")
+    procs = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE) for _ in range(4)]
+    assert [p.wait(timeout=60) for p in procs] == [0, 0, 0, 0], [p.stderr.read() for p in procs if p.stderr]
+    with sqlite3.connect(tmp_path / "many.sqlite3") as db:
+        assert db.execute("select version_num from alembic_version").fetchone()[0] == head_revision()
