@@ -20,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from email.message import EmailMessage
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,28 +28,10 @@ sys.path.insert(0, str(ROOT))
 import aiosmtplib  # noqa: E402
 
 from tests.fakes.smtp_sink import SmtpSink, find_free_port  # noqa: E402
-
-HELP = "help@qopi-bot.test"
-QUESTIONS = [
-    "Are we eligible? We scored 81% on the certification pathway in Fall 2025.",
-    "Our Overall Quality score for Spring 2025 was 74.99%. Does that round up to 75%?",
-    "How long is a Fall 2025 score valid?",
-    "Which modules do we need to submit data for?",
-    "How many certification standards are there?",
-    "Do all three of our sites have to apply together?",
-]
+from workload import HELP, QUESTIONS, question_mail  # noqa: E402,F401
 
 
-def _message(n: int) -> tuple[str, str, bytes]:
-    sender = f"quality{n}@practice{n % 50}.example.org"
-    msg = EmailMessage()
-    msg["From"] = f"Quality Lead {n} <{sender}>"
-    msg["To"] = HELP
-    msg["Subject"] = f"Question {n}"
-    msg["Date"] = "Mon, 2 Mar 2026 08:41:17 -0600"
-    msg["Message-ID"] = f"<bench-{n}-{os.getpid()}@practice.example.org>"
-    msg.set_content(f"Hello,\n\n{QUESTIONS[n % len(QUESTIONS)]}\n\nThanks,\nQuality Lead\n")
-    return sender, msg["Message-ID"], msg.as_bytes()
+
 
 
 # ---------------------------------------------------------------------------- the bare relay
@@ -97,7 +78,7 @@ async def _load(port: int, sink: SmtpSink, first: int, count: int, concurrency: 
     async def client() -> None:
         while queue:  # bounded: every client takes from a finite list
             n = queue.pop()
-            sender, msgid, raw = _message(n)
+            sender, msgid, raw = question_mail(n)
             sent_at[msgid] = time.time()
             await aiosmtplib.send(raw, sender=sender, recipients=[HELP], hostname="127.0.0.1", port=port,
                                   start_tls=False, timeout=30)

@@ -28,7 +28,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-from email.message import EmailMessage
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,20 +40,12 @@ from tests.fakes import slack_signing as ss  # noqa: E402
 from tests.fakes.postgres import ThrowawayPostgres  # noqa: E402
 from tests.fakes.slack_api import FakeSlackAPI  # noqa: E402
 from tests.fakes.smtp_sink import SmtpSink, find_free_port  # noqa: E402
+from workload import HELP, QUESTIONS, question_mail  # noqa: E402,F401
 
 SECRET = "bench-signing-secret"
 TOKEN = "xoxb-bench"
-HELP = "help@qopi-bot.test"
 SLACK_CONCURRENCY = 20
 SMTP_CONCURRENCY = 8
-QUESTIONS = [
-    "Our OQS was 81% in Fall 2025 on the certification pathway. Are we eligible?",
-    "Is 74.99% enough to pass?",
-    "How long is a Spring 2025 score valid?",
-    "We have three sites that share policies. Do we apply together?",
-    "How many certification standards are there?",
-    "Which modules do we need to submit data for?",
-]
 
 
 # ---------------------------------------------------------------------------- processes
@@ -132,16 +123,6 @@ async def slack_run(ports: list[int], fake: FakeSlackAPI, events: int, tag: str)
     return events / elapsed
 
 
-def _mail(n: int, tag: str) -> tuple[str, bytes]:
-    sender = f"quality{n}@practice{n % 50}.example.org"
-    msg = EmailMessage()
-    msg["From"] = f"Quality Lead {n} <{sender}>"
-    msg["To"] = HELP
-    msg["Subject"] = f"Question {n}"
-    msg["Date"] = "Mon, 2 Mar 2026 08:41:17 -0600"
-    msg["Message-ID"] = f"<bench-{tag}-{n}-{os.getpid()}@practice.example.org>"
-    msg.set_content(f"Hello,\n\n{QUESTIONS[n % len(QUESTIONS)]}\n\nThanks,\nQuality Lead\n")
-    return sender, msg.as_bytes()
 
 
 async def email_run(ports: list[int], sink: SmtpSink, mails: int, tag: str) -> float:
@@ -152,7 +133,7 @@ async def email_run(ports: list[int], sink: SmtpSink, mails: int, tag: str) -> f
     async def client() -> None:
         while queue:  # bounded: a finite list
             n = queue.pop()
-            sender, raw = _mail(n, tag)
+            sender, _msgid, raw = question_mail(n, tag)
             await aiosmtplib.send(raw, sender=sender, recipients=[HELP], hostname="127.0.0.1",
                                   port=ports[n % len(ports)], start_tls=False, timeout=30)
 

@@ -32,18 +32,11 @@ import aiohttp  # noqa: E402
 
 from tests.fakes import slack_signing as ss  # noqa: E402
 from tests.fakes.slack_api import FakeSlackAPI  # noqa: E402
+from workload import QUESTIONS  # noqa: E402
 
 SECRET = "bench-signing-secret"
 TOKEN = "xoxb-bench"
 CONCURRENCY = 20
-QUESTIONS = [
-    "Our OQS was 81% in Fall 2025 on the certification pathway. Are we eligible?",
-    "Is 74.99% enough to pass?",
-    "How long is a Spring 2025 score valid?",
-    "We have three sites that share policies. Do we apply together?",
-    "How many certification standards are there?",
-    "Which modules do we need to submit data for?",
-]
 
 
 # ---------------------------------------------------------------------------- the two apps

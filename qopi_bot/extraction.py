@@ -246,11 +246,11 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
         r"\bno (\w+\s+){0,2}charts? (were|was) (excluded|left out|omitted|dropped)|\bnothing (was )?(excluded|left out)|"
         r"\b(didn't|did not|never) (exclude|leave out|omit)|\bwithout exclud\w*|\bnone of (our|the) (\w+\s+)?(charts|oncologists|physicians) (were|was) (excluded|left out)")),
     ("charts_pool_complete", False, re.compile(
-        rf"\b(exclud\w*|left out|leave out|omit\w*|weren't in|were not in|wasn't in|was not in|not in the (sampling )?pool|not included|wasn't included|weren't included|isn't included|didn't include|did not include|"
-        rf"not part of the (sampling )?pool|dropped|removed)\b.{{0,80}}\b(pool|sampl\w*|charts?)|"
-        rf"\bcharts?\b.{{0,80}}\b(exclud\w*|left out|omitted|weren't in|were not in|not in the (sampling )?pool|not included|wasn't included|weren't included)|"
-        rf"\bnot all (of )?(our |the )?([\w/&'-]+\s+){{0,3}}(oncologists|physicians|doctors|docs|providers|charts|sites|locations)\b.{{0,60}}\b(pool|sampl\w*|includ\w*)|"
-        rf"\bleft\b.{{0,50}}\bout of (the |our )?(sampling )?(pool|sample)")),
+        r"\b(exclud\w*|left out|leave out|omit\w*|weren't in|were not in|wasn't in|was not in|not in the (sampling )?pool|not included|wasn't included|weren't included|isn't included|didn't include|did not include|"
+        r"not part of the (sampling )?pool|dropped|removed)\b.{0,80}\b(pool|sampl\w*|charts?)|"
+        r"\bcharts?\b.{0,80}\b(exclud\w*|left out|omitted|weren't in|were not in|not in the (sampling )?pool|not included|wasn't included|weren't included)|"
+        r"\bnot all (of )?(our |the )?([\w/&'-]+\s+){0,3}(oncologists|physicians|doctors|docs|providers|charts|sites|locations)\b.{0,60}\b(pool|sampl\w*|includ\w*)|"
+        r"\bleft\b.{0,50}\bout of (the |our )?(sampling )?(pool|sample)")),
     ("charts_pool_complete", True, re.compile(
         r"\ball (of )?(our |the )?(charts|oncologists|physicians|providers)\b.{0,60}\b(were |was )?(included|in the (sampling )?pool)")),
     ("report_received", True, re.compile(

@@ -34,7 +34,7 @@ CUES: dict[Intent, _W] = {
         (5, r"\b(can|could|would|please have)\s+(someone|somebody|a person|staff|your team|the team)\s+(\w+\s+){0,2}(call|contact|email|reach out to|get back to|phone)\s+(me|us)"),
         (6, r"\b(call ?back|call me back|ring me back|phone call from (someone|your team|staff)|(discuss|talk about) (it|this) (by|over the|on the) phone)\b"),
         (4, r"\b(call|phone|ring)\s+(me|us)\b(?! ?\w* (if|when))|\bescalate\b|\bneed (a|to talk to a) (person|human)|\brepresentative\b"),
-        (3, rf"\b(want|need|like|prefer)\s+(to\s+)?(talk|speak)\s+(to|with)\b|\bnot a (bot|robot)\b|\bare you (a )?(bot|human|robot)"),
+        (3, r"\b(want|need|like|prefer)\s+(to\s+)?(talk|speak)\s+(to|with)\b|\bnot a (bot|robot)\b|\bare you (a )?(bot|human|robot)"),
     ),
     Intent.SUBSET: _cues(
         (6, r"\bsubset\b"),

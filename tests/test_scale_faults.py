@@ -18,7 +18,7 @@ import subprocess
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from tests.fakes import slack_signing as ss
 from tests.fakes.pg_fixture import postgres_server, postgres_url  # noqa: F401  (fixtures)
 from tests.fakes.postgres import ThrowawayPostgres
 from tests.fakes.slack_api import FakeSlackAPI
+from tests.waiting import wait_until
 from tests.fakes.smtp_sink import SmtpSink, find_free_port, send_eml, smtp_sink  # noqa: F401  (fixture)
 from tests.slack_harness import SECRET, fake, process_env, slack_env  # noqa: F401  (fixture)
 
@@ -158,16 +159,6 @@ def stack(tmp_path: Path, postgres_server: ThrowawayPostgres, postgres_url: str,
         yield s
     finally:
         s.stop()
-
-
-def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(interval)
 
 
 def answers(fake: FakeSlackAPI, prefix: str) -> collections.Counter[tuple[str, str | None]]:

@@ -18,6 +18,7 @@ from tests.email_support import HELP, STAFF as STAFF_EMAIL, WorkerProcess, quest
 from tests.fakes import slack_signing as ss
 from tests.fakes.slack_api import FakeSlackAPI
 from tests.fakes.smtp_sink import ReceivedMessage, SmtpSink, send_eml
+from tests.waiting import wait_until
 from tests.slack_harness import ROOT, STAFF, STAFF_CHANNEL, process_env, slack_env
 from tests.test_slack_process import WebProcess
 
@@ -28,13 +29,7 @@ T = TypeVar("T")
 
 
 def eventually(probe: Callable[[], T | None], what: str, timeout: float = 20.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = probe()
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
+    return wait_until(probe, timeout, what)  # type: ignore[no-any-return]
 
 
 @pytest.fixture
