@@ -14,8 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
-    JSON, BigInteger, Column, DateTime, Index, Integer, LargeBinary, MetaData, String, Table, Text,
-    and_, event, func, insert, or_, select, update,
+    Table, and_, event, func, insert, or_, select, update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -23,122 +22,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from qopi_bot.clock import utcnow
+from qopi_bot.schema import (  # noqa: F401  (tables re-exported for tests and tools)
+    case_events, cases, conversations, email_threads, inbox, messages, metadata, outbox, processed_events,
+)
 from qopi_bot.dialogue import ConversationState
 from qopi_bot.records import CaseEvent, CaseRecord, InboxItem, OutboxItem
 
 __all__ = ["Store", "StoreUnavailable", "metadata", "utcnow"]
-
-metadata = MetaData()
-_ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEGER PRIMARY KEY only
-
-
-def _ts() -> Column[dt.datetime]:
-    return Column("created_at", DateTime(timezone=True), nullable=False)
-
-
-conversations = Table(
-    "conversations", metadata,
-    Column("key", String(300), primary_key=True),
-    Column("channel", String(20), nullable=False),
-    Column("state", JSON, nullable=False),
-    _ts(),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-)
-
-messages = Table(
-    "messages", metadata,
-    Column("id", _ID, primary_key=True, autoincrement=True),
-    Column("conversation_key", String(300), nullable=False, index=True),
-    Column("role", String(20), nullable=False),  # practice | bot | staff
-    Column("author", String(200), nullable=True),
-    Column("text", Text, nullable=False),
-    _ts(),
-)
-
-cases = Table(
-    "cases", metadata,
-    Column("id", _ID, primary_key=True, autoincrement=True),
-    Column("conversation_key", String(300), nullable=False, index=True),
-    Column("status", String(20), nullable=False, index=True),
-    Column("reason", String(40), nullable=False),
-    Column("channel", String(20), nullable=False),
-    Column("origin", JSON, nullable=False),
-    Column("question", Text, nullable=False),
-    Column("facts", JSON, nullable=False),
-    Column("decision", JSON, nullable=False),
-    Column("claimed_by", String(200), nullable=True),
-    Column("claimed_at", DateTime(timezone=True), nullable=True),
-    Column("resolved_at", DateTime(timezone=True), nullable=True),
-    Column("staff_slack_channel", String(100), nullable=True),
-    Column("staff_slack_ts", String(50), nullable=True, index=True),
-    Column("staff_email_message_id", String(300), nullable=True),
-    _ts(),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-)
-
-case_events = Table(
-    "case_events", metadata,
-    Column("id", _ID, primary_key=True, autoincrement=True),
-    Column("case_id", _ID, nullable=False, index=True),
-    Column("kind", String(30), nullable=False),
-    Column("author", String(200), nullable=True),
-    Column("text", Text, nullable=True),
-    _ts(),
-)
-
-processed_events = Table(
-    "processed_events", metadata,
-    Column("event_id", String(200), primary_key=True),
-    Column("source", String(20), nullable=False),
-    _ts(),
-)
-
-inbox = Table(
-    "inbox", metadata,
-    Column("id", _ID, primary_key=True, autoincrement=True),
-    Column("source", String(20), nullable=False),
-    Column("external_id", String(400), nullable=False),
-    Column("payload", LargeBinary, nullable=False),
-    Column("meta", JSON, nullable=False),
-    Column("status", String(20), nullable=False),  # pending | leased | done | ignored | failed
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("lease_until", DateTime(timezone=True), nullable=True),
-    Column("lease_owner", String(64), nullable=True),
-    Column("last_error", Text, nullable=True),
-    _ts(),
-    Column("processed_at", DateTime(timezone=True), nullable=True),
-    Index("uq_inbox_source_external", "source", "external_id", unique=True),
-    Index("ix_inbox_status", "status"),
-)
-
-outbox = Table(
-    "outbox", metadata,
-    Column("id", _ID, primary_key=True, autoincrement=True),
-    Column("channel", String(20), nullable=False),  # slack | email
-    Column("kind", String(40), nullable=False),
-    Column("recipient", String(300), nullable=True),
-    Column("payload", JSON, nullable=False),
-    Column("dedupe_key", String(400), nullable=False, unique=True),
-    Column("status", String(20), nullable=False),  # pending | leased | sent | failed
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
-    Column("lease_until", DateTime(timezone=True), nullable=True),
-    Column("lease_owner", String(64), nullable=True),
-    Column("last_error", Text, nullable=True),
-    Column("result", JSON, nullable=True),
-    _ts(),
-    Column("sent_at", DateTime(timezone=True), nullable=True),
-    Index("ix_outbox_claim", "channel", "status", "next_attempt_at"),
-)
-
-email_threads = Table(
-    "email_threads", metadata,
-    Column("message_id", String(400), primary_key=True),
-    Column("conversation_key", String(300), nullable=False),
-    Column("case_id", _ID, nullable=True),
-    _ts(),
-)
-
 
 def _aware(value: dt.datetime | None) -> dt.datetime | None:
     # SQLite hands back naive datetimes; everything we store is UTC.

@@ -81,3 +81,26 @@ def test_concurrent_first_starts_build_one_schema(tmp_path: Path) -> None:
     assert [p.wait(timeout=60) for p in procs] == [0, 0, 0, 0], [p.stderr.read() for p in procs if p.stderr]
     with sqlite3.connect(tmp_path / "many.sqlite3") as db:
         assert db.execute("select version_num from alembic_version").fetchone()[0] == head_revision()
+
+
+def test_migrations_build_exactly_the_declared_schema(tmp_path: Path) -> None:
+    """A table or column changed in qopi_bot/schema.py without a migration fails here."""
+    import asyncio
+
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from qopi_bot.migrate import ensure_schema
+    from qopi_bot.schema import metadata
+    from qopi_bot.store import Store
+
+    async def diff() -> list[object]:
+        store = Store.from_url(f"sqlite+aiosqlite:///{tmp_path / 'cmp.sqlite3'}")
+        try:
+            await ensure_schema(store)
+            async with store.engine.connect() as conn:
+                return await conn.run_sync(lambda c: compare_metadata(MigrationContext.configure(c), metadata))
+        finally:
+            await store.close()
+
+    assert asyncio.run(diff()) == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from qopi_bot.store import metadata
+from qopi_bot.schema import metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:

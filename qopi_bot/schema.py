@@ -1,0 +1,119 @@
+"""The database schema: every table qopi-bot keeps, as SQLAlchemy Core tables.
+Alembic migrations (qopi_bot/migrations) are generated against this metadata."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, LargeBinary, MetaData, String, Table, Text
+
+metadata = MetaData()
+_ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEGER PRIMARY KEY only
+
+
+def _ts() -> Column[dt.datetime]:
+    return Column("created_at", DateTime(timezone=True), nullable=False)
+
+
+conversations = Table(
+    "conversations", metadata,
+    Column("key", String(300), primary_key=True),
+    Column("channel", String(20), nullable=False),
+    Column("state", JSON, nullable=False),
+    _ts(),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+messages = Table(
+    "messages", metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("conversation_key", String(300), nullable=False, index=True),
+    Column("role", String(20), nullable=False),  # practice | bot | staff
+    Column("author", String(200), nullable=True),
+    Column("text", Text, nullable=False),
+    _ts(),
+)
+
+cases = Table(
+    "cases", metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("conversation_key", String(300), nullable=False, index=True),
+    Column("status", String(20), nullable=False, index=True),
+    Column("reason", String(40), nullable=False),
+    Column("channel", String(20), nullable=False),
+    Column("origin", JSON, nullable=False),
+    Column("question", Text, nullable=False),
+    Column("facts", JSON, nullable=False),
+    Column("decision", JSON, nullable=False),
+    Column("claimed_by", String(200), nullable=True),
+    Column("claimed_at", DateTime(timezone=True), nullable=True),
+    Column("resolved_at", DateTime(timezone=True), nullable=True),
+    Column("staff_slack_channel", String(100), nullable=True),
+    Column("staff_slack_ts", String(50), nullable=True, index=True),
+    Column("staff_email_message_id", String(300), nullable=True),
+    _ts(),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+case_events = Table(
+    "case_events", metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("case_id", _ID, nullable=False, index=True),
+    Column("kind", String(30), nullable=False),
+    Column("author", String(200), nullable=True),
+    Column("text", Text, nullable=True),
+    _ts(),
+)
+
+processed_events = Table(
+    "processed_events", metadata,
+    Column("event_id", String(200), primary_key=True),
+    Column("source", String(20), nullable=False),
+    _ts(),
+)
+
+inbox = Table(
+    "inbox", metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("source", String(20), nullable=False),
+    Column("external_id", String(400), nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("meta", JSON, nullable=False),
+    Column("status", String(20), nullable=False),  # pending | leased | done | ignored | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("lease_until", DateTime(timezone=True), nullable=True),
+    Column("lease_owner", String(64), nullable=True),
+    Column("last_error", Text, nullable=True),
+    _ts(),
+    Column("processed_at", DateTime(timezone=True), nullable=True),
+    Index("uq_inbox_source_external", "source", "external_id", unique=True),
+    Index("ix_inbox_status", "status"),
+)
+
+outbox = Table(
+    "outbox", metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("channel", String(20), nullable=False),  # slack | email
+    Column("kind", String(40), nullable=False),
+    Column("recipient", String(300), nullable=True),
+    Column("payload", JSON, nullable=False),
+    Column("dedupe_key", String(400), nullable=False, unique=True),
+    Column("status", String(20), nullable=False),  # pending | leased | sent | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("lease_until", DateTime(timezone=True), nullable=True),
+    Column("lease_owner", String(64), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("result", JSON, nullable=True),
+    _ts(),
+    Column("sent_at", DateTime(timezone=True), nullable=True),
+    Index("ix_outbox_claim", "channel", "status", "next_attempt_at"),
+)
+
+email_threads = Table(
+    "email_threads", metadata,
+    Column("message_id", String(400), primary_key=True),
+    Column("conversation_key", String(300), nullable=False),
+    Column("case_id", _ID, nullable=True),
+    _ts(),
+)
