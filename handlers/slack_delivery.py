@@ -166,22 +166,28 @@ class SlackSender:
         await self.store.update_case(case.number, staff_slack_channel=result["channel"], staff_slack_ts=result["ts"])
         return result
 
-    async def _send_staff_case_update(self, item: OutboxItem) -> Result:
+    async def _posted_case(self, item: OutboxItem) -> CaseRecord | None:
+        """The case whose staff message exists; None when there is no staff channel at all.
+        While the case message is still on its way, the item waits (retried shortly)."""
         case = await self._case(item)
-        if not case.staff_slack_ts:
-            if not self._staff_slack_enabled():
-                return {"skipped": "no staff channel"}
-            raise DeliveryError("case message not posted yet", retry_after=1.0)
+        if case.staff_slack_ts:
+            return case
+        if not self._staff_slack_enabled():
+            return None
+        raise DeliveryError("case message not posted yet", retry_after=1.0)
+
+    async def _send_staff_case_update(self, item: OutboxItem) -> Result:
+        case = await self._posted_case(item)
+        if case is None:
+            return {"skipped": "no staff channel"}
         text, blocks = staff_case_message(summarize(case))
         await self.client.chat_update(channel=case.staff_slack_channel, ts=case.staff_slack_ts, text=text, blocks=blocks)
         return {"channel": case.staff_slack_channel, "ts": case.staff_slack_ts}
 
     async def _send_staff_note(self, item: OutboxItem) -> Result:
-        case = await self._case(item)
-        if not case.staff_slack_ts:
-            if not self._staff_slack_enabled():
-                return {"skipped": "no staff channel"}
-            raise DeliveryError("case message not posted yet", retry_after=1.0)
+        case = await self._posted_case(item)
+        if case is None:
+            return {"skipped": "no staff channel"}
         # cases.reply marks notes about replies given elsewhere with ":reply:" in the key.
         text, blocks = staff_note_message(item.payload["text"], from_practice=":reply:" not in item.dedupe_key)
         return await self._post(item, channel=case.staff_slack_channel or "", thread_ts=case.staff_slack_ts,

@@ -42,8 +42,7 @@ class ConversationState(BaseModel):
     facts: Facts = Field(default_factory=Facts)
     topic: Intent | None = None
     pending: MissingFact | None = None
-    case_id: str | None = None
-    case_open: bool = False
+    case_id: str | None = None  # the staff case this thread has (any status: a new message reopens it)
     turns: int = 0
 
 
@@ -86,14 +85,14 @@ def plan(state: ConversationState, text: str, today: dt.date, kb: Knowledge) -> 
     phi = looks_like_phi(text)
     intent = u.intent
     kind: Kind = "decision"
-    if state.case_id and state.case_open and not u.asks and not u.answered_pending and intent not in (Intent.HUMAN, Intent.SUBSET, Intent.EXCEPTION):
+    if state.case_id and not u.asks and not u.answered_pending and intent not in (Intent.HUMAN, Intent.SUBSET, Intent.EXCEPTION):
         # More details for staff ("we're Harbor Oncology, 3 sites"): they go onto the case.
         intent, kind = state.topic or Intent.HUMAN, "case_followup"
     elif intent is None:
         carried = state.topic if state.topic not in (None, Intent.GREETING, Intent.OUT_OF_SCOPE) else None
         if u.answered_pending or _facts_given(u.facts) or u.problems:
             intent = carried or _intent_from_facts(u.facts) or Intent.ELIGIBILITY
-        elif state.case_id and state.case_open:
+        elif state.case_id:
             intent, kind = state.topic or Intent.HUMAN, "case_followup"
         elif u.in_domain:
             intent, kind = Intent.GREETING, "clarify"
@@ -148,7 +147,7 @@ def plan(state: ConversationState, text: str, today: dt.date, kb: Knowledge) -> 
     new_state.topic = intent
     new_state.pending = decision.missing[0] if decision.outcome is Outcome.NEEDS_INFO and decision.missing else None
     if decision.escalation is not None:
-        if state.case_id and state.case_open:
+        if state.case_id:
             base.to_case = True
         else:
             base.open_case = decision.escalation

@@ -25,7 +25,6 @@ class Extraction(BaseModel):
     facts: Facts = Field(default_factory=Facts)
     problems: list[Problem] = Field(default_factory=list)
     threshold_question: bool = False  # "is 75% the passing mark?" names the threshold, not a score
-    round_year_only: int | None = None  # "in 2025" with no season
     text: str = ""  # the normalized text the facts came from
 
 
@@ -204,9 +203,6 @@ def _extract_round(text: str, today: dt.date, ex: Extraction) -> None:
     else:
         found = _relative_round(text, today)
     if found is None:
-        y = re.search(r"\b(?:in|from|during|for)\s+(?:the\s+)?(20\d\d)\b", text)
-        if y and re.search(r"\b(round|score|pathway|collection|completed|did|participated)\b", text):
-            ex.round_year_only = int(y.group(1))
         return
     start = m.start() if m else 0
     if _NOT_COMPLETED.search(text[max(0, start - 45):start]):

@@ -24,12 +24,6 @@ class MemoryConversations:
         state = self._states.get(key)
         return state.model_copy(deep=True) if state else None
 
-    async def save_state(self, key: str, channel: str, state: ConversationState) -> None:
-        self._states[key] = state
-
-    async def add_message(self, key: str, role: str, text: str, author: str | None = None) -> None:
-        self._messages.setdefault(key, []).append((role, author, text))
-
     async def save_turn(self, key: str, channel: str, state: ConversationState,
                         lines: list[tuple[str, str | None, str]]) -> None:
         self._messages.setdefault(key, []).extend(lines)
@@ -46,10 +40,6 @@ class LazyStore:
         self._url = url
         self._prepare = prepare
         self._store: Store | None = None
-
-    @property
-    def opened(self) -> bool:
-        return self._store is not None
 
     async def get(self) -> Store:
         if self._store is None:

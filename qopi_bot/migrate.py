@@ -84,6 +84,8 @@ async def _upgrade(store: Store) -> str:
     from alembic import command
 
     before = await current_revision(store)
+    if before == head_revision():  # every start checks; only a real change needs Alembic's machinery
+        return f"schema is up to date (revision {before})"
     async with store.engine.begin() as conn:
         await conn.run_sync(lambda sync_conn: command.upgrade(_config(sync_conn), "head"))
     after = await current_revision(store)

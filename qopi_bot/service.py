@@ -48,7 +48,7 @@ class DialogueService:
                                          decision={"rules": draft.rules, "verdict": draft.verdict,
                                                    "intent": draft.intent.value, "text": draft.text})
             case_number = case.number
-            new_state.case_id, new_state.case_open = case.id, True
+            new_state.case_id = case.id
             if conversations is not self.store:  # staff need the thread so far in the database
                 for role, author, text in await conversations.transcript(msg.conversation_key):
                     await self.store.add_message(msg.conversation_key, role, text, author=author)

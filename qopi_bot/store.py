@@ -85,16 +85,6 @@ class Store:
             row = (await conn.execute(select(conversations.c.state).where(conversations.c.key == key))).first()
         return ConversationState.model_validate(row[0]) if row else None
 
-    async def save_state(self, key: str, channel: str, state: ConversationState) -> None:
-        now = utcnow()
-        data = state.model_dump(mode="json")
-        async with self.engine.begin() as conn:
-            done = await conn.execute(update(conversations).where(conversations.c.key == key)
-                                      .values(state=data, updated_at=now))
-            if done.rowcount == 0:
-                await conn.execute(insert(conversations).values(key=key, channel=channel, state=data,
-                                                                created_at=now, updated_at=now))
-
     async def save_turn(self, key: str, channel: str, state: ConversationState,
                         lines: Sequence[tuple[str, str | None, str]]) -> None:
         """A turn's new state and transcript lines, in one transaction."""

@@ -171,7 +171,6 @@ class Understanding(BaseModel):
     facts: Facts = Field(default_factory=Facts)
     problems: list[Problem] = Field(default_factory=list)
     threshold_question: bool = False
-    round_year_only: int | None = None
     in_domain: bool = False
     asks: bool = False  # the message asks something (a question mark or a question word first)
     answered_pending: bool = False  # the message answers the question the bot asked
@@ -179,9 +178,6 @@ class Understanding(BaseModel):
     unpublished_topic: str | None = None
     asks_round_dates: bool = False
 
-    @property
-    def confident(self) -> bool:
-        return self.intent is not None and max(self.scores.values(), default=0) >= 3
 
 
 _SENTENCE = re.compile(r"[^.?!\n]*\?|[^.?!\n]+[.!\n]?")
@@ -212,10 +208,6 @@ _INFO_QUESTION = re.compile(
     r"\b(attestation|sampling|modules?|measures?|standards|threshold|application process)\b")
 
 
-def ex_text(ex: Extraction) -> str:
-    return ex.text
-
-
 def _pick(scores: dict[Intent, float], ex: Extraction) -> Intent | None:
     if not scores:
         return None
@@ -229,7 +221,7 @@ def _pick(scores: dict[Intent, float], ex: Extraction) -> Intent | None:
         leader = next(i for i in PRIORITY if scores.get(i) == top)
         # "78.5 on the pathway, all charts in the pool, sampling followed, can we apply?" is an
         # eligibility question even without the word "eligible".
-        if leader in info_topics and not _INFO_QUESTION.search(ex_text(ex)):
+        if leader in info_topics and not _INFO_QUESTION.search(ex.text):
             scores[Intent.ELIGIBILITY] = top + 1
     if has_case_facts and Intent.ELIGIBILITY in scores:
         # "we followed sampling, scored 84%, are we eligible?": the facts describe the case,
@@ -259,7 +251,7 @@ def _pick(scores: dict[Intent, float], ex: Extraction) -> Intent | None:
     return next(i for i in PRIORITY if scores.get(i) == best)
 
 
-def _answer_to_pending(text: str, pending: MissingFact | None, ex: Extraction, today: dt.date) -> bool:
+def _answer_to_pending(text: str, pending: MissingFact | None, ex: Extraction) -> bool:
     """Read a bare reply ("yes", "Fall 2025", "78%") as the answer to what the bot asked."""
     if pending is None:
         return False
@@ -293,7 +285,7 @@ def understand(raw: str, today: dt.date, pending: MissingFact | None = None,
                unpublished: list[tuple[str, list[str]]] | None = None) -> Understanding:
     text = normalize(raw)
     ex = extract(text, today, expecting_score=pending is MissingFact.SCORE)
-    answered_pending = _answer_to_pending(text, pending, ex, today)
+    answered_pending = _answer_to_pending(text, pending, ex)
     scores = classify(text)
     ex.text = text
     intent = _pick(scores, ex)
@@ -309,7 +301,7 @@ def understand(raw: str, today: dt.date, pending: MissingFact | None = None,
         intent = None
     return Understanding(
         text=text, intent=intent, scores={i.value: s for i, s in scores.items()}, facts=ex.facts,
-        problems=ex.problems, threshold_question=ex.threshold_question, round_year_only=ex.round_year_only,
+        problems=ex.problems, threshold_question=ex.threshold_question,
         in_domain=(bool(_DOMAIN.search(text)) or bool(scores)) and not _UNRELATED.search(text)
         and not (_OTHER_CERT.search(text) and not re.search(r"\b(qopi|qcp)\b", text)),
         answered_pending=answered_pending, asks=asks,

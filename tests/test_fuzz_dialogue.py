@@ -26,7 +26,6 @@ states = st.builds(
     topic=st.one_of(st.none(), st.sampled_from(list(Intent))),
     pending=st.one_of(st.none(), st.sampled_from(list(MissingFact))),
     case_id=st.one_of(st.none(), st.just("QCP-0007")),
-    case_open=st.booleans(),
 )
 days = st.dates(dt.date(2016, 1, 1), dt.date(2031, 12, 31))
 FUZZ = settings(max_examples=3_500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
