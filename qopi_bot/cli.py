@@ -192,7 +192,11 @@ def knowledge_check(rounds: RoundsOpt = None) -> None:
     except KnowledgeError as exc:
         _fail(f"knowledge check failed: {exc}", code=1)
         return
+    from qopi_bot.knowledge import knowledge_dir
+    from qopi_bot.understanding.model_store import store_model
+
     published = sum(1 for r in kb.rounds if r.closes)
+    typer.echo(store_model(kb, knowledge_dir()))
     typer.echo(f"knowledge OK: {len(kb.rules)} rules with verbatim sources, {len(kb.rounds)} rounds "
                f"({published} with a published close date), {len(kb.measures)} measures, "
                f"{kb.standard_count} standards, {len(kb.modules)} modules; contact {kb.contacts.email} / {kb.contacts.phone}")

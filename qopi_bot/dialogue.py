@@ -9,6 +9,7 @@ Plan asks for, composes, and saves. Nothing here touches the database or the clo
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -20,7 +21,8 @@ from qopi_bot.models import (
 )
 from qopi_bot.privacy import looks_like_phi
 from qopi_bot.understanding import Understanding, understand
-from qopi_bot.wording import QUESTIONS, contact_line, long_date, word
+from qopi_bot.understanding.reader import ESCALATIONS
+from qopi_bot.wording import QUESTIONS, contact_line, facts_read, long_date, word
 
 MAX_TEXT = 20_000  # longer messages are cut for understanding; nobody asks a question that long
 
@@ -58,6 +60,8 @@ class Plan(BaseModel):
     unpublished_topic: str | None = None
     possible_phi: bool = False
     state: ConversationState
+    # The other questions of the same message (at most two more), each with its decision.
+    also: list[tuple[Intent, Decision]] = Field(default_factory=list)
 
 
 def _facts_given(f: Facts) -> bool:
@@ -74,6 +78,28 @@ def _intent_from_facts(f: Facts) -> Intent | None:
     return None
 
 
+def _topic_for(intent: Intent, f: Facts) -> Topic:
+    topic = INTENT_TOPIC[intent]
+    if topic is Topic.ENTITY and intent is not Intent.MULTI_SITE and (
+            f.score is not None or f.completed_round is not None
+            or False in (f.pathway, f.sampling_followed, f.participated_round, f.abstraction_complete)):
+        # "We scored 70%; can we certify just the infusion suite?": the eligibility order
+        # applies, so a failed requirement is said before anything goes to staff.
+        topic = Topic.ELIGIBILITY
+    return topic
+
+
+def _general_validity(d: Decision, u: Understanding) -> None:
+    """"How long is a score good for?" asks the rule, not about a score of theirs: answer it
+    without asking which round."""
+    if d.topic is Topic.VALIDITY and d.outcome is Outcome.NEEDS_INFO and d.missing == [MissingFact.ROUND] and not u.own_score:
+        d.outcome, d.missing = Outcome.ANSWERED, []
+    # "What proof do they want that our sites are integrated?" asks for the evidence, which the
+    # answer gives whatever the sites' policies are.
+    if d.topic is Topic.ENTITY and d.outcome is Outcome.NEEDS_INFO and u.asks_integration_evidence:
+        d.outcome, d.missing = Outcome.ANSWERED, []
+
+
 def plan(state: ConversationState, text: str, today: dt.date, kb: Knowledge) -> Plan:
     new_state = state.model_copy(deep=True)
     new_state.turns += 1
@@ -81,11 +107,11 @@ def plan(state: ConversationState, text: str, today: dt.date, kb: Knowledge) -> 
         return Plan(kind="error", intent=Intent.GREETING, today=today, state=new_state,
                     problem="The message was empty.")
     text = text[:MAX_TEXT]
-    u = understand(text, today, state.pending, [(e.id, e.keywords) for e in kb.unpublished])
+    u = understand(text, today, kb, state.pending)
     phi = looks_like_phi(text)
     intent = u.intent
     kind: Kind = "decision"
-    if state.case_id and not u.asks and not u.answered_pending and intent not in (Intent.HUMAN, Intent.SUBSET, Intent.EXCEPTION):
+    if state.case_id and not u.asks and not u.answered_pending and intent not in ESCALATIONS:
         # More details for staff ("we're Harbor Oncology, 3 sites"): they go onto the case.
         intent, kind = state.topic or Intent.HUMAN, "case_followup"
     elif intent is None:
@@ -105,16 +131,16 @@ def plan(state: ConversationState, text: str, today: dt.date, kb: Knowledge) -> 
     if kind == "decision" and u.asks_round_dates and intent in (Intent.APPLICATION, Intent.VALIDITY) and u.facts.completed_round is None:
         intent, kind = Intent.APPLICATION, "round_dates"
     if kind == "decision" and u.unpublished_topic and u.facts.score is None and u.facts.completed_round is None and (
-            intent in (Intent.APPLICATION, Intent.CONTACT)
+            intent in (Intent.APPLICATION, Intent.CONTACT, Intent.GREETING)
             or (intent is Intent.VALIDITY and u.unpublished_topic == "certification_term")):
         intent, kind = Intent.APPLICATION, "unpublished"
 
     new_state.facts = state.facts.merged_with(u.facts)
     # A subset or exception request counts whatever else the message asks (contract order:
     # it outranks everything but a failed requirement).
-    if intent is Intent.SUBSET or u.scores.get(Intent.SUBSET.value, 0) >= 4:
+    if intent is Intent.SUBSET or u.escalation is Intent.SUBSET:
         new_state.facts.wants_subset = True
-    if intent is Intent.EXCEPTION or u.scores.get(Intent.EXCEPTION.value, 0) >= 4:
+    if intent is Intent.EXCEPTION or u.escalation is Intent.EXCEPTION:
         new_state.facts.wants_exception = True
 
     base = Plan(kind=kind, intent=intent, today=today, understanding=u, state=new_state,
@@ -125,15 +151,10 @@ def plan(state: ConversationState, text: str, today: dt.date, kb: Knowledge) -> 
         new_state.pending = None if kind in ("greeting", "out_of_scope") else new_state.pending
         return base
 
-    topic = INTENT_TOPIC[intent]
     f = new_state.facts
-    if topic is Topic.ENTITY and intent is not Intent.MULTI_SITE and (
-            f.score is not None or f.completed_round is not None
-            or False in (f.pathway, f.sampling_followed, f.participated_round, f.abstraction_complete)):
-        # "We scored 70%; can we certify just the infusion suite?": the eligibility order
-        # applies, so a failed requirement is said before anything goes to staff.
-        topic = Topic.ELIGIBILITY
-    decision = decide(topic, f, today, kb)
+    decision = decide(_topic_for(intent, f), f, today, kb)
+    if intent in ESCALATIONS and decision.verdict is Verdict.NOT_ELIGIBLE:
+        base.intent = intent = Intent.ELIGIBILITY  # a failed requirement answers before any staff decision
     base.decision = decision
     problem = next((p for p in u.problems), None)
     if problem is not None:
@@ -144,13 +165,31 @@ def plan(state: ConversationState, text: str, today: dt.date, kb: Knowledge) -> 
             decision.verdict = None
             decision.missing = [wanted, *decision.missing]
 
+    _general_validity(decision, u)
+    # Every other question in the message gets its own answer, from the same facts.
+    answered = {_topic_for(intent, f)}
+    for other in u.intents[1:]:
+        if other in (Intent.GREETING, Intent.OUT_OF_SCOPE) or other in ESCALATIONS:
+            continue
+        topic = _topic_for(other, f)
+        if topic in answered:
+            continue
+        answered.add(topic)
+        other_decision = decide(topic, f, today, kb)
+        _general_validity(other_decision, u)
+        base.also.append((other, other_decision))
+
     new_state.topic = intent
-    new_state.pending = decision.missing[0] if decision.outcome is Outcome.NEEDS_INFO and decision.missing else None
-    if decision.escalation is not None:
+    asking = [d for d in (decision, *(d for _, d in base.also)) if d.outcome is Outcome.NEEDS_INFO and d.missing]
+    new_state.pending = asking[0].missing[0] if asking else None
+    if decision.outcome is not Outcome.NEEDS_INFO and asking:
+        new_state.topic = next(i for i, d in base.also if d is asking[0])
+    escalation = decision.escalation
+    if escalation is not None:
         if state.case_id:
             base.to_case = True
         else:
-            base.open_case = decision.escalation
+            base.open_case = escalation
     return base
 
 
@@ -158,22 +197,23 @@ def _case_sentence(case_id: str | None, kb: Knowledge, new: bool) -> str:
     if case_id is None:
         return f"Please contact the QCP team at {contact_line(kb)}."
     if new:
-        return (f"I've opened case {case_id} with everything you've told me, and QCP staff will follow up in this conversation. "
-                f"You can also reach the team at {contact_line(kb)}; please mention {case_id}.")
+        return (f"I've opened case {case_id} with everything you've told me; QCP staff will follow up in this conversation. "
+                f"You can also reach them at {contact_line(kb)} (mention {case_id}).")
     return f"I've added this to case {case_id}; QCP staff will see it and follow up here."
 
 
 _ESCALATION_REASON = {
-    "ENTITY-SUBSET": ("Certifying only part of a practice is a decision for QCP staff: the program asks practices that want to "
-                      "certify a subset to contact the QOPI Certification help desk before participating in QOPI (ENTITY-SUBSET)."),
-    "ENTITY-EXCEPTION": ("Exceptions are decided by QCP staff: certification normally covers the whole practice, and the QCP may "
-                         "grant exceptions for special circumstances (ENTITY-EXCEPTION)."),
+    "ENTITY-SUBSET": ("Certifying only part of a practice is decided by QCP staff: the program asks practices that want this "
+                      "to contact the help desk before participating in QOPI."),
+    "ENTITY-EXCEPTION": "Exceptions for special circumstances are decided by QCP staff.",
     "HUMAN-REQUEST": "Of course, I'll get a person from the QCP team.",
 }
 
 GREETING = ("Hello! I answer questions about QOPI Certification: eligibility and the 75% score threshold, how long a score "
             "stays valid, multi-site practices, sampling and attestation, and the application. For example: \"We scored 81% "
             "on the certification pathway in Fall 2025. Can we apply?\"")
+THANKS = "You're welcome! Ask me any time about QOPI Certification eligibility, score validity or applying."
+_THANKS = re.compile(r"\b(thanks|thank you|thx|ty|cheers|appreciate|that's all|thats all|that is all|all set|perfect|got it|great)\b")
 
 
 def _round_dates(today: dt.date, kb: Knowledge) -> str:
@@ -185,8 +225,27 @@ def _round_dates(today: dt.date, kb: Knowledge) -> str:
         closes = long_date(r.closes) if r.closes else "not published yet"
         lines.append(f"{r.ref.label()}: opens {opens}, closes {closes}")
     listed = "; ".join(lines) if lines else "no upcoming rounds are in my calendar yet"
-    return (f"QOPI runs two collection rounds a year, spring and fall. Upcoming rounds: {listed}. I only give dates ASCO has "
-            f"published; for anything not published yet, ask the QCP team at {contact_line(kb)} (ELIG-ROUND).")
+    return (f"Upcoming QOPI collection rounds: {listed}.\nI only give dates ASCO has published; for anything not "
+            f"published yet, ask the QCP team at {contact_line(kb)}.")
+
+
+def _unpublished_text(topic_id: str | None, kb: Knowledge) -> str:
+    entry = next(e for e in kb.unpublished if e.id == topic_id)
+    return entry.answer or (f"The published QOPI Certification text I work from doesn't give {entry.topic}, so I won't guess. "
+                            f"The QCP team can tell you: {contact_line(kb)}.")
+
+
+def _decision_lines(d: Decision, p: Plan, kb: Knowledge, case_id: str | None) -> list[str]:
+    if d.outcome is Outcome.ESCALATED and d.escalation is not None:
+        return [_case_sentence(case_id, kb, new=p.open_case is not None), _ESCALATION_REASON[d.escalation.reason]]
+    lines = word(d, p.today, kb)
+    if d.outcome is Outcome.NEEDS_INFO and d.missing:
+        lines.append(QUESTIONS[d.missing[0]])
+    return lines
+
+
+def _merge_facts(primary: dict[str, object], extra: dict[str, object]) -> dict[str, object]:
+    return {**extra, **primary}
 
 
 def compose(p: Plan, kb: Knowledge, case_id: str | None = None) -> Answer:
@@ -197,51 +256,60 @@ def compose(p: Plan, kb: Knowledge, case_id: str | None = None) -> Answer:
     u = p.understanding
     if u is not None and u.mentions_attachment:
         notes.append("I can't open attachments (they are not read or stored, to keep patient data out); please type what I "
-                     "need in your message, for example your score and the round it is from, and leave out patient details.")
+                     "need in your message, for example your score and the round it is from.")
 
     if p.kind == "error":
         return Answer(intent=p.intent, outcome=Outcome.ERROR, text=f"{p.problem} " + GREETING.split("! ", 1)[1])
     if p.kind == "greeting":
-        return Answer(intent=Intent.GREETING, outcome=Outcome.ANSWERED, case_id=case_id, text=" ".join([GREETING, *notes]))
+        text = THANKS if u is not None and _THANKS.search(u.text) and not u.asks else GREETING
+        return Answer(intent=Intent.GREETING, outcome=Outcome.ANSWERED, case_id=case_id, text="\n".join([text, *notes]))
     if p.kind == "clarify":
-        return Answer(intent=Intent.GREETING, outcome=Outcome.NEEDS_INFO, case_id=case_id, text=(
-            "I'm not sure what you're asking, and I'd rather ask than guess. Could you rephrase? I can tell you whether your "
-            "practice is eligible to apply, until when a score is valid, how multi-site practices apply, and what the "
-            "application involves. " + " ".join(notes)).strip())
+        return Answer(intent=Intent.GREETING, outcome=Outcome.NEEDS_INFO, case_id=case_id, text="\n".join([
+            "I'm not sure what you're asking, and I'd rather ask than guess: could you rephrase?",
+            "I can tell you whether your practice is eligible to apply, until when a score is valid, how multi-site "
+            "practices apply, and what the application involves.", *notes]))
     if p.kind == "out_of_scope":
         return Answer(intent=Intent.OUT_OF_SCOPE, outcome=Outcome.OUT_OF_SCOPE, case_id=case_id, text=(
-            "That's outside what I can help with: I only answer questions about ASCO's QOPI Certification Program. "
-            f"For anything else about QOPI Certification, the QCP team is at {contact_line(kb)}."))
+            "That's outside what I can help with: I only answer questions about ASCO's QOPI Certification Program.\n"
+            f"For anything about QOPI Certification, the QCP team is at {contact_line(kb)}."))
     if p.kind == "case_followup":
         return Answer(intent=p.intent, outcome=Outcome.ESCALATED, case_id=case_id,
-                      text=" ".join([_case_sentence(case_id, kb, new=False), *notes]))
+                      text="\n".join([_case_sentence(case_id, kb, new=False), *notes]))
     if p.kind == "unpublished":
-        entry = next(e for e in kb.unpublished if e.id == p.unpublished_topic)
-        text = entry.answer or (f"The published QOPI Certification text I work from doesn't give {entry.topic}, so I won't guess. "
-                                f"The QCP team can tell you: {contact_line(kb)}.")
-        return Answer(intent=Intent.APPLICATION, outcome=Outcome.ANSWERED, case_id=case_id, text=text,
+        return Answer(intent=Intent.APPLICATION, outcome=Outcome.ANSWERED, case_id=case_id,
+                      text="\n".join([_unpublished_text(p.unpublished_topic, kb), *notes]),
                       facts={"email": kb.contacts.email, "phone": kb.contacts.phone})
     if p.kind == "round_dates":
         return Answer(intent=Intent.APPLICATION, outcome=Outcome.ANSWERED, case_id=case_id, rules=["ELIG-ROUND"],
-                      text=" ".join([_round_dates(p.today, kb), *notes]))
+                      text="\n".join([_round_dates(p.today, kb), *notes]))
 
     assert d is not None
-    parts: list[str] = []
+    lines: list[str] = []
     if p.problem:
-        parts.append(p.problem[0].upper() + p.problem[1:] + ".")
-    if d.outcome is Outcome.ESCALATED and d.escalation is not None:
-        parts.append(_ESCALATION_REASON[d.escalation.reason])
-        parts.append(_case_sentence(case_id, kb, new=p.open_case is not None))
-    else:
-        body = word(d, p.today, kb)
-        if body:
-            parts.append(body)
-    question = d.missing[0] if d.outcome is Outcome.NEEDS_INFO and d.missing else None
-    if question is not None:
-        parts.append(QUESTIONS[question])
-    parts.extend(notes)
+        lines.append(p.problem[0].upper() + p.problem[1:] + ".")
+    lines.extend(_decision_lines(d, p, kb, case_id))
+    if u is not None and d.topic in (Topic.ELIGIBILITY, Topic.VALIDITY, Topic.ENTITY) and d.outcome is not Outcome.ESCALATED:
+        seen = facts_read(u.facts)
+        if seen:
+            lines.append(seen)
+    blocks = ["\n".join(lines)]
+    rules, facts, trace = list(d.rules), d.facts.as_json(), list(d.trace)
+    for _intent, other in p.also:
+        blocks.append("\n".join(_decision_lines(other, p, kb, case_id)))
+        rules += [r for r in other.rules if r not in rules]
+        facts = _merge_facts(facts, other.facts.as_json())
+        trace += other.trace
+    if u is not None and u.unpublished_topic and p.intent is not Intent.APPLICATION and \
+            any(i in (Intent.APPLICATION, Intent.VALIDITY) for i in u.intents[1:]):
+        blocks.append(_unpublished_text(u.unpublished_topic, kb))
+    if notes:
+        blocks.append("\n".join(notes))
+    asking = [x for x in (d, *(o for _, o in p.also)) if x.outcome is Outcome.NEEDS_INFO and x.missing]
+    question = asking[0].missing[0] if asking else None
     verdict = d.verdict if d.topic is Topic.ELIGIBILITY or d.verdict is Verdict.NEEDS_STAFF_REVIEW else None
+    if verdict is None:
+        verdict = next((o.verdict for _, o in p.also if o.topic is Topic.ELIGIBILITY and o.verdict), None)
     return Answer(
-        intent=p.intent, outcome=d.outcome, verdict=verdict, rules=d.rules, facts=d.facts.as_json(),
-        missing=[m.value for m in d.missing], case_id=case_id, text=" ".join(parts), trace=d.trace, question=question,
+        intent=p.intent, outcome=d.outcome, verdict=verdict, rules=rules, facts=facts,
+        missing=[m.value for m in d.missing], case_id=case_id, text="\n\n".join(blocks), trace=trace, question=question,
     )

@@ -17,12 +17,21 @@ from pydantic import BaseModel, ValidationError
 from qopi_bot.models import RuleCitation
 
 from qopi_bot.core.kb import (
-    MEASURE_COUNT, RULE_IDS, STANDARD_COUNT, Contacts, Knowledge, Measure, Module, Round, Rule,
+    MEASURE_COUNT, RULE_IDS, STANDARD_COUNT, Contacts, Example, Knowledge, Measure, Module, Round, Rule,
     StandardDomain, Unpublished,
 )
+from qopi_bot.models import Intent
+
+INTENT_MODEL_FILE = "intent-model.json"
+EXAMPLES_DIR = "examples"
 
 class KnowledgeError(Exception):
     """A knowledge file is missing or wrong; the message names the file and entry."""
+
+
+def knowledge_dir() -> Path:
+    """The knowledge folder in use (the packaged one)."""
+    return _data_dir()
 
 
 def _data_dir() -> Path:
@@ -124,6 +133,35 @@ def _load_rules(path: Path, source_text: str) -> dict[str, Rule]:
     return rules
 
 
+def load_examples(directory: Path) -> tuple[Example, ...]:
+    """knowledge/examples/*.yaml: `intent:` and a list of `examples:` messages, one file per intent.
+
+    A message listed under two intents would teach the model both, so it is refused."""
+    known = {i.value for i in Intent}
+    examples: list[Example] = []
+    owner: dict[str, Path] = {}
+    files = sorted(directory.glob("*.yaml"))
+    if not files:
+        raise KnowledgeError(f"{directory}: no example files; each intent needs a file with example messages")
+    for path in files:
+        data = _read_yaml(path)
+        if not isinstance(data, dict) or not isinstance(data.get("intent"), str):
+            raise KnowledgeError(f"{path}: expected `intent:` (one of {', '.join(sorted(known))}) and `examples:`")
+        intent = data["intent"].strip()
+        if intent not in known:
+            raise KnowledgeError(f"{path}: unknown intent `{intent}`; use one of {', '.join(sorted(known))}")
+        for index, text in enumerate(_entries(path, data, "examples"), start=1):
+            if not isinstance(text, str) or not text.strip():
+                raise KnowledgeError(f"{path}: example #{index} must be a non-empty line of text")
+            key = " ".join(text.lower().split())
+            if key in owner:
+                raise KnowledgeError(f"{path}: example #{index} {text.strip()[:60]!r} is also listed in {owner[key].name}; "
+                                     "keep it under the one intent it asks")
+            owner[key] = path
+            examples.append(Example(intent=intent, text=text.strip()))
+    return tuple(examples)
+
+
 def _flatten(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
@@ -170,7 +208,12 @@ def load_knowledge(directory: Path | None = None, rounds_file: Path | None = Non
     unpublished = tuple(_parse(ans_path, Unpublished, raw, f"entry #{i}")
                         for i, raw in enumerate(_entries(ans_path, _read_yaml(ans_path), "unpublished"), start=1))
 
+    examples = load_examples(base / EXAMPLES_DIR)
+    model_path = base / INTENT_MODEL_FILE
+    intent_model_json = model_path.read_text(encoding="utf-8") if model_path.is_file() else None
+
     return Knowledge(
+        examples=examples, intent_model_json=intent_model_json,
         rules=rules, rounds=rounds, modules=modules, measures=measures,
         standard_count=STANDARD_COUNT, standard_domains=domains, contacts=contacts,
         unpublished=unpublished, source_text=source_text,

@@ -75,7 +75,9 @@ async def test_subset_question_staff_mail_and_relayed_answer(tmp_path: Path, smt
         await send(worker, lookalike, "qcp-staff@qopi-bot-test.example.net")
         await settle(worker.store)
         assert smtp_sink.messages_to(DANA) == []
-        assert [m.rcpt_tos for m in smtp_sink.messages] == [("qcp-staff@qopi-bot-test.example.net",)]
+        # It is answered as any other sender's mail (its "certify the downtown site only" may even open a
+        # case of its own); what matters is that nothing of it reaches the practice.
+        assert ("qcp-staff@qopi-bot-test.example.net",) in [m.rcpt_tos for m in smtp_sink.messages]
         after = await worker.store.get_case(parse_case_label(label))
         assert [e.kind for e in after.events] == kinds
 

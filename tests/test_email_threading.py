@@ -37,7 +37,7 @@ async def test_followup_continues_the_conversation(tmp_path: Path, smtp_sink: Sm
         msgs = await smtp_sink.wait_for_async(2)
         answer = msgs[1].message
         text = norm(reply_text(msgs[1]))
-        assert "fall 2025 score is valid until the close of the fall 2026 round" in text
+        assert "fall 2025 score can be used until the close of the fall 2026 round" in text
         assert answer["Subject"] == "Re: Score validity"  # never "Re: Re: ..."
         assert answer["In-Reply-To"] == second["Message-ID"]
         assert answer["References"].split() == [first["Message-ID"], m["Message-ID"], second["Message-ID"]]

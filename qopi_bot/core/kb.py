@@ -82,6 +82,13 @@ class Unpublished(_Strict):
     answer: str | None = None
 
 
+class Example(_Strict):
+    """One message the understanding learns from: what a practice wrote, and what it asked."""
+
+    intent: str
+    text: str = Field(min_length=1)
+
+
 class Knowledge(_Strict):
     """Everything the core and the dialogue reason over. Immutable once loaded."""
 
@@ -94,6 +101,10 @@ class Knowledge(_Strict):
     contacts: Contacts
     unpublished: tuple[Unpublished, ...]
     source_text: str
+    # Example messages per intent (knowledge/examples/), and the intent model trained on them
+    # as stored in knowledge/intent-model.json (None when absent).
+    examples: tuple[Example, ...] = ()
+    intent_model_json: str | None = None
     # Built once at load: every Decision cites from here instead of building its own copies.
     citations: dict[str, RuleCitation] = Field(default_factory=dict)
 

@@ -42,6 +42,9 @@ def _without_close_date(target: RoundRef, target_round: Round | None, today: dt.
     """With no published close date, only say yes or no when the calendar proves it."""
     if today.year < target.year:
         return True, f"the {target.label()} round cannot have closed before {target.year}"
+    # A spring round closes within its own year: the fall round of that year follows it.
+    if target.season == "spring" and today.year > target.year:
+        return False, f"the {target.label()} round closed during {target.year}, before the fall round of that year"
     # A round named for the fall cannot close before the fall half-year (July) of its year.
     if target.season == "fall" and today < dt.date(target.year, 7, 1):
         return True, f"the {target.label()} round cannot have closed before July {target.year}"

@@ -13,7 +13,7 @@ from decimal import Decimal
 from pydantic import BaseModel, Field
 
 from qopi_bot.models import Facts, RoundRef, Season
-from qopi_bot.numbers import NUMBER_WORDS, parse_decimal, words_to_decimal
+from qopi_bot.understanding.numbers import NUMBER_WORDS, parse_decimal, words_to_decimal
 
 
 class Problem(BaseModel):
@@ -35,14 +35,15 @@ _NUM = r"-?\d{1,4}(?:[.,]\d+)?"
 _SCORE_CONTEXT = re.compile(
     r"\b(scor\w*|oqs|quality score|overall quality|got|received|achieved|earned|reached|hit|land(?:ed)? at|"
     r"came back(?: at| with)?|cleared|number (?:was|is|came)|sits? at|sitting at|"
-    r"came in at|came out at|ended (?:up )?(?:with|at)|finished (?:with|at)|result\w*|aggregate)\b"
+    r"came in at|came out at|ended (?:up )?(?:with|at)|finished (?:with|at)|result\w*|aggregate|overall|"
+    r"numbers? (?:show|shows|showed|say|says|said|are|were|was|is|at)|shows?|showed|practice-wide|report says)\b"
 )
 _OWNED = re.compile(
     r"\b(we|our|us|i|my|we've|we're|we'd|ours|practice|clinic|got|scored|received|achieved|earned|"
     r"reached|came in|came back|cleared|ended|finished|oqs|score (?:of|was|is|were)|score ?[:=])(?:\W|$)"
 )
 _THRESHOLD_WORDS = re.compile(r"\b(passing|pass mark|threshold|cut ?off|minimum|required|requirement|bar|benchmark)\b")
-_ENOUGH_AFTER = re.compile(r"^\s*(?:on [\w\s]{0,30})?(?:enough|sufficient|good enough|high enough|passing|a pass\b|pass\b|ok\b|okay\b|count|qualify|make it|make the cut)")
+_ENOUGH_AFTER = re.compile(r"^\s*(?:on [\w\s]{0,30})?(?:round(?:s|ed)? (?:up|down)|get rounded|enough|sufficient|good enough|high enough|passing|a pass\b|pass\b|ok\b|okay\b|count|qualify|make it|make the cut)")
 _NOT_SCORE_AFTER = re.compile(
     r"^\s*(?:%\s*)?(?:of (?:our |the )?(?:charts?|patients?|cases?|records?|staff|physicians?|oncologists?|sites?))|"
     r"^\s*-?\s*(?:(?:cert\w* |certification )?measures?\b|sites?|locations?|offices?|clinics?|charts?|patients?|oncologists?|physicians?|doctors?|measures?|"
@@ -50,6 +51,13 @@ _NOT_SCORE_AFTER = re.compile(
 )
 
 
+# Words right after a bare number that say it is the practice's score: "a 76.5 overall", "68 on fall 2025".
+_LABEL_AFTER = re.compile(r"^\s*(?:%\s*)?(?:overall|oqs|aggregate|(?:(?:on|for|in|from) )?(?:the )?(?:certification |cert )?(?:pathway|measures|fall|spring|autumn|round|report|last (?:fall|spring)))\b")
+_ADJACENT_LABEL = re.compile(r"\b(score|oqs|overall|aggregate|quality score|result|numbers? (?:show|shows|showed|say|says|are|were|at)|"
+                             r"practice-wide|report says|says|got|scored|at|as)\W{0,3}(?:of|was|is|=|:)?\s*(?:a|an)?\s*$|(?:^|\s)an?\s+$")
+_COMPARED = re.compile(r"\b(round(?:ed|s)?(?: it)?(?: up| down)? to|count(?:s|ed)? as|equal to|same as|higher than|lower than|more than|less than|above|below|instead of|vs\.?|versus)\s+(?:a\s+)?$")
+_ALTERNATIVE_AFTER = re.compile(r"^\s*(?:%|pct|percent)?\s*(?:or\s+\d|(?:per|for each|on each|for every|each)\s+(?:measure|site|module|location|clinic))")
+_ALTERNATIVE_BEFORE = re.compile(r"\d\s*(?:%|pct|percent)?\s+or\s+$")
 _SHARE_OF = re.compile(r"^\s*(?:%|percent|per cent|pct)?\s*(?:of|among|for)\s+(?:our |the |all |their |those )?(?:\w+\s+){0,2}"
                        r"(?:patients?|pts|charts?|cases?|records?|staff|physicians?|oncologists?|docs?|doctors?|nurses?|sites?|"
                        r"visits?|people|population|encounters?|referrals?|infusions?|treatments?)\b")
@@ -60,11 +68,11 @@ _ROUND_WITH = re.compile(r"\b(round|pathway|measures|track|cycle)\b.{0,12}\b(wit
 def _candidate_scores(text: str, expecting_score: bool = False) -> list[tuple[Decimal, int, int, bool]]:
     """(value in percent, start, end, had_percent_sign) for every number that may be a score."""
     out: list[tuple[Decimal, int, int, bool]] = []
-    for m in re.finditer(r"(?<![\w.$/:-])(\d{1,3}(?:\.\d+)?)\s*/\s*100\b", text):
+    for m in re.finditer(r"(?<![\w.$/:-])(\d{1,3}(?:\.\d+)?)\s*(?:/|out of)\s*100\b", text):
         value = parse_decimal(m.group(1))
         if value is not None:
             out.append((value, m.start(), m.end(), True))
-    for m in re.finditer(rf"(?<![\w.$/:-])({_NUM})({_PCT})?(?![\w/:]|\.\d|-\d|\s?/\s?100\b)", text):
+    for m in re.finditer(rf"(?<![\w.$/:-])({_NUM})({_PCT})?(?![\w/:]|\.\d|-\d|\s?/\s?100\b|\s?out of 100\b)", text):
         raw, pct = m.group(1), bool(m.group(2))
         value = parse_decimal(raw)
         if value is None:
@@ -79,9 +87,12 @@ def _candidate_scores(text: str, expecting_score: bool = False) -> list[tuple[De
         if not pct and re.fullmatch(r"(19|20)\d\d", raw):
             continue  # a year
         rounding = bool(re.search(r"\b(you|we|they|it|i|to|do|does|will|would|get|gets)\s+round(ed|ing)?\s+(a\s+)?$", before))
-        if not pct and not rounding and re.search(r"(spring|fall|autumn|round|qcp-|core|measure|module|standard)\s*['#]?$", before):
+        if not pct and not rounding and re.search(r"\b(spring|fall|autumn|round|qcp-|core|measure|module|standard)\s*['#]?$", before):
             continue  # "round 2", "Core 6" name things, not scores
-        labelled = _SCORE_CONTEXT.search(before) or _ROUND_WITH.search(before) or _ROUNDING.search(before) or re.match(r"^\s*(on|for) the (certification )?(pathway|measures)", after)
+        if _COMPARED.search(before) or _ALTERNATIVE_AFTER.match(after) or _ALTERNATIVE_BEFORE.search(text[max(0, m.start() - 12):m.start()]):
+            continue  # "count as 75", "is it 75 or 80": the threshold being asked about, not a score
+        labelled = _SCORE_CONTEXT.search(before) or _ROUND_WITH.search(before) or _ROUNDING.search(before) or _LABEL_AFTER.match(after) \
+            or _ENOUGH_AFTER.match(after) or (not text[:m.start()].strip(" ,.:;-") and Decimal(30) <= value <= Decimal(100))
         # A bare number replying to "what was your score?" needs no label.
         bare_reply = expecting_score and (not text[:m.start()].strip(" ,.:;-") or len(text.split()) <= 8)
         if not pct and not labelled and not bare_reply:
@@ -106,11 +117,18 @@ _CERT_CONTEXT = re.compile(r"\b(qopi|qcp|oqs|certif\w*|quality score|pathway|sco
 
 
 def _extract_score(text: str, expecting_score: bool, ex: Extraction) -> None:
+    if re.search(r"\d\s*(?:%|pct|percent)?\s+or\s+\d", text):
+        ex.threshold_question = True  # "is it 75 or 80 percent to pass?"
     owned_scores: list[Decimal] = []
     for value, start, end, pct in _candidate_scores(text, expecting_score):
         before = text[max(0, start - 60):start]
         after = text[end:end + 40]
-        owned = bool(_OWNED.search(before)) or bool(_ENOUGH_AFTER.match(after)) or expecting_score or bool(_ROUNDING.search(before))
+        if re.search(r"\bthe\s+$", before) and pct and not re.search(r"\b(our|we|my)\b[^.?!]{0,20}$", before):
+            ex.threshold_question = True  # "is the 75% per measure?" names the threshold
+            continue
+        adjacent = bool(_ADJACENT_LABEL.search(before)) or bool(_LABEL_AFTER.match(after))
+        owned = bool(_OWNED.search(before)) or bool(_ENOUGH_AFTER.match(after)) or expecting_score or bool(_ROUNDING.search(before)) \
+            or ((adjacent or not text[:start].strip(" ,.:;-")) and (pct or Decimal(30) <= value <= Decimal(100)))
         if not owned and (_THRESHOLD_WORDS.search(after[:30]) or _THRESHOLD_WORDS.search(before[-30:])):
             ex.threshold_question = True
             continue
@@ -122,6 +140,9 @@ def _extract_score(text: str, expecting_score: bool, ex: Extraction) -> None:
     if not owned_scores:
         return
     distinct = list(dict.fromkeys(owned_scores))
+    # "0.7625 - does that mean 76%?" restates one score, rounded: keep the precise one.
+    precise = [v for v in distinct if not any(o != v and abs(o - v) < 1 and len(str(o)) > len(str(v)) for o in distinct)]
+    distinct = precise or distinct
     if len(distinct) > 1:
         ex.problems.append(Problem(kind="ambiguous_score",
                                    detail=f"I see more than one score ({', '.join(f'{v:g}%' for v in distinct)})"))
@@ -162,6 +183,14 @@ def _relative_round(text: str, today: dt.date) -> RoundRef | None:
         season, which = _season(m_year.group(1)), m_year.group(2)
         return RoundRef(season=season, year=today.year - (1 if which == "last" else 0))
     if not m:
+        bare = re.search(rf"\b(?:in|from|during|for) (?:the )?{_SEASON}(?: round)?\b(?! (?:\d|'\d|of|next|this|last))", text)
+        if bare and re.search(r"\b(got|scored|had|did|earned|received|came|was|were|made|hit|finished|completed)\b", text[:bare.start()]):
+            # "we got 78 in spring": the most recent round of that season that has happened.
+            season = _season(bare.group(1))
+            candidate = RoundRef(season=season, year=today.year)
+            if candidate.order_key() >= _current_half(today).order_key():  # the current half's round is not over
+                candidate = RoundRef(season=season, year=today.year - 1)
+            return candidate
         return None
     which, season = m.group(1), _season(m.group(2))
     if which in ("most recent", "latest", "recent"):
@@ -188,23 +217,44 @@ _NOT_COMPLETED = re.compile(
 )
 
 
+_ROUND_PATTERNS = (
+    re.compile(rf"\b{_SEASON}\s*(?:round\s*)?(?:of\s*|in\s*)?{_YEAR}"),
+    re.compile(rf"\b(\d{{4}})\s*{_SEASON}\b"),
+    re.compile(r"\b(fa|fl|fal|sp|spr)\s?'?(\d{2}|20\d{2})\b"),  # FA25, SP'24
+)
+# "the fall 2025 round closes dec 12": a calendar date asked about, not the round the score is from.
+_CALENDAR_AFTER = re.compile(r"^\s*(?:round\s+)?(?:closes|closed|close date|opens|opened|ends|ended|deadline|is due|was due|window)\b")
+_OWNED_ROUND_BEFORE = re.compile(r"\b(our|we|we've|my|score from|scored|from the|in the|did|completed|finished)\b[^.?!]{0,25}$")
+
+
+def _named_rounds(text: str) -> list[tuple[RoundRef, int]]:
+    found: list[tuple[RoundRef, int]] = []
+    for pattern in _ROUND_PATTERNS:
+        for m in pattern.finditer(text):
+            groups = m.groups()
+            season_word, year_raw = (groups[0], groups[1]) if not groups[0].isdigit() else (groups[1], groups[0])
+            year = _year(year_raw)
+            if not 2000 <= year <= 2100:  # "DOB 01/02/1960 fall" names no round
+                continue
+            if _CALENDAR_AFTER.match(text[m.end():m.end() + 20]):
+                continue
+            found.append((RoundRef(season=_season(season_word), year=year), m.start()))
+        if found:
+            break
+    return sorted(found, key=lambda r: r[1])
+
+
 def _extract_round(text: str, today: dt.date, ex: Extraction) -> None:
-    found: RoundRef | None = None
-    m = re.search(rf"\b{_SEASON}\s*(?:round\s*)?(?:of\s*|in\s*)?{_YEAR}", text) or \
-        re.search(rf"\b(\d{{4}})\s*{_SEASON}\b", text) or \
-        re.search(r"\b(fa|fl|fal|sp|spr)\s?'?(\d{2}|20\d{2})\b", text)  # FA25, SP'24
-    if m:
-        groups = m.groups()
-        season_word, year_raw = (groups[0], groups[1]) if not groups[0].isdigit() else (groups[1], groups[0])
-        year = _year(year_raw)
-        if not 2000 <= year <= 2100:  # "DOB 01/02/1960 fall" names no round
-            return
-        found = RoundRef(season=_season(season_word), year=year)
+    named = _named_rounds(text)
+    if named:
+        # Several rounds named: the practice's own ("our fall 2024 score") is the one that counts.
+        owned = [r for r in named if _OWNED_ROUND_BEFORE.search(text[max(0, r[1] - 40):r[1]])]
+        found, start = (owned or named)[0]
     else:
-        found = _relative_round(text, today)
-    if found is None:
-        return
-    start = m.start() if m else 0
+        relative = _relative_round(text, today)
+        if relative is None:
+            return
+        found, start = relative, 0
     if _NOT_COMPLETED.search(text[max(0, start - 45):start]):
         return  # "we have not started the Spring 2026 round yet" names a round, not a completed one
     if found.year > today.year:
@@ -225,7 +275,8 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
         rf"\b(regular|standard|general|normal|usual|basic)\s+(qopi\s+)?reporting\b|\binstead of (the )?(qopi )?certification (reporting )?(pathway|track)|"
         rf"\b{_NEG}\s+(\w+\s+){{0,4}}(the\s+)?(qopi\s+)?certification\s+(reporting\s+)?(pathway|track)|"
         rf"\b{_NEG}\s+(choose|chose|pick|picked|select|selected|use|used|do|did|go with|opt for|opted for)\s+(\w+\s+){{0,2}}(the\s+)?pathway|"
-        rf"\bnot\s+(on\s+)?the\s+(certification\s+)?pathway")),
+        rf"\bnot\s+(on\s+)?the\s+(certification\s+)?pathway|"
+        rf"\b(skip|skipped|skipping|opted out of|passed on|did not do|didn't do|didn't go with|did not go with)\s+(\w+\s+){{0,2}}(the\s+)?(qopi\s+)?(certification\s+)?(reporting\s+)?(pathway|track)")),
     ("pathway", True, re.compile(
         r"\b(certification\s+(reporting\s+)?(pathway|track)|on the pathway|the pathway|certification measures|"
         r"25 (certification )?measures|twenty[- ]five measures)")),
@@ -264,7 +315,7 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
         rf"\bown (set of )?(policies|procedures|protocols|playbooks?)\b|\b(different|separate|independent|varying|distinct) (\w+\s+){{0,2}}(policies|procedures|protocols)|"
         rf"\bnone of (our |the )?(sites|offices|locations|clinics|practices)\s+(\w+\s+){{0,2}}(share|use|follow|have|run under)\b|"
         rf"\b{_NEG}\s+(share|use|follow|have|run under|operate under)\s+(the same |common |shared |one set of )?(\w+\s+)?(policies|procedures|p&ps?|p & ps?)\b|"
-        rf"\bloose(ly)?\s+(\w+\s+)?affiliat|\bloose (affiliation|network|group|federation|confederation|collection)\b|"
+        rf"\bloose(ly)?\s+(\w+\s+)?(affiliat\w*|connected|linked|tied|associated|related)|\b(its|their) own (medical director and (its|their) own )?(policy|policies|procedure) (manual|book|binder)s?|\bloose (affiliation|network|group|federation|confederation|collection)\b|"
         rf"\b{_NEG}\s+(\w+\s+){{0,3}}(the same|same|shared|common|identical)\s+(\w+\s+){{0,1}}(policies|procedures)|"
         rf"\bpolicies (and procedures )?(differ|vary|are different|aren't the same|are not the same)|"
         rf"\bnot (all|every) (of )?(our |the )?(sites?|offices?|locations?|clinics?)\s+(\w+\s+){{0,2}}(follow|use|share|have|operate under|run under)\s+the same")),
@@ -281,7 +332,11 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
     ("abstraction_complete", False, re.compile(
         rf"\b{_NEG}\s+(\w+\s+){{0,3}}(complete|completed|finish|finished|done)\s+(\w+\s+){{0,3}}abstraction|"
         r"\babstraction (is |was )?(still )?(incomplete|not (yet )?(complete|finished|done))|\bincomplete abstraction|"
-        r"\babstraction\s+(\w+\s+){0,2}(isn't|is not|wasn't|was not|hasn't been|has not been)\s+(yet\s+)?(complete|completed|finished|done)")),
+        r"\babstraction\s+(\w+\s+){0,2}(isn't|is not|wasn't|was not|hasn't been|has not been)\s+(yet\s+)?(complete|completed|finished|done)|"
+        r"\babstraction\s+(\w+\s+){0,5}(never|not|wasn't|was not|isn't|is not|hasn't|has not|weren't|didn't|did not)\s+(\w+\s+){0,2}(finished|completed|complete|done)\b|"
+        r"\b(halfway|half way|part way|partway|partially|partly|only part of the way)\s+(through|done with|into)\s+(the\s+|our\s+)?abstraction|"
+        r"\babstraction\s+(is|was)\s+(only\s+)?(half|partially|partly|not fully)\s+(done|complete|completed|finished)|"
+        r"\b(incomplete|unfinished|partial)\s+abstraction|\b(ran out of time|couldn't finish|could not finish)\b.{0,40}\babstraction")),
     ("abstraction_complete", True, re.compile(r"\b(completed|finished|done with)\s+(\w+\s+){0,3}abstraction|abstraction (is |was )?(complete|finished|done)\b")),
 ]
 
@@ -304,8 +359,27 @@ _NEGATOR = re.compile(r"\bnot\b|n't\b|\bnever\b|\bno longer\b")
 _NEGATED_BEFORE = re.compile(r"(\bnot|n't|\bnever)\s+(\w+\s+){0,2}$")
 
 
-def _extract_statements(text: str, ex: Extraction) -> None:
+# A checklist typed in a hurry: "report yes sampling yes pathway no".
+_CHECKLIST = {
+    "report_received": r"(?:final )?report", "sampling_followed": r"sampling", "pathway": r"(?:certification )?pathway",
+    "abstraction_complete": r"abstraction", "charts_pool_complete": r"(?:all )?charts(?: in (?:the )?pool)?",
+}
+_CHECK_YES = r"(?:yes|y|yep|done|complete|completed|received|in|ok|okay|followed|met)"
+_CHECK_NO = r"(?:no|n|nope|not yet|pending|missing|incomplete|not done)"
+
+
+def _extract_checklist(text: str, ex: Extraction) -> set[str]:
     decided: set[str] = set()
+    for fact, name in _CHECKLIST.items():
+        m = re.search(rf"\b{name}\s*[:=-]?\s*(?:({_CHECK_YES})|({_CHECK_NO}))(?=[\s,.;!?]|$)(?!\s+(?:the|our|we|it|that|this|of|to|for|with)\b)", text)
+        if m:
+            setattr(ex.facts, fact, m.group(1) is not None)
+            decided.add(fact)
+    return decided
+
+
+def _extract_statements(text: str, ex: Extraction) -> None:
+    decided: set[str] = _extract_checklist(text, ex)
     for fact, value, pattern in _STATEMENTS:
         if fact in decided:
             continue
@@ -326,8 +400,25 @@ def _extract_statements(text: str, ex: Extraction) -> None:
             ex.facts.site_count = count
 
 
+_LEADING_DOT = re.compile(r"(?<![\w.])\.(\d)")
+# Phone numbers, extensions and clock times are never scores or rounds.
+_NOT_A_QUANTITY = re.compile(r"\(?\b\d{3}\)?[-.\s]?\d{3}[-.]\d{4}\b|\b(?:x|ext\.?)\s?\d{2,5}\b|\b\d{1,2}:\d{2}\b")
+
+
+def _digits_for_number_words(text: str) -> str:
+    """"seventy eight point two" -> "78.2", so one set of score rules reads words and digits.
+    Small counts stay words: "one set of policies", "two sites" mean what they say."""
+    def swap(m: re.Match[str]) -> str:
+        value = words_to_decimal(m.group(0))
+        if value is None or (value < 20 and "point" not in m.group(0)):
+            return m.group(0)
+        return f"{value:f}".rstrip("0").rstrip(".") if "." in f"{value:f}" else str(value)
+    return NUMBER_WORDS.sub(swap, text)
+
+
 def extract(text: str, today: dt.date, expecting_score: bool = False) -> Extraction:
     ex = Extraction()
+    text = _LEADING_DOT.sub(r"0.\1", _digits_for_number_words(_NOT_A_QUANTITY.sub(" ", text)))
     _extract_round(text, today, ex)
     _extract_score(text, expecting_score, ex)
     _extract_statements(text, ex)

@@ -88,7 +88,17 @@ _CONTRACTIONS = {"whats": "what's", "hows": "how's", "wheres": "where's", "whens
                  "arent": "aren't", "dont": "don't", "didnt": "didn't", "doesnt": "doesn't", "havent": "haven't",
                  "hasnt": "hasn't", "wasnt": "wasn't", "werent": "weren't", "cant": "can't", "wont": "won't"}
 _SHORTHAND = [(re.compile(r"\bw/o\b"), "without"), (re.compile(r"\bw/(?=\s|$)"), "with"), (re.compile(r"\bb/c\b"), "because"),
-              (re.compile(r"\bbc\b"), "because"), (re.compile(r"\bpls\b|\bplz\b"), "please"), (re.compile(r"\bu\b"), "you")]
+              (re.compile(r"\bbc\b"), "because"), (re.compile(r"\bpls\b|\bplz\b"), "please"), (re.compile(r"\bu\b"), "you"),
+              # Chat shorthand and the program's own abbreviations, spelled out so one pattern reads both.
+              (re.compile(r"\bidk\b"), "i don't know"),
+              (re.compile(r"\bthru\b"), "through"), (re.compile(r"\btho\b"), "though"), (re.compile(r"\babt\b"), "about"),
+              (re.compile(r"\bwks?\b"), "weeks"), (re.compile(r"\byrs?\b"), "years"), (re.compile(r"\bmos\b"), "months"),
+              (re.compile(r"\btmrw\b"), "tomorrow"), (re.compile(r"\bb4\b"), "before"), (re.compile(r"\brn\b"), "right now"),
+              (re.compile(r"\bp ?& ?ps?\b|\bp ?and ?ps\b"), "policies and procedures"),
+              (re.compile(r"\bcerts\b"), "certifications"), (re.compile(r"\bcert'?d\b"), "certified"),
+              (re.compile(r"\bcert\b"), "certification"), (re.compile(r"\bapps\b"), "applications"),
+              (re.compile(r"\bapp\b"), "application"), (re.compile(r"\babstr\.(?=\s)"), "abstraction"),
+              (re.compile(r"\bpts\b"), "patients"), (re.compile(r"\bdocs\b"), "doctors"), (re.compile(r"\breqs\b"), "requirements")]
 _SALUTATION = re.compile(r"^\s*(dear|hi|hello|hey|good (morning|afternoon|evening)|greetings|to whom it may concern)\b[^.?!\n]{0,50}[,:!]?\s*$", re.I)
 _CONTRACTION = re.compile(r"\b(" + "|".join(_CONTRACTIONS) + r")\b")
 

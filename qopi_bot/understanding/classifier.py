@@ -1,0 +1,153 @@
+"""The intent model: TF-IDF features and one linear scorer per intent, learned from the
+example messages in knowledge/examples/.
+
+Training is a ridge-regression classifier solved exactly in its dual form
+(alpha = (K + lambda*I)^-1 Y, W = X^T alpha): deterministic (no random start, no
+iteration count), a fraction of a second for a thousand examples, and as accurate as a
+linear SVM on short texts. It needs NumPy, which is imported only here, only when
+training: answering uses the stored weights with plain Python, so `qopi-bot ask` does
+not pay NumPy's import time.
+
+The trained model is stored next to the examples (`knowledge/intent-model.json`) with a
+hash of the examples it came from; `qopi-bot knowledge check` retrains it when the
+examples change."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+from array import array
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from qopi_bot.core.kb import Example
+from qopi_bot.understanding.features import term_counts
+
+MODEL_VERSION = 1
+RIDGE_LAMBDA = 0.3  # chosen by 5-fold cross-validation on knowledge/examples (0.2-0.6 within 0.5%)
+MIN_DOC_FREQ = 1
+
+
+def examples_hash(examples: Sequence[Example]) -> str:
+    digest = hashlib.sha256()
+    digest.update(f"v{MODEL_VERSION};lambda={RIDGE_LAMBDA}".encode())
+    for ex in examples:
+        digest.update(b"\x00" + ex.intent.encode() + b"\x01" + ex.text.encode())
+    return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    intent: str
+    score: float  # the winning intent's linear score (about 1.0 for a clear, familiar message)
+    margin: float  # how far ahead of the runner-up it is
+    runner_up: str | None
+
+    @property
+    def confident(self) -> bool:
+        return self.score >= 0.1 and self.margin >= 0.25
+
+
+class IntentModel:
+    """Stored weights; `predict` is pure Python and allocation-light."""
+
+    def __init__(self, labels: list[str], vocab: dict[str, int], idf: list[float],
+                 weights: list[tuple[float, ...]], bias: tuple[float, ...], source_hash: str) -> None:
+        self.labels = labels
+        self.vocab = vocab
+        self.idf = idf
+        self.weights = weights  # one row per feature: a weight for each label
+        self.bias = bias
+        self.source_hash = source_hash
+
+    # ------------------------------------------------------------------ predict
+    def scores(self, text: str) -> dict[str, float]:
+        counts = term_counts(text)
+        active: list[tuple[int, float]] = []
+        norm = 0.0
+        for term, count in counts.items():
+            index = self.vocab.get(term)
+            if index is None:
+                continue
+            value = (1.0 + math.log(count)) * self.idf[index]
+            active.append((index, value))
+            norm += value * value
+        totals = list(self.bias)
+        if norm:
+            scale = 1.0 / math.sqrt(norm)
+            weights = self.weights
+            for index, value in active:
+                v = value * scale
+                row = weights[index]
+                for k in range(len(totals)):
+                    totals[k] += row[k] * v
+        return dict(zip(self.labels, totals))
+
+    def predict(self, text: str) -> Prediction:
+        ranked = sorted(self.scores(text).items(), key=lambda kv: (-kv[1], kv[0]))
+        (best, top), second = ranked[0], ranked[1] if len(ranked) > 1 else (None, -1.0)
+        return Prediction(intent=best, score=top, margin=top - second[1], runner_up=second[0])
+
+    # ------------------------------------------------------------------ storage
+    def to_json(self) -> str:
+        flat = array("f", [w for row in self.weights for w in row])
+        return json.dumps({
+            "version": MODEL_VERSION, "source_hash": self.source_hash, "labels": self.labels,
+            "vocab": sorted(self.vocab, key=self.vocab.__getitem__),
+            "idf": [round(v, 5) for v in self.idf], "bias": [round(b, 6) for b in self.bias],
+            "weights_f32_b64": base64.b64encode(flat.tobytes()).decode("ascii"),
+        }, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str) -> IntentModel:
+        data = json.loads(raw)
+        if data.get("version") != MODEL_VERSION:
+            raise ValueError(f"intent model version {data.get('version')!r}, expected {MODEL_VERSION}")
+        labels: list[str] = data["labels"]
+        flat = array("f")
+        flat.frombytes(base64.b64decode(data["weights_f32_b64"]))
+        width = len(labels)
+        weights = [tuple(flat[i:i + width]) for i in range(0, len(flat), width)]
+        vocab = {term: i for i, term in enumerate(data["vocab"])}
+        if len(weights) != len(vocab):
+            raise ValueError("intent model is corrupt: weights and vocabulary differ in size")
+        return cls(labels, vocab, data["idf"], weights, tuple(data["bias"]), data["source_hash"])
+
+
+def train(examples: Sequence[Example]) -> IntentModel:
+    """Fit the model on examples (text already normalized by the caller)."""
+    import numpy as np  # only training needs it
+
+    if not examples:
+        raise ValueError("no examples to learn from")
+    labels = sorted({ex.intent for ex in examples})
+    docs = [term_counts(ex.text) for ex in examples]
+    df: dict[str, int] = {}
+    for counts in docs:
+        for term in counts:
+            df[term] = df.get(term, 0) + 1
+    terms = sorted(t for t, n in df.items() if n >= MIN_DOC_FREQ)
+    vocab = {t: i for i, t in enumerate(terms)}
+    n_docs = len(docs)
+    idf = [math.log((1 + n_docs) / (1 + df[t])) + 1.0 for t in terms]
+
+    x = np.zeros((n_docs, len(terms)), dtype=np.float64)
+    for row, counts in enumerate(docs):
+        for term, count in counts.items():
+            col = vocab.get(term)
+            if col is not None:
+                x[row, col] = (1.0 + math.log(count)) * idf[col]
+        norm = np.linalg.norm(x[row])
+        if norm:
+            x[row] /= norm
+    y = -np.ones((n_docs, len(labels)))
+    for row, ex in enumerate(examples):
+        y[row, labels.index(ex.intent)] = 1.0
+    bias = y.mean(axis=0)
+    kernel = x @ x.T
+    alpha = np.linalg.solve(kernel + RIDGE_LAMBDA * np.eye(n_docs), y - bias)
+    w = x.T @ alpha
+    weights = [tuple(float(v) for v in row) for row in w.astype(np.float32)]
+    return IntentModel(labels, vocab, idf, weights, tuple(float(b) for b in bias), examples_hash(examples))

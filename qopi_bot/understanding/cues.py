@@ -1,0 +1,143 @@
+"""Named patterns for what a statistical model should not decide alone.
+
+- Escalation requests (a person, a subset of the practice, an exception): the help desk
+  errs toward a person, so a clear request here opens a case whatever else the model read.
+- Markers of other business (payers, billing, people's own certifications) and of the
+  program's own vocabulary, which decide whether a message is in scope at all.
+- Yes/no replies to the question the bot just asked."""
+
+from __future__ import annotations
+
+import re
+
+from qopi_bot.models import Facts, Intent, MissingFact
+from qopi_bot.understanding.extraction import Extraction
+
+_W = list[tuple[float, re.Pattern[str]]]
+
+
+def _cues(*pairs: tuple[float, str]) -> _W:
+    return [(w, re.compile(p)) for w, p in pairs]
+
+
+_PERSON = r"(a |an |some |real |actual |live )?(person|human|someone|somebody|staff( member)?|representative|rep|agent|team member|coordinator|real person|human being)"
+
+ESCALATION_CUES: dict[Intent, _W] = {
+    Intent.HUMAN: _cues(
+        (6, r"\b(talk|speak|chat|meet)\s+(directly\s+)?(to|with)\s+(\w+\s+){0,3}(on|from|at|in) (the |your )?(certification |qcp |qopi |asco )?(team|staff|office|program|desk)\b"),
+        (6, r"\b(get|have|need|want)\s+(just\s+)?(someone|somebody|a person|a human|one of you)\s+(from|at|on)\s+(the |your )?(qcp|qopi|asco|certification|cert|team)\b"),
+        (5, r"\b(call|phone|ring|email) (my|our) (office|cell|number|phone|desk)\b|\bgive (me|us) a (call|ring)\b|\bset up a (call|meeting)\b"),
+        (6, rf"\b(talk|speak|chat)\s+(to|with)\s+{_PERSON}\b"),
+        (6, r"\b(can|could|would|will|please have)\s+(a |an |the |one of your |some )?(someone|somebody|person|staff( member)?|team member|human|representative|coordinator)\s+(\w+\s+){0,2}(call|contact|email|phone|reach out to|get back to|get in touch with)\s+(me|us)\b"),
+        (6, r"\b(get|have|ask)\s+(a |an |some |one of your |the )?(staff( member)?|person|human|someone|somebody|representative|coordinator|team member)\s+(to\s+)?(look at|review|check|help|handle|call|contact|read)"),
+        (6, rf"\b(connect|transfer|put)\s+(me|us)\s+(through\s+)?(to|with)\s+{_PERSON}"),
+        (5, r"\b(real|actual|live) (person|human)\b|\bhuman (please|pls)\b|\b(a|an actual) human\b"),
+        (5, r"\b(can|could|would|please have)\s+(someone|somebody|a person|staff|your team|the team)\s+(\w+\s+){0,2}(call|contact|email|reach out to|get back to|phone)\s+(me|us)"),
+        (6, r"\b(call ?back|call me back|ring me back|phone call from (someone|your team|staff)|(discuss|talk about) (it|this) (by|over the|on the) phone)\b"),
+        (4, r"\b(call|phone|ring)\s+(me|us)\b(?! ?\w* (if|when))|\bescalate\b|\bneed (a|to talk to a) (person|human)|\brepresentative\b"),
+        (3, r"\b(want|need|like|prefer)\s+(to\s+)?(talk|speak)\s+(to|with)\b|\bnot a (bot|robot)\b|\bare you (a )?(bot|human|robot)"),
+    ),
+    Intent.SUBSET: _cues(
+        (6, r"\bsubset\b"),
+        (6, r"\b(wants?|would like|like|hop(e|es|ing)|plan(s|ning)?) (\w+ ){0,2}(its|their) own (certification|application|certified)\b"),
+        (5, r"\b(certif\w*|apply\w*|application)\b.{0,40}\b(separate(ly)? from|apart from|independent(ly)? (of|from)|without) (the |our )?(rest|main|other|remaining|whole)\b"),
+        (5, r"\b(leave|leaving|exclude|excluding|keep|keeping|drop|dropping|carve|carving)\s+(\w+\s+){0,4}(site|location|office|clinic|campus|center|centre|satellite|practice)s?\s+out\b"),
+        (5, r"\b(leave|leaving|keep|keeping|drop|dropping|carve|carving)\s+(\w+\s+){1,4}out of (the |our )?(application|certification|submission)\b"),
+        (6, r"\bonly\s+(our|the|some|a few|\d+|one|two|three|four|five)\s+(\w+\s+){0,3}(sites|clinics|locations|offices|campuses)\s+(\w+\s+){0,3}"
+            r"(want|wants|go|going|apply|applying|participate|ready|move forward|go forward|pursue|get certified)"),
+        (5, r"\b(only|just|solely)\b.{0,40}\b(site|clinic|location|office|campus|program|department|center|unit|suite|division)s?\b.{0,25}\bcertif"),
+        (6, r"\b(only|just|solely)\s+(want\s+to\s+|wish\s+to\s+|like\s+to\s+|plan\s+to\s+|hoping\s+to\s+)?(certify|certified|certification for|get certified|apply for)\s+([\w/&'-]+\s+){0,4}(site|location|office|clinic|campus|program|department|division|part|portion|center|unit)"),
+        (6, r"\b(certify|certified|certification for|apply for)\s+(only|just)\s+(one|our|the|a|some|part|two|three|a few)\b"),
+        (5, r"\b(without|excluding|but not|not) (the rest of|the whole|our whole|the entire|our entire|all of) (the |our )?(practice|group|organization|network|system)\b"),
+        (5, r"\b(part|portion|some|one|two|a few|certain) of (our|the) (practice|sites|locations|clinics|offices|group)\b.{0,40}\b(certif|apply)"),
+        (4, r"\b(certif\w*|apply)\b.{0,60}\b(part|portion|piece) of (our|the) (practice|group|organization)\b"),
+        (4, r"\b(\w+ )?(program|department|clinic|site|location|division|service line) (alone|by itself|on its own|separately)\b.{0,40}\b(certif|apply)|\b(certif\w*|apply)\b.{0,60}\b(alone|by itself|on its own)\b"),
+        (4, r"\b(leave|leaving|exclude|excluding|carve|carving|drop|dropping) (out )?(one|a|some|two|our|the)\s+(\w+\s+)?(site|location|office|clinic|campus)s?\b(?!.{0,30}\bcharts?\b)"),
+        (6, r"\bonly (\d+|one|two|three|four|some|a few|part|a couple) of (our|the) (\d+ |\w+ )?(sites|locations|clinics|offices|campuses)\b"),
+        (5, r"\bonly (our|the|one|a) (\w+\s+){0,3}(site|location|office|clinic|campus|program|department)s? (\w+\s+){0,2}(certified|certify|to be certified)|\bget (only|just) "),
+        (5, r"\bnot the (other|rest of the) (\w+ )?(sites|locations|clinics|offices|campuses)\b"),
+        (3, r"\bnot the whole practice\b|\bonly (one|some|two|three|a few|a couple) of (our )?(sites|locations|clinics|offices)\b"),
+    ),
+    Intent.EXCEPTION: _cues(
+        (6, r"\bexceptions?\b|\bwaiver\b|\bwaive\b|\bexempt(ion)?\b"),
+        # A disaster or forced closure in a certification question is a special circumstance.
+        (4, r"\b(hurricane|tornado|flood(ed|ing|s)?|fire|wildfire|earthquake|disaster|pandemic|covid|cyber ?attack|ransomware|"
+            r"evacuat\w*|storm damage|burned down|destroyed)\b"),
+        (3, r"\b(allowance|leeway|lenien\w*|flexib\w*|grace period|extension|accommodat\w*|cut us some slack|"
+            r"special consideration|consider our (situation|case)|make an exception)\b"),
+        (4, r"\bspecial (circumstance|case|situation|consideration)s?\b|\bunusual (circumstance|situation)s?\b|\bmake an allowance\b"),
+    ),
+}
+
+
+def escalation_strength(text: str) -> dict[Intent, float]:
+    """How strongly the message asks for each kind of escalation (0 when it does not)."""
+    out: dict[Intent, float] = {}
+    for intent, cues in ESCALATION_CUES.items():
+        total = sum(weight for weight, pattern in cues if pattern.search(text))
+        if total:
+            out[intent] = total
+    return out
+
+
+# Words that tie a message to the certification program (generic oncology words do not).
+_DOMAIN = re.compile(
+    r"\b(qopi|qcp|certif\w*|oqs|quality score|pathway|abstraction|eligib\w*|collection round|"
+    r"sampling|attestation)\b"
+)
+# Words of the certification business beyond the program's name: a question using them is ours.
+_PROGRAM_WORDS = re.compile(r"\b(score|round|site|sites|clinic|practice|apply|application|charts?|policies|measures?|standards?|"
+                            r"report|threshold|deadline|expire\w*|valid|modules?|team|help desk|call|phone|email|person|someone)\b")
+_QUESTION = re.compile(
+    r"\?|^((also|and|oh|so|ok|okay|btw|hey|hi|hello|actually|um|well|sorry|thanks|one more thing|quick q(uestion)?)[,:!.\s-]+)*"
+    r"(can|could|is|are|do|does|did|what|what's|when|how|who|which|why|should|may|will|would|where)\b"
+    r"|^(\S+\s+){0,3}(what|what's|when|how|who|which|why|where)\b")
+# Other organizations' business (payers, billing, meetings) is not ours, whatever the question words.
+_FOREIGN = re.compile(r"\b(aetna|cigna|humana|unitedhealth\w*|blue cross|bcbs|medicare|medicaid|cms|payer|insurer|insurance|"
+                      r"prior auth\w*|billing|coding|icd-?10|cpt|annual meeting|conference|pharmacy|formulary)\b")
+# Certifications of people (nurses, physicians) are not QOPI Certification of a practice.
+_OTHER_CERT = re.compile(r"\b(ons|oncc|ocn|aocn|cpr|bls|acls|nursing|nurse'?s?|board|her|his|my personal|biotherapy|provider card)\b.{0,40}\bcertif")
+_UNRELATED = re.compile(r"\b(unrelated to|not (about|related to) (qopi|certification|the certification)|off[- ]topic|nothing to do with (qopi|certification))\b")
+_FILLER = re.compile(r"^((honestly|well|um|uh|so|actually|hmm|ok|okay|oh|sorry|i mean|i think)[,.!\s-]+)+")
+_YES = re.compile(r"^(yes|yeah|yep|yup|y|correct|right|that's right|that is right|true|sure|absolutely|indeed|affirmative|we do|we did|they do|they did|it is|it was|of course|definitely|all of them|all do|all sites do)\b")
+_NO = re.compile(r"^(no|nope|nah|n|not really|negative|we don't|we do not|we didn't|we did not|they don't|they do not|they didn't|it isn't|it wasn't|none|not yet|not all)\b")
+_ATTACHMENT = re.compile(r"\b(attached|attachment|enclosed|see (the )?(file|pdf|spreadsheet|document))\b")
+
+_YES_NO_FACT = {
+    MissingFact.PATHWAY: "pathway", MissingFact.SAMPLING: "sampling_followed",
+    MissingFact.CHARTS_POOL: "charts_pool_complete", MissingFact.REPORT: "report_received",
+    MissingFact.SAME_POLICIES: "same_policies",
+}
+
+
+
+def answer_to_pending(text: str, pending: MissingFact | None, ex: Extraction) -> bool:
+    """Read a bare reply ("yes", "Fall 2025", "78%") as the answer to what the bot asked."""
+    if pending is None:
+        return False
+    if pending is MissingFact.SCORE:
+        return ex.facts.score is not None or any(p.kind in ("impossible_score", "ambiguous_score") for p in ex.problems)
+    if pending is MissingFact.ROUND:
+        return ex.facts.completed_round is not None or any(p.kind == "future_round" for p in ex.problems)
+    field = _YES_NO_FACT.get(pending)
+    if field is None:
+        return False
+    if getattr(ex.facts, field) is not None:
+        return True
+    reply = _FILLER.sub("", text)
+    if _YES.search(reply):
+        setattr(ex.facts, field, True)
+        return True
+    if _NO.search(reply):
+        setattr(ex.facts, field, False)
+        return True
+    return False
+
+
+def unpublished(text: str, topics: list[tuple[str, list[str]]]) -> str | None:
+    for topic_id, keywords in topics:
+        if any(re.search(rf"\b{re.escape(k)}", text) for k in keywords):
+            return topic_id
+    return None
+
+

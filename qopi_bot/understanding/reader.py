@@ -1,0 +1,291 @@
+"""understand(text, today, ...) -> Understanding: what a message asks and what it states.
+
+The reading happens in named steps, each a plain function:
+
+1. `clean`: forwarding headers, signatures, Slack tokens out; wrapped lines re-joined.
+2. `extract` (extraction.py): facts from the whole message: scores, rounds, conditions.
+3. the intent model (classifier.py, learned from knowledge/examples/) reads the whole
+   message and each question in it.
+4. reading rules turn those predictions into the questions to answer, in order:
+   `escalation_first`, `facts_make_a_case`, `sites_make_it_multi_site`,
+   `dates_make_it_validity`, `threshold_words_ask_the_threshold`, `greeting_only_alone`, `scope`. Each says why in its docstring.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from pydantic import BaseModel, Field
+
+from qopi_bot.core.kb import Knowledge
+from qopi_bot.models import Facts, Intent, MissingFact
+from qopi_bot.understanding import cues
+from qopi_bot.understanding.classifier import IntentModel, Prediction
+from qopi_bot.understanding.extraction import Extraction, Problem, extract
+from qopi_bot.understanding.model_store import model_for
+from qopi_bot.understanding.normalize import normalize, strip_signature
+from qopi_bot.understanding.segments import clean_lines, logical_lines, questions
+
+MAX_QUESTIONS = 3
+ESCALATIONS = (Intent.HUMAN, Intent.SUBSET, Intent.EXCEPTION)
+INFO_TOPICS = (Intent.SAMPLING, Intent.ATTESTATION, Intent.MODULES, Intent.MEASURES, Intent.STANDARDS,
+               Intent.APPLICATION, Intent.SCORE_THRESHOLD, Intent.CONTACT)
+
+
+_OWN_SCORE = re.compile(r"\b(our|my|ours)\b|\bwe (got|scored|received|have|had|did|completed|finished|earned|took|were)\b|"
+                        r"\b(is|was) (it|that) still\b")
+
+
+class Understanding(BaseModel):
+    text: str  # normalized
+    intent: Intent | None  # the main question; None: no question, only facts (a reply)
+    intents: list[Intent] = Field(default_factory=list)  # every question asked, main first (at most 3)
+    confidence: float = 0.0  # the intent model's score for the main question
+    runner_up: Intent | None = None
+    facts: Facts = Field(default_factory=Facts)
+    problems: list[Problem] = Field(default_factory=list)
+    threshold_question: bool = False
+    in_domain: bool = False
+    asks: bool = False  # the message asks something (a question mark or a question word first)
+    answered_pending: bool = False  # the message answers the question the bot asked
+    mentions_attachment: bool = False
+    unpublished_topic: str | None = None
+    asks_round_dates: bool = False
+    escalation: Intent | None = None  # a request for a person, a subset or an exception
+    own_score: bool = False  # speaks of the practice's own score ("our score"), not scores in general
+    asks_integration_evidence: bool = False  # "how do we show / what proof that our sites are integrated?"
+    rules_applied: list[str] = Field(default_factory=list)  # which reading rules changed the model's reading
+
+
+class _Reading(BaseModel):
+    """Work in progress while the reading rules run."""
+
+    text: str
+    ex: Extraction
+    whole: Prediction
+    asked: list[tuple[str, Prediction]]
+    escalation_strength: dict[Intent, float]
+    intents: list[Intent] = Field(default_factory=list)
+    applied: list[str] = Field(default_factory=list)
+
+    model_config = {"arbitrary_types_allowed": True}
+
+
+def clean(raw: str) -> tuple[str, list[str]]:
+    """(normalized whole text, normalized logical lines)."""
+    lines = logical_lines(strip_signature(clean_lines(raw)))
+    normalized = [normalize(line) for line in lines]
+    return normalize("\n".join(lines)), [line for line in normalized if line]
+
+
+# ------------------------------------------------------------------ reading rules
+def escalation_first(r: _Reading) -> None:
+    """A plausible request for a person, for part of the practice, or for an exception opens a
+    case: a missed escalation costs more than an unneeded one. Named patterns or a confident
+    model reading of any question count; merely describing several sites does not."""
+    strength = r.escalation_strength
+    wanted = [i for i in ESCALATIONS if strength.get(i, 0) >= 4]
+    for index, (_, p) in enumerate([("", r.whole), *r.asked]):
+        intent = Intent(p.intent)
+        # The whole message read as an escalation counts when the model leans that way at all; a single question
+        # needs a clearer reading, since short questions are easier to misread.
+        if intent in ESCALATIONS and p.score >= (0.0 if index == 0 else 0.1) and intent not in wanted:
+            wanted.append(intent)
+    if r.ex.facts.charts_pool_complete is False and Intent.SUBSET in wanted and strength.get(Intent.SUBSET, 0) < 6 \
+            and Intent(r.whole.intent) is not Intent.SUBSET:
+        wanted.remove(Intent.SUBSET)  # "the satellite's charts were left out of the pool" is the attestation case
+    if Intent.SUBSET in wanted and strength.get(Intent.SUBSET, 0) < 6 and _EACH_SITE.search(r.text) \
+            and not _WISH.search(r.text):
+        # "six clinics under one set of P&Ps - is each clinic certified on its own?" asks how
+        # certification works for sites; it describes sites, it does not ask to leave any out.
+        wanted.remove(Intent.SUBSET)
+        r.applied.append("escalation_first:each_site_is_not_a_subset")
+    if wanted:
+        # The reason staff see: subset and exception say more than "a person, please".
+        wanted.sort(key=lambda i: (i is Intent.HUMAN, -strength.get(i, 0)))
+        r.intents.append(wanted[0])
+        r.applied.append(f"escalation_first:{wanted[0].value}")
+
+
+_EACH_SITE = re.compile(r"\b(each|every|individual)\s+(\w+\s+)?(site|clinic|location|office|campus|practice)s?\b")
+_WISH = re.compile(r"\b(want|wants|wanted|would like|'d like|wish|hope|hoping|plan|planning|prefer|rather|only|just|leave|exclude|without)\b")
+
+
+def _asks_about_applying(text: str) -> bool:
+    return bool(re.search(r"\b(apply|applying|application|eligib\w*|qualif\w*|too late|still (good|ok|okay|use|valid)|"
+                          r"go ahead|submit|enough|pass(ed|es)?|make (it|the cut)|good to go|are we (good|ok|okay|set|fine))\b", text))
+
+
+def facts_make_a_case(r: _Reading, topic: Intent, question: str) -> Intent:
+    """A question asked alongside the practice's own case (a score, or a requirement it failed)
+    is about that case: "88%, still waiting on the report - can we apply?" asks eligibility,
+    whatever single word the question used."""
+    f = r.ex.facts
+    failing = any(v is False for v in (f.pathway, f.sampling_followed, f.participated_round, f.abstraction_complete))
+    has_case = (f.score is not None and not r.ex.threshold_question) or failing
+    if not has_case:
+        return topic
+    if topic in (Intent.GREETING, Intent.APPLICATION, Intent.SCORE_THRESHOLD, Intent.SAMPLING, Intent.ATTESTATION,
+                 Intent.MODULES, Intent.MEASURES, Intent.STANDARDS, Intent.OUT_OF_SCOPE, Intent.MULTI_SITE):
+        specific = re.search(r"\b(what (is|are|does)|what's|how many|which|explain|where)\b.{0,40}"
+                             r"\b(attestation|sampling|modules?|measures?|standards|application process|form)\b", question)
+        if topic in (Intent.APPLICATION, Intent.SCORE_THRESHOLD, Intent.GREETING, Intent.OUT_OF_SCOPE) or \
+                (not specific and _asks_about_applying(question)):
+            if topic is Intent.MULTI_SITE and not _asks_about_applying(question):
+                return topic
+            if topic is Intent.SCORE_THRESHOLD and not _asks_about_applying(question) and f.score is None:
+                return topic
+            return Intent.ELIGIBILITY
+    if topic is Intent.VALIDITY and _asks_about_applying(question) and f.score is not None \
+            and not re.search(r"\b(until when|how long|when does|expire|last day|deadline|what date)\b", question):
+        return Intent.ELIGIBILITY  # "Spring 2024, 90% - is it too late to apply?" wants a verdict
+    return topic
+
+
+def sites_make_it_multi_site(r: _Reading, topic: Intent, question: str, sure: bool = False) -> Intent:
+    """Sites described with their policies, and a question about how to apply, is the
+    multi-site question (unless the practice's score is also on the table)."""
+    f = r.ex.facts
+    if (f.same_policies is None and (f.site_count or 0) < 2) or f.score is not None:
+        return topic
+    how = re.search(r"\b(how|together|separate\w*|one application|single application|as one|each|individual\w*|either way)\b", question)
+    if topic in (Intent.APPLICATION, Intent.GREETING, Intent.OUT_OF_SCOPE) or (topic is Intent.ELIGIBILITY and how) \
+            or (not sure and topic in INFO_TOPICS and topic is not Intent.CONTACT and r.whole.intent == Intent.MULTI_SITE.value):
+        return Intent.MULTI_SITE
+    return topic
+
+
+_THRESHOLD_WORDS = re.compile(r"\b(minimum|cut ?off|threshold|passing (score|mark|grade|bar)|pass mark|required score|score required|"
+                              r"what score|which score|how high|what (percentage|percent|number))\b")
+
+
+def threshold_words_ask_the_threshold(r: _Reading, topic: Intent, question: str) -> Intent:
+    """"confirm the minimum score required to apply" asks for the threshold, not whether this
+    practice is eligible, as long as the practice states no score of its own."""
+    if topic is Intent.ELIGIBILITY and r.ex.facts.score is None and _THRESHOLD_WORDS.search(question):
+        return Intent.SCORE_THRESHOLD
+    return topic
+
+
+def dates_make_it_validity(r: _Reading, topic: Intent, question: str) -> Intent:
+    """"last day to apply using our spring 2026 numbers?" names a round and asks for a date:
+    that is the validity question, even though it says "apply"."""
+    f = r.ex.facts
+    if topic in (Intent.ELIGIBILITY, Intent.APPLICATION) and f.score is None and f.completed_round is not None \
+            and re.search(r"\b(last day|deadline|until when|until what|how long|expire\w*|still valid|valid until|good until|"
+                          r"too late|how much (longer|time)|when (does|do|will) (it|our|the) )", question):
+        return Intent.VALIDITY
+    return topic
+
+
+def greeting_only_alone(r: _Reading) -> None:
+    """"hi all - can our practice apply?" is a question, not a greeting: a greeting or thanks
+    is the answer only when nothing else is asked or stated."""
+    if len(r.intents) > 1 and Intent.GREETING in r.intents:
+        r.intents.remove(Intent.GREETING)
+        r.applied.append("greeting_only_alone")
+
+
+def scope(r: _Reading) -> None:
+    """Out of scope needs two signs: no program vocabulary and another organization's business,
+    or the model's own confident reading with nothing of ours in the message."""
+    text = r.text
+    in_domain = bool(cues._DOMAIN.search(text))
+    foreign = bool(cues._FOREIGN.search(text))
+    # "unrelated to QOPI, but ..." and a nurse's own certification are not ours, whatever words they share.
+    not_ours = bool(cues._UNRELATED.search(text)) or (bool(cues._OTHER_CERT.search(text)) and not re.search(r"\b(qopi|qcp)\b", text))
+    if (not_ours or (foreign and not in_domain)) and not any(i in ESCALATIONS for i in r.intents):
+        r.intents[:] = [Intent.OUT_OF_SCOPE]
+        r.applied.append("scope:not_ours")
+    elif not in_domain and not _has_facts(r.ex.facts) and not r.whole.confident and r.asked \
+            and r.intents in ([Intent.GREETING], [Intent.OUT_OF_SCOPE]) and not cues._PROGRAM_WORDS.search(text):
+        r.intents[:] = [Intent.OUT_OF_SCOPE]  # a question with nothing of the program in it
+        r.applied.append("scope:nothing_ours")
+    elif Intent.OUT_OF_SCOPE in r.intents and (in_domain or _has_facts(r.ex.facts)) and len(r.intents) == 1:
+        runner = r.whole.runner_up
+        r.intents[:] = [Intent(runner)] if runner and runner != Intent.OUT_OF_SCOPE.value else [Intent.GREETING]
+        r.applied.append("scope:ours")
+    elif Intent.OUT_OF_SCOPE in r.intents and len(r.intents) > 1:
+        r.intents.remove(Intent.OUT_OF_SCOPE)
+
+
+def _has_facts(f: Facts) -> bool:
+    return f.score is not None or f.completed_round is not None or f.same_policies is not None or any(
+        v is not None for v in (f.pathway, f.sampling_followed, f.charts_pool_complete, f.report_received,
+                                f.abstraction_complete, f.participated_round))
+
+
+def _covered(intent: Intent, by: list[Intent], f: Facts) -> bool:
+    """An answer already given for another question in the message covers this one."""
+    if Intent.ELIGIBILITY in by and intent is Intent.SCORE_THRESHOLD:
+        return True  # an eligibility answer states the threshold
+    if Intent.ELIGIBILITY in by and intent is Intent.VALIDITY and f.completed_round is not None:
+        return True  # and, with a round, the last day
+    if intent is Intent.ELIGIBILITY and Intent.VALIDITY in by and f.score is None:
+        return True
+    return intent in by
+
+
+def read_questions(r: _Reading) -> None:
+    if not r.asked:
+        topic = Intent(r.whole.intent)
+        topic = dates_make_it_validity(r, sites_make_it_multi_site(r, facts_make_a_case(r, topic, r.text), r.text), r.text)
+        topic = threshold_words_ask_the_threshold(r, topic, r.text)
+        if topic not in r.intents:
+            r.intents.append(topic)
+        return
+    for question, p in r.asked:
+        # A question too short or too unusual for the model is read with the whole message.
+        topic = Intent(p.intent) if p.score >= r.whole.score or p.confident else Intent(r.whole.intent)
+        if topic in ESCALATIONS and topic not in r.intents:
+            # A weak escalation reading of one question the escalation rule did not accept.
+            continue
+        topic = dates_make_it_validity(r, sites_make_it_multi_site(r, facts_make_a_case(r, topic, question), question, p.confident), question)
+        topic = threshold_words_ask_the_threshold(r, topic, question)
+        if any(i in ESCALATIONS for i in r.intents) and topic in (Intent.CONTACT, Intent.GREETING):
+            continue  # "can someone call me? what's your number?" is one request
+        if not _covered(topic, r.intents, r.ex.facts):
+            r.intents.append(topic)
+
+
+def understand(raw: str, today: dt.date, kb: Knowledge, pending: MissingFact | None = None) -> Understanding:
+    text, lines = clean(raw)
+    model: IntentModel = model_for(kb)
+    ex = extract(text, today, expecting_score=pending is MissingFact.SCORE)
+    ex.text = text
+    answered_pending = cues.answer_to_pending(text, pending, ex)
+    asked_texts = [q for line in lines for q in questions(line)]
+    whole = model.predict(text)
+    r = _Reading(text=text, ex=ex, whole=whole, asked=[(q, model.predict(q)) for q in asked_texts[:6]],
+                 escalation_strength=cues.escalation_strength(text))
+    escalation_first(r)
+    read_questions(r)
+    greeting_only_alone(r)
+    scope(r)
+    intents = list(dict.fromkeys(r.intents))[:MAX_QUESTIONS]
+    message_asks = bool(asked_texts) or bool(cues._QUESTION.search(text))
+    intent: Intent | None = intents[0] if intents else None
+    # A reply to the bot's question that asks nothing new carries no intent of its own: the
+    # thread's topic continues ("77, but two oncologists' charts were left out").
+    if answered_pending and (not message_asks or intent is Intent.GREETING or (not whole.confident and not asked_texts)):
+        intent, intents = None, []
+    elif not message_asks and intent not in ESCALATIONS and _has_facts(ex.facts) and not whole.confident \
+            and Intent(whole.intent) not in (Intent.ELIGIBILITY, Intent.VALIDITY, Intent.MULTI_SITE):
+        intent, intents = None, []  # bare facts ("fall 2025, 81%"): the dialogue decides the topic
+    escalation = next((i for i in intents if i in ESCALATIONS), None)
+    return Understanding(
+        text=text, intent=intent, intents=intents, confidence=round(whole.score, 3),
+        runner_up=Intent(whole.runner_up) if whole.runner_up else None,
+        facts=ex.facts, problems=ex.problems, threshold_question=ex.threshold_question,
+        in_domain=(bool(cues._DOMAIN.search(text)) or (whole.intent != Intent.OUT_OF_SCOPE.value and whole.score > 0.2))
+        and not cues._UNRELATED.search(text)
+        and not (cues._OTHER_CERT.search(text) and not re.search(r"\b(qopi|qcp)\b", text)),
+        answered_pending=answered_pending, asks=message_asks,
+        mentions_attachment=bool(cues._ATTACHMENT.search(text)),
+        unpublished_topic=cues.unpublished(text, [(e.id, e.keywords) for e in kb.unpublished]),
+        asks_round_dates=bool(re.search(r"\bwhen (does|do|will|is)\b.{0,30}\bround\b.{0,20}\b(open|close|start|end|due)|\bround (dates?|schedule|calendar|deadlines?)\b|\bwhen is the (next )?(\w+ )?round\b|\bwhen('s| is) the next\b", text)),
+        escalation=escalation, rules_applied=r.applied, own_score=bool(_OWN_SCORE.search(text)),
+        asks_integration_evidence=bool(re.search(r"\b(proof|prove|show|demonstrate|evidence|document\w*)\b.{0,60}\bintegrat", text)),
+    )
+

@@ -1,0 +1,75 @@
+"""A message -> the part that speaks, split into the questions it asks.
+
+Practices forward notes, greet, give context and sign off with a title and phone number.
+What surrounds the questions is context (its facts still count), and a signature or a
+forwarding header is neither: its numbers must never be read as scores."""
+
+from __future__ import annotations
+
+import re
+
+# Header lines of a forwarded or quoted message ("From: Dr. Patel <...>", "Sent: Monday ...").
+_HEADER = re.compile(r"^\s*(-{2,}.*(forwarded|original) message.*-{0,}|(from|sent|to|cc|date|subject)\s*:.*)$", re.I)
+# A signature line: a phone number, an extension, or "Name | Title | Practice" with no question.
+_PHONE = re.compile(r"(\(?\b\d{3}\)?[-.\s]\d{3}[-.]\d{4}\b|\b\d{3}[-.]\d{4}\b|\bx\s?\d{2,5}\b|\bext\.?\s?\d{2,5}\b)", re.I)
+_SLACK_NOISE = re.compile(r"<@[A-Z0-9]+>|(?<!\w)@[\w.-]+|:[a-z0-9_+-]+:")
+
+
+def clean_lines(raw: str) -> str:
+    """Drop forwarding headers, signature lines and Slack mention/emoji tokens; keep line breaks."""
+    kept: list[str] = []
+    for line in raw.splitlines():
+        if _HEADER.match(line):
+            continue
+        if kept and "?" not in line and _PHONE.search(line) and len(line.split()) <= 14:
+            continue  # "Karen Mills, Practice Manager | Lakeshore Oncology | 614-555-0182 x204"
+        kept.append(_SLACK_NOISE.sub(" ", line))
+    return "\n".join(kept)
+
+
+def logical_lines(text: str) -> list[str]:
+    """Re-join lines an email client wrapped mid-sentence; keep list items and paragraphs apart."""
+    out: list[str] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        if out and not re.search(r"[.?!:;]$", out[-1]) and re.match(r"[a-z(]", line):
+            out[-1] = f"{out[-1]} {line}"
+        else:
+            out.append(line)
+    return out
+
+
+_QUESTION_START = (
+    r"(can|could|is|are|do|does|did|what|whats|what's|when|how|who|which|why|should|may|will|would|where|"
+    r"any idea|is there|are there|tell me|let me know|wondering|need to know|pls confirm|please confirm|confirm)\b"
+)
+_LEAD = r"((also|and|oh|so|ok|okay|btw|plus|but|then|one more thing|second|2nd|another q(uestion)?|quick q(uestion)?|q|\d[.)]|[a-c][.)])[,:!.\s-]+)*"
+_ASKS = re.compile(rf"\?\s*$|^{_LEAD}{_QUESTION_START}|^(\S+\s+){{1,4}}(what|what's|whats|when|how|who|which|why|where)\s+\S+\s+\S+|\b(wondering|not sure) (if|whether)\b|\b(please|pls) (advise|confirm|let us know)\b|"
+                   r",?\s+(right|correct|yes or no|true)\s*[.?!]*$")
+# A full stop ends a sentence only before a space or the end: "74.9%" and "p.m." stay whole.
+_SENTENCE = re.compile(r"(?:[^?!\n;.]|\.(?!\s|$))*\?+|(?:[^?!\n;.]|\.(?!\s|$))+(?:[.!;\n]|$)")
+# "can we apply, and do we apply together?": a second question inside one sentence.
+_INNER_WORDS = r"(?:can|could|is|are|do|does|did|what|whats|what's|when|how|who|which|why|should|will|would|where|until when)"
+_INNER_SPLIT = re.compile(rf"(?:,\s*(?:and\s+|also\s+|plus\s+|or\s+)?|\s+(?:and|also|plus)\s+|\s+-\s+)(?={_INNER_WORDS}\s+\S+\s+\S+)")
+
+
+def sentences(text: str) -> list[str]:
+    return [s.strip(" ,-") for s in _SENTENCE.findall(text) if s.strip(" ,-")]
+
+
+def asks(sentence: str) -> bool:
+    return bool(_ASKS.search(sentence.strip()))
+
+
+def questions(text: str) -> list[str]:
+    """The question sentences of a normalized message, with double questions split in two."""
+    found: list[str] = []
+    for sentence in sentences(text):
+        if not asks(sentence):
+            continue
+        parts = [p.strip(" ,-") for p in _INNER_SPLIT.split(sentence) if p and p.strip(" ,-")]
+        asking = [p for p in parts if asks(p)]
+        found.extend(asking or [sentence])
+    return found
