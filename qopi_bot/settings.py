@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     outbox_max_backoff_seconds: float = Field(default=300.0, alias="QOPI_OUTBOX_MAX_BACKOFF")
     lease_seconds: int = Field(default=60, alias="QOPI_LEASE_SECONDS")
     poll_interval: float = Field(default=0.2, alias="QOPI_POLL_INTERVAL")
+    # Second lock on staff email replies (contract section 8): also require the receiving
+    # server's Authentication-Results to show DMARC/DKIM passing for the staff domain.
+    staff_require_dmarc: bool = Field(default=False, alias="QOPI_STAFF_REQUIRE_DMARC")
+    authserv_id: str = Field(default="", alias="QOPI_AUTHSERV_ID")
 
     @field_validator("log_format", mode="before")
     @classmethod

@@ -52,6 +52,14 @@ async def show_case(settings: Any, label: str, as_json: bool) -> None:
     typer.echo(f"Question: {s.question}")
     typer.echo("Facts: " + (", ".join(f"{k}={v}" for k, v in s.facts.items()) or "none yet"))
     typer.echo(f"Bot so far: {s.decision_text}")
+    refused = [e for e in case.events if e.kind == "staff_reply_refused"]
+    if refused:
+        # Mail from a staff address that could not prove it answers the case mail: possibly
+        # forged. Never relayed; listed so staff notice someone is trying.
+        typer.echo(f"Refused staff replies ({len(refused)}):")
+        for e in refused:
+            when = e.created_at.strftime("%Y-%m-%d %H:%M") if e.created_at else "?"
+            typer.echo(f"  {when}  from {e.author or '?'}: {e.text or 'not relayed'}")
     typer.echo("Transcript:")
     for role, author, text in transcript:
         typer.echo(f"  {role}{f' ({author})' if author else ''}: {text}")

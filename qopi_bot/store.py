@@ -157,6 +157,15 @@ class Store:
         async with self.engine.begin() as conn:
             await conn.execute(update(cases).where(cases.c.id == case_id).values(**values))
 
+    async def set_case_mail_id_once(self, case_id: int, message_id: str) -> str:
+        """Record the case mail's Message-ID unless one is already recorded; return the one
+        in force. A retried delivery then sends the very same id (and token)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(update(cases).where(and_(cases.c.id == case_id, cases.c.staff_email_message_id.is_(None)))
+                               .values(staff_email_message_id=message_id, updated_at=utcnow()))
+            row = (await conn.execute(select(cases.c.staff_email_message_id).where(cases.c.id == case_id))).first()
+        return str(row[0]) if row and row[0] else message_id
+
     async def transition_case(self, case_id: int, allowed_from: Sequence[str], **values: Any) -> bool:
         """Change a case only if it is still in one of `allowed_from` (no lost updates)."""
         values["updated_at"] = utcnow()
