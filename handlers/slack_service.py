@@ -57,7 +57,8 @@ class SlackService:
         self.settings = settings
         self.api_timeout = api_timeout
         self.socket_mode = socket_mode
-        self.verifier = SignatureVerifier(settings.slack_signing_secret)
+        # No secret (a Socket Mode app): no verifier, and the HTTP route refuses everything.
+        self.verifier = SignatureVerifier(settings.slack_signing_secret) if settings.slack_signing_secret else None
         self.kb = load_kb(settings)  # a broken knowledge base stops the process here, with its message
         # One SQLite connection for the whole process: acks and processing queue in order
         # for it instead of polling SQLite's lock (see Store.from_url). No effect on PostgreSQL.

@@ -268,7 +268,7 @@ def outbox_retry(ids: Annotated[list[int], typer.Argument(help="Outbox item numb
 
 # ------------------------------------------------------------------ processes
 @app.command()
-def serve(socket_mode: Annotated[bool, typer.Option("--socket-mode", help="Use Slack Socket Mode (needs SLACK_APP_TOKEN).")] = False) -> None:
+def serve(socket_mode: Annotated[bool, typer.Option("--socket-mode", help="Use Slack Socket Mode (needs SLACK_APP_TOKEN, no signing secret). Also chosen when SLACK_APP_TOKEN is set and SLACK_SIGNING_SECRET is not.")] = False) -> None:
     """Run the Slack web process (POST /slack/events, GET /healthz on $PORT)."""
     settings = _settings(structured_logs=True)
     from handlers.slack import run_web
