@@ -244,6 +244,26 @@ class Store:
         async with self.engine.begin() as conn:
             await conn.execute(update(inbox).where(inbox.c.id == item_id).values(payload=payload))
 
+    async def inbox_list(self, status: str | None = None) -> list[dict[str, Any]]:
+        """Inbound items for operators, without their payloads (message bodies)."""
+        cols = [inbox.c.id, inbox.c.source, inbox.c.external_id, inbox.c.status, inbox.c.attempts, inbox.c.last_error,
+                inbox.c.created_at, inbox.c.processed_at]
+        query = select(*cols).order_by(inbox.c.id)
+        if status:
+            query = query.where(inbox.c.status == status)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [dict(r) | {"created_at": _aware(r["created_at"]), "processed_at": _aware(r["processed_at"])} for r in rows]
+
+    async def inbox_requeue(self, item_ids: Sequence[int]) -> list[int]:
+        """Process failed items again (after the bug is fixed): pending, attempts from zero."""
+        async with self.engine.begin() as conn:
+            rows = (await conn.execute(update(inbox).where(and_(inbox.c.id.in_(list(item_ids)), inbox.c.status == "failed"))
+                                       .values(status="pending", attempts=0, last_error=None, lease_until=None,
+                                               lease_owner=None, processed_at=None)
+                                       .returning(inbox.c.id))).all()
+        return sorted(int(r[0]) for r in rows)
+
     async def inbox_counts(self) -> dict[str, int]:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(select(inbox.c.status, func.count()).group_by(inbox.c.status))).all()
