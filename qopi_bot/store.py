@@ -299,6 +299,13 @@ class Store:
         # process may have taken it (and sent it), and that outcome must not be undone.
         return and_(outbox.c.id == item_id, outbox.c.status == "leased", outbox.c.lease_owner == self.owner)
 
+    async def outbox_renew(self, item_id: int, lease_seconds: int) -> bool:
+        """Extend the lease on an item this process is still sending; False if it lost it."""
+        async with self.engine.begin() as conn:
+            done = await conn.execute(update(outbox).where(self._held(item_id))
+                                      .values(lease_until=utcnow() + dt.timedelta(seconds=lease_seconds)))
+        return done.rowcount == 1
+
     async def outbox_retry(self, item_id: int, at: dt.datetime, error: str) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(update(outbox).where(self._held(item_id))
