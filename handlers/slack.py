@@ -76,8 +76,9 @@ def create_web_app(settings: Settings, *, api_timeout: float = 10.0, socket_mode
 
 async def healthz(request: web.Request) -> web.Response:
     # Liveness: 200 while the process serves. `database` says whether events can be stored
-    # now (false while the database is unreachable: events then get 503 and Slack retries).
-    return web.json_response({"ok": True, "database": await request.app[SERVICE].database_ok()})
+    # now (false while the database is unreachable: events then get 503 and Slack retries);
+    # `database_state` tells an outage from a busy pool (qopi_bot.health).
+    return web.json_response((await request.app[SERVICE].health()).model_dump())
 
 
 async def slack_events(request: web.Request) -> web.Response:

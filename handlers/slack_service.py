@@ -16,12 +16,12 @@ import aiohttp
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.signature import SignatureVerifier
-from sqlalchemy import text
 
 from handlers.slack_delivery import SlackSender, close_quietly, web_client
 from handlers.slack_events import Inbound
 from handlers.slack_inbox import InboxProcessor, InboxWriter, SocketModeIntake
 from handlers.slack_listeners import SlackDeps, register
+from qopi_bot.health import Health, HealthProbe
 from qopi_bot.logs import get_logger
 from qopi_bot.migrate import SchemaNotReady
 from qopi_bot.outbox import Dispatcher
@@ -64,6 +64,7 @@ class SlackService:
         # for it instead of polling SQLite's lock (see Store.from_url). No effect on PostgreSQL.
         self.store = Store.from_url(settings.db_url, sqlite_connections=1)
         self.writer = InboxWriter(self.store)
+        self.health_probe = HealthProbe(self.store.engine)
         self.ready = False
         self.stop_event = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -130,18 +131,9 @@ class SlackService:
                 await asyncio.wait_for(self.stop_event.wait(), delay)
             delay = min(60.0, delay * 2)
 
-    async def database_ok(self, timeout: float = 1.0) -> bool:
-        """Can events be stored right now? Asked by /healthz. On PostgreSQL a real round
-        trip (a server that went away shows at once); a SQLite file is there once ready."""
-        if not self.ready or not self.store.is_postgres:
-            return self.ready
-        try:
-            async with asyncio.timeout(timeout):
-                async with self.store.engine.connect() as conn:
-                    await conn.execute(text("SELECT 1"))
-            return True
-        except Exception:
-            return False
+    async def health(self) -> Health:
+        """Asked by /healthz: can events be stored now, and if not, why (qopi_bot.health)."""
+        return await self.health_probe.check(self.ready)
 
     async def accept(self, inbound: Inbound, raw: bytes, meta: dict[str, Any]) -> bool:
         """Store a request before it is acknowledged. True if new, False for a retry we
@@ -174,4 +166,5 @@ class SlackService:
                 if not task.cancelled() and task.exception() is not None:
                     log.error("slack.task_failed", error=type(task.exception()).__name__)
         await close_quietly(self._session)
+        await self.health_probe.close()
         await self.store.close()

@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     # server's Authentication-Results to show DMARC/DKIM passing for the staff domain.
     staff_require_dmarc: bool = Field(default=False, alias="QOPI_STAFF_REQUIRE_DMARC")
     authserv_id: str = Field(default="", alias="QOPI_AUTHSERV_ID")
+    worker_health: str = Field(default="", alias="QOPI_WORKER_HEALTH")  # host:port for the worker's GET /healthz
 
     @field_validator("log_format", mode="before")
     @classmethod
@@ -79,6 +80,10 @@ class Settings(BaseSettings):
     @property
     def smtp_listen_host_port(self) -> tuple[str, int]:
         return _host_port(self.smtp_listen, 8025)
+
+    @property
+    def worker_health_host_port(self) -> tuple[str, int] | None:
+        return _host_port(self.worker_health, 8026) if self.worker_health else None
 
     @property
     def smtp_relay_host_port(self) -> tuple[str, int]:
