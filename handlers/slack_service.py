@@ -17,6 +17,7 @@ from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.signature import SignatureVerifier
 
+from handlers.slack_catchup import CatchUp
 from handlers.slack_delivery import SlackSender, close_quietly, web_client
 from handlers.slack_events import Inbound
 from handlers.slack_inbox import InboxProcessor, InboxWriter, SocketModeIntake
@@ -72,6 +73,8 @@ class SlackService:
         self._socket: SocketModeIntake | None = None
         self._socket_task: asyncio.Task[None] | None = None
         self.processor: InboxProcessor | None = None
+        self._catchup: CatchUp | None = None
+        self._catchup_task: asyncio.Task[int] | None = None
         self.dispatcher: Dispatcher | None = None
 
     async def start(self) -> None:
@@ -85,6 +88,7 @@ class SlackService:
                                                         self._session, self.api_timeout))
         dialogue = DialogueService(self.store, self.kb, self.settings)
         sender = SlackSender(self.settings, self.store, sender_client, self._session, self.api_timeout)
+        self._catchup = CatchUp(self.store, sender_client, self.settings, self.accept)
         self.dispatcher = Dispatcher(self.store, "slack", sender.send, self.settings)
         self.processor = InboxProcessor(self.store, bolt, self.settings, outbox=self.dispatcher.notify)
         register(bolt, SlackDeps(self.settings, self.store, dialogue, self.processor.outbox_queued))
@@ -110,6 +114,9 @@ class SlackService:
         self.ready = True
         assert self.processor is not None and self.dispatcher is not None
         log.info("slack.ready", socket_mode=self.socket_mode)
+        if self._catchup is not None and self.settings.slack_bot_token:
+            # What was asked while this process was down and Slack gave up retrying.
+            self._catchup_task = asyncio.create_task(self._catchup.run(), name="slack-catchup")
         if self._socket is not None:
             # Its own task: slack_sdk's connect() retries (sleeping) until the client is
             # closed, and shutdown must be able to cancel it without waiting.
@@ -151,6 +158,8 @@ class SlackService:
         self.stop_event.set()
         if self._socket_task is not None:
             self._socket_task.cancel()
+        if self._catchup_task is not None:
+            self._catchup_task.cancel()
         if self._socket is not None:
             with contextlib.suppress(Exception):
                 await self._socket.close_async()

@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     # server's Authentication-Results to show DMARC/DKIM passing for the staff domain.
     staff_require_dmarc: bool = Field(default=False, alias="QOPI_STAFF_REQUIRE_DMARC")
     authserv_id: str = Field(default="", alias="QOPI_AUTHSERV_ID")
+    # After an outage the web process reads what it missed from Slack, at most this far back.
+    slack_catchup_hours: float = Field(default=24.0, alias="QOPI_SLACK_CATCHUP_HOURS")
     worker_health: str = Field(default="", alias="QOPI_WORKER_HEALTH")  # host:port for the worker's GET /healthz
 
     @field_validator("log_format", mode="before")

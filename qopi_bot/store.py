@@ -8,6 +8,7 @@ a process that died is picked up again when its lease runs out."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import uuid
 from collections.abc import Sequence
@@ -188,6 +189,25 @@ class Store:
             return True
         except IntegrityError:
             return False
+
+    async def claim_message(self, message_key: str, event_id: str) -> bool:
+        """True if `event_id` may answer this message: the first to claim it, or the same
+        event again (a retried inbox item whose answer's outbox key dedupes it anyway).
+        Stops a message that arrived twice -- as a live event and again from the catch-up
+        after an outage -- from being answered twice."""
+        owner = hashlib.sha256(event_id.encode()).hexdigest()[:20]  # fits the source column
+        if await self.claim_event(message_key, source=owner):
+            return True
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(processed_events.c.source)
+                                      .where(processed_events.c.event_id == message_key))).first()
+        return row is not None and row[0] == owner
+
+    async def inbox_newest(self, source: str) -> dt.datetime | None:
+        """When this source last stored anything: where a catch-up after an outage starts."""
+        async with self.engine.connect() as conn:
+            value = (await conn.execute(select(func.max(inbox.c.created_at)).where(inbox.c.source == source))).scalar_one()
+        return _aware(value)
 
     # ------------------------------------------------------------ inbox
     async def inbox_put(self, source: str, external_id: str, payload: bytes, meta: dict[str, Any]) -> int | None:
