@@ -19,11 +19,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
+from aiohttp import web
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from handlers.email_delivery import EmailDelivery
 from handlers.email_inbound import InboundProcessor
 from handlers.email_parse import external_id
+from qopi_bot.health import HealthProbe
 from qopi_bot.logs import configure_logging, get_logger
 from qopi_bot.polling import poll_forever
 from qopi_bot.migrate import SchemaNotReady, ensure_schema
@@ -88,6 +90,8 @@ class EmailWorker:
         self._tasks: list[asyncio.Task[Any]] = []
         self._server: asyncio.AbstractServer | None = None
         self._schema_ready = False
+        self.health_probe = HealthProbe(self.store.engine)
+        self._health_runner: web.AppRunner | None = None
 
     @property
     def address(self) -> tuple[str, int]:
@@ -115,8 +119,34 @@ class EmailWorker:
             host=host, port=port)
         self._tasks = [asyncio.create_task(self._inbox_loop(), name="email-inbox"),
                        asyncio.create_task(self.dispatcher.run_forever(self._stop), name="email-outbox")]
-        log.info("email.worker_started", listen=f"{host}:{self.address[1]}", relay=self.settings.smtp_relay)
+        await self._start_health()
+        log.info("email.worker_started", listen=f"{host}:{self.address[1]}", relay=self.settings.smtp_relay,
+                 health=self.settings.worker_health or None)
         return self
+
+    async def _start_health(self) -> None:
+        """GET /healthz on QOPI_WORKER_HEALTH, as the web process has: the worker otherwise
+        has no HTTP port, and an SMTP banner says nothing about the database."""
+        where = self.settings.worker_health_host_port
+        if where is None:
+            return
+
+        async def healthz(_request: web.Request) -> web.Response:
+            health = await self.health_probe.check(self._schema_ready)
+            return web.json_response(health.model_dump() | {"smtp": self._server is not None and self._server.is_serving()})
+
+        app = web.Application()
+        app.router.add_get("/healthz", healthz)
+        self._health_runner = web.AppRunner(app, access_log=None)
+        await self._health_runner.setup()
+        await web.TCPSite(self._health_runner, where[0], where[1]).start()
+
+    @property
+    def health_address(self) -> tuple[str, int] | None:
+        if self._health_runner is None or not self._health_runner.addresses:
+            return None
+        host, port = self._health_runner.addresses[0][:2]
+        return host, port
 
     async def stop(self) -> None:
         self._stop.set()
@@ -126,6 +156,9 @@ class EmailWorker:
             self._server.close()
             await self._server.wait_closed()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._health_runner is not None:
+            await self._health_runner.cleanup()
+        await self.health_probe.close()
         await self.delivery.close()
         await self.store.close()
 

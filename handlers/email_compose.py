@@ -164,9 +164,9 @@ def staff_case_text(s: CaseSummary, practice_contact: str | None, contacts: Cont
         "Recent messages:",
         recent,
         "",
-        f"To answer the practice, reply to this email and keep [{s.id}] in the subject: the new text of",
-        "your reply (not the quoted history) is relayed to the practice in its original thread.",
-        "Only replies from staff addresses are relayed. From a terminal:",
+        "To answer the practice, reply to this email (use Reply, not a new message: the reply must",
+        "answer this very mail). The new text of your reply (not the quoted history) is relayed to the",
+        "practice in its original thread. Only replies from staff addresses are relayed. From a terminal:",
         f'  qopi-bot cases reply {s.id} "your answer"',
     ]
     return "\n".join(lines) + "\n\n" + signature(contacts) + "\n"

@@ -20,6 +20,7 @@ from handlers.email_compose import (
     WIRE_POLICY, ReplyPayload, build_message, relay_text, render_reply, reply_subject, stable_message_id, staff_case_subject,
     staff_case_text, thread_references,
 )
+from handlers.email_trust import new_case_mail_id
 from qopi_bot.cases import summarize
 from qopi_bot.core.kb import Knowledge
 from qopi_bot.logs import get_logger
@@ -70,11 +71,12 @@ class EmailDelivery:
             raise DeliveryError(f"case {item.payload['case']} does not exist", permanent=True)
         to = str(item.payload.get("to") or self.settings.staff_email)
         summary = summarize(case)
-        message_id = stable_message_id("case", item.dedupe_key, self.settings.help_address)
-        # Recorded before sending so that even a very quick staff reply finds its case.
+        # The id carries the case's secret token (handlers.email_trust): only a reply that
+        # names it is relayed. Recorded before sending, so even a very quick reply finds it,
+        # and reused on every retry.
+        message_id = await self.store.set_case_mail_id_once(
+            case.number, new_case_mail_id(case.number, self.settings.help_address))
         await self.store.link_message_id(message_id, case.conversation_key, case.number)
-        if case.staff_email_message_id != message_id:
-            await self.store.update_case(case.number, staff_email_message_id=message_id)
         contact = case.origin.get("address") if case.channel == "email" else None
         msg = build_message(help_address=self.settings.help_address, to=to, to_name="QCP staff",
                             subject=staff_case_subject(summary), text=staff_case_text(summary, contact, self.kb.contacts),

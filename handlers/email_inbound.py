@@ -9,7 +9,6 @@ a second time. Logs carry ids and outcomes only, never bodies."""
 from __future__ import annotations
 
 import datetime as dt
-import re
 import time
 from typing import Literal
 
@@ -20,18 +19,25 @@ from handlers.email_compose import (
 )
 from handlers.email_loops import automated_reason
 from handlers.email_parse import ParsedMail, parse_mail, without_attachments
+from handlers.email_trust import StaffCheck, check_staff_reply
 from qopi_bot.cases import is_staff_address
 from qopi_bot.core.kb import Knowledge
 from qopi_bot.logs import get_logger
-from qopi_bot.records import CaseRecord, InboxItem, IncomingMessage, parse_case_label
+from qopi_bot.records import CaseRecord, InboxItem, IncomingMessage, case_label, parse_case_label
 from qopi_bot.service import DialogueService
 from qopi_bot.settings import Settings
 from qopi_bot.store import Store, utcnow
 
 log = get_logger("handlers.email")
-_CASE_TAG = re.compile(r"\[(QCP-\d{1,9})\]", re.I)
+REFUSAL_TEXT = {
+    "no_token": "it does not answer the case mail (no In-Reply-To/References naming it)",
+    "wrong_token": "it names a case mail id that is not this case's",
+    "unknown_case": "there is no such case",
+    "not_authenticated": "the receiving server did not confirm DMARC/DKIM for the sender's domain",
+}
 
-Outcome = Literal["answered", "already_answered", "relayed", "automated", "no_sender", "capped", "staff_empty"]
+Outcome = Literal["answered", "already_answered", "relayed", "refused", "automated", "no_sender", "capped",
+                  "staff_empty"]
 
 
 class Processed(BaseModel):
@@ -79,9 +85,21 @@ class InboundProcessor:
             return Processed(outcome="no_sender", inbox_status="ignored")
 
         if is_staff_address(self.settings, mail.from_address):
-            case = await self._case_for_staff(mail)
-            if case is not None:
-                return await self._relay_staff_answer(item, mail, case)
+            check = await check_staff_reply(mail, self.store.get_case,
+                                            require_authentication=self.settings.staff_require_dmarc,
+                                            authserv_id=self.settings.authserv_id)
+            if check.verdict == "proven" and check.case is not None:
+                case = await self.store.get_case(check.case)
+                if case is not None:
+                    return await self._relay_staff_answer(item, mail, case)
+            if check.verdict == "not_a_case_reply":
+                # A staff address writing into a practice's case thread (not answering the
+                # case mail) used to be relayed; without the token it proves nothing either.
+                found = await self.store.thread_for(mail.thread_ids)
+                if found is not None and found[1] is not None:
+                    check = StaffCheck(verdict="refused", case=found[1], reason="no_token")
+            if check.verdict == "refused":
+                return await self._refuse_staff_reply(mail, check)
 
         conversation_key, case_number = await self._thread(mail, fallback=item.external_id)
         since = utcnow() - dt.timedelta(hours=1)
@@ -128,15 +146,17 @@ class InboundProcessor:
         # New threads: email:<message-id> (or the content hash that stood in for it).
         return f"email:{mail.message_id or fallback}", None
 
-    async def _case_for_staff(self, mail: ParsedMail) -> CaseRecord | None:
-        found = await self.store.thread_for(mail.thread_ids)
-        if found is not None and found[1] is not None:
-            return await self.store.get_case(found[1])
-        tag = _CASE_TAG.search(mail.subject)
-        if tag:
-            number = parse_case_label(tag.group(1))
-            return await self.store.get_case(number) if number is not None else None
-        return None
+    async def _refuse_staff_reply(self, mail: ParsedMail, check: StaffCheck) -> Processed:
+        """A staff From: without proof: possibly forged, so nothing is sent to anyone (not
+        even a bot answer to the staff address). The attempt is kept on the case, without
+        its text, so staff see it in `qopi-bot cases show`."""
+        label = case_label(check.case) if check.case is not None else None
+        log.warning("email.staff_reply_refused", case=label, reason=check.reason,
+                    sender_domain=(mail.from_address or "").rpartition("@")[2])
+        if check.case is not None:
+            await self.store.add_case_event(check.case, "staff_reply_refused", mail.from_address,
+                                            f"not relayed: {REFUSAL_TEXT[check.reason or 'no_token']}")
+        return Processed(outcome="refused", inbox_status="ignored", detail=check.reason, case=label)
 
     async def _relay_staff_answer(self, item: InboxItem, mail: ParsedMail, case: CaseRecord) -> Processed:
         if not mail.text.strip():

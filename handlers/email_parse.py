@@ -54,6 +54,8 @@ class ParsedMail(BaseModel):
     reply_to_name: str = ""
     content_type: str = "text/plain"
     loop_headers: dict[str, str] = Field(default_factory=dict)
+    # Authentication-Results fields, topmost (added last, by the nearest server) first.
+    auth_results: list[str] = Field(default_factory=list)
     has_report_part: bool = False
     attachments: int = 0
     text: str = ""          # the new text the person wrote: quotes and signature removed
@@ -285,6 +287,10 @@ def parse_mail(raw: bytes) -> ParsedMail:
     out.from_address, out.from_name = _address(msg, "From")
     out.reply_to_address, out.reply_to_name = _address(msg, "Reply-To")
     out.loop_headers = {name: value for name in LOOP_HEADERS if (value := _header(msg, name)) is not None}
+    try:
+        out.auth_results = [str(v)[:2000] for v in (msg.get_all("Authentication-Results") or [])][:20]
+    except Exception:
+        out.auth_results = []
     try:
         out.content_type = msg.get_content_type()
     except Exception:

@@ -36,6 +36,12 @@ class ConfigurationError(SystemExit):
         super().__init__(f"qopi-bot serve: {message}")
 
 
+def wants_socket_mode(settings: Settings, flag: bool) -> bool:
+    """Socket Mode with `--socket-mode`, or when an app token is set and no signing secret:
+    that is a Socket Mode app (Slack signs nothing over the socket), not a broken HTTP one."""
+    return flag or bool(settings.slack_app_token and not settings.slack_signing_secret)
+
+
 def check_settings(settings: Settings, socket_mode: bool) -> None:
     if socket_mode and not settings.slack_app_token:
         raise ConfigurationError("--socket-mode needs SLACK_APP_TOKEN (an app-level token, xapp-..., with the "
@@ -52,7 +58,7 @@ def check_settings(settings: Settings, socket_mode: bool) -> None:
 def create_web_app(settings: Settings, *, api_timeout: float = 10.0, socket_mode: bool = False) -> web.Application:
     """The aiohttp app: routes, plus the Slack service started and stopped with it."""
     app = web.Application(client_max_size=MAX_BODY)
-    service = SlackService(settings, api_timeout=api_timeout, socket_mode=socket_mode)
+    service = SlackService(settings, api_timeout=api_timeout, socket_mode=wants_socket_mode(settings, socket_mode))
     app[SERVICE] = service
     app.router.add_post("/slack/events", slack_events)
     app.router.add_get("/healthz", healthz)
@@ -70,8 +76,9 @@ def create_web_app(settings: Settings, *, api_timeout: float = 10.0, socket_mode
 
 async def healthz(request: web.Request) -> web.Response:
     # Liveness: 200 while the process serves. `database` says whether events can be stored
-    # now (false while the database is unreachable: events then get 503 and Slack retries).
-    return web.json_response({"ok": True, "database": await request.app[SERVICE].database_ok()})
+    # now (false while the database is unreachable: events then get 503 and Slack retries);
+    # `database_state` tells an outage from a busy pool (qopi_bot.health).
+    return web.json_response((await request.app[SERVICE].health()).model_dump())
 
 
 async def slack_events(request: web.Request) -> web.Response:
@@ -83,6 +90,12 @@ async def slack_events(request: web.Request) -> web.Response:
         raise  # 413 for an oversized body: a 4xx, fine as it is
     except Exception:
         return web.json_response({"error": "could not read the request body"}, status=400)
+    if service.verifier is None:
+        # Socket Mode without a signing secret: nothing may come in over HTTP. A request is
+        # never checked against an empty key (anyone can compute that HMAC).
+        log.warning("slack.http_refused", reason="no_signing_secret", socket_mode=service.socket_mode)
+        return web.json_response({"error": "this app takes events over Socket Mode; HTTP requests are not accepted"},
+                                 status=401)
     try:
         valid = service.verifier.is_valid_request(raw, dict(request.headers))
     except (ValueError, TypeError, UnicodeDecodeError):
@@ -142,6 +155,7 @@ def check_schema(settings: Settings) -> None:
 
 def run_web(settings: Settings, socket_mode: bool = False) -> None:
     """`qopi-bot serve [--socket-mode]`: serve on $PORT until SIGTERM/SIGINT."""
+    socket_mode = wants_socket_mode(settings, socket_mode)
     check_settings(settings, socket_mode)
     check_schema(settings)
     log.info("slack.serving", port=settings.port, socket_mode=socket_mode)

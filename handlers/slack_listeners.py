@@ -73,6 +73,11 @@ class Listeners:
 
     async def _answer_event(self, body: dict[str, Any], event: dict[str, Any]) -> None:
         team, channel, user = event_team(body), event["channel"], event["user"]
+        # One answer per Slack message (channel + ts), whichever way it reached us: as a
+        # live event, or read back from history by the catch-up after an outage.
+        if event.get("ts") and not await self.store.claim_message(f"slack-msg:{channel}:{event['ts']}", str(body["event_id"])):
+            log.info("slack.message_already_answered", external_id=str(body["event_id"]))
+            return
         key, reply_thread = conversation_for(body, event)
         text = plain_text(str(event.get("text") or ""), bot_user_id(body))
         origin = {"channel": channel, "thread_ts": reply_thread, "user": user, "team": team}

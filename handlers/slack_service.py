@@ -16,12 +16,13 @@ import aiohttp
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.signature import SignatureVerifier
-from sqlalchemy import text
 
+from handlers.slack_catchup import CatchUp
 from handlers.slack_delivery import SlackSender, close_quietly, web_client
 from handlers.slack_events import Inbound
 from handlers.slack_inbox import InboxProcessor, InboxWriter, SocketModeIntake
 from handlers.slack_listeners import SlackDeps, register
+from qopi_bot.health import Health, HealthProbe
 from qopi_bot.logs import get_logger
 from qopi_bot.migrate import SchemaNotReady
 from qopi_bot.outbox import Dispatcher
@@ -57,12 +58,14 @@ class SlackService:
         self.settings = settings
         self.api_timeout = api_timeout
         self.socket_mode = socket_mode
-        self.verifier = SignatureVerifier(settings.slack_signing_secret)
+        # No secret (a Socket Mode app): no verifier, and the HTTP route refuses everything.
+        self.verifier = SignatureVerifier(settings.slack_signing_secret) if settings.slack_signing_secret else None
         self.kb = load_kb(settings)  # a broken knowledge base stops the process here, with its message
         # One SQLite connection for the whole process: acks and processing queue in order
         # for it instead of polling SQLite's lock (see Store.from_url). No effect on PostgreSQL.
         self.store = Store.from_url(settings.db_url, sqlite_connections=1)
         self.writer = InboxWriter(self.store)
+        self.health_probe = HealthProbe(self.store.engine)
         self.ready = False
         self.stop_event = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -70,6 +73,8 @@ class SlackService:
         self._socket: SocketModeIntake | None = None
         self._socket_task: asyncio.Task[None] | None = None
         self.processor: InboxProcessor | None = None
+        self._catchup: CatchUp | None = None
+        self._catchup_task: asyncio.Task[int] | None = None
         self.dispatcher: Dispatcher | None = None
 
     async def start(self) -> None:
@@ -83,6 +88,7 @@ class SlackService:
                                                         self._session, self.api_timeout))
         dialogue = DialogueService(self.store, self.kb, self.settings)
         sender = SlackSender(self.settings, self.store, sender_client, self._session, self.api_timeout)
+        self._catchup = CatchUp(self.store, sender_client, self.settings, self.accept)
         self.dispatcher = Dispatcher(self.store, "slack", sender.send, self.settings)
         self.processor = InboxProcessor(self.store, bolt, self.settings, outbox=self.dispatcher.notify)
         register(bolt, SlackDeps(self.settings, self.store, dialogue, self.processor.outbox_queued))
@@ -108,6 +114,9 @@ class SlackService:
         self.ready = True
         assert self.processor is not None and self.dispatcher is not None
         log.info("slack.ready", socket_mode=self.socket_mode)
+        if self._catchup is not None and self.settings.slack_bot_token:
+            # What was asked while this process was down and Slack gave up retrying.
+            self._catchup_task = asyncio.create_task(self._catchup.run(), name="slack-catchup")
         if self._socket is not None:
             # Its own task: slack_sdk's connect() retries (sleeping) until the client is
             # closed, and shutdown must be able to cancel it without waiting.
@@ -129,18 +138,9 @@ class SlackService:
                 await asyncio.wait_for(self.stop_event.wait(), delay)
             delay = min(60.0, delay * 2)
 
-    async def database_ok(self, timeout: float = 1.0) -> bool:
-        """Can events be stored right now? Asked by /healthz. On PostgreSQL a real round
-        trip (a server that went away shows at once); a SQLite file is there once ready."""
-        if not self.ready or not self.store.is_postgres:
-            return self.ready
-        try:
-            async with asyncio.timeout(timeout):
-                async with self.store.engine.connect() as conn:
-                    await conn.execute(text("SELECT 1"))
-            return True
-        except Exception:
-            return False
+    async def health(self) -> Health:
+        """Asked by /healthz: can events be stored now, and if not, why (qopi_bot.health)."""
+        return await self.health_probe.check(self.ready)
 
     async def accept(self, inbound: Inbound, raw: bytes, meta: dict[str, Any]) -> bool:
         """Store a request before it is acknowledged. True if new, False for a retry we
@@ -158,6 +158,8 @@ class SlackService:
         self.stop_event.set()
         if self._socket_task is not None:
             self._socket_task.cancel()
+        if self._catchup_task is not None:
+            self._catchup_task.cancel()
         if self._socket is not None:
             with contextlib.suppress(Exception):
                 await self._socket.close_async()
@@ -173,4 +175,5 @@ class SlackService:
                 if not task.cancelled() and task.exception() is not None:
                     log.error("slack.task_failed", error=type(task.exception()).__name__)
         await close_quietly(self._session)
+        await self.health_probe.close()
         await self.store.close()

@@ -17,10 +17,12 @@ knowledge_app = typer.Typer(no_args_is_help=True, help="Check the knowledge base
 cases_app = typer.Typer(no_args_is_help=True, help="Staff cases: list, show, reply, resolve.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 outbox_app = typer.Typer(no_args_is_help=True, help="Outgoing replies waiting, sent or failed.")
+inbox_app = typer.Typer(no_args_is_help=True, help="Incoming Slack events and mail: waiting, done or failed.")
 app.add_typer(knowledge_app, name="knowledge")
 app.add_typer(cases_app, name="cases")
 app.add_typer(db_app, name="db")
 app.add_typer(outbox_app, name="outbox")
+app.add_typer(inbox_app, name="inbox")
 
 TodayOpt = Annotated[str | None, typer.Option("--today", help="Date to answer for, YYYY-MM-DD (default: today).")]
 RoundsOpt = Annotated[str | None, typer.Option("--rounds", help="Rounds calendar YAML replacing knowledge/rounds.yaml.")]
@@ -270,9 +272,28 @@ def outbox_retry(ids: Annotated[list[int], typer.Argument(help="Outbox item numb
     _run(retry_outbox(_settings(), ids))
 
 
+@inbox_app.command("list")
+def inbox_list(
+    status: Annotated[str | None, typer.Option("--status", help="pending, leased, done, ignored or failed")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List incoming items (never their text); failed ones are bugs the worker gave up on."""
+    from qopi_bot.staff_cli import list_inbox
+
+    _run(list_inbox(_settings(), status, as_json))
+
+
+@inbox_app.command("retry")
+def inbox_retry(ids: Annotated[list[int], typer.Argument(help="Inbox item numbers (from `inbox list`).")]) -> None:
+    """Process failed items again once the cause is fixed (only `failed` items are touched)."""
+    from qopi_bot.staff_cli import retry_inbox
+
+    _run(retry_inbox(_settings(), ids))
+
+
 # ------------------------------------------------------------------ processes
 @app.command()
-def serve(socket_mode: Annotated[bool, typer.Option("--socket-mode", help="Use Slack Socket Mode (needs SLACK_APP_TOKEN).")] = False) -> None:
+def serve(socket_mode: Annotated[bool, typer.Option("--socket-mode", help="Use Slack Socket Mode (needs SLACK_APP_TOKEN, no signing secret). Also chosen when SLACK_APP_TOKEN is set and SLACK_SIGNING_SECRET is not.")] = False) -> None:
     """Run the Slack web process (POST /slack/events, GET /healthz on $PORT)."""
     settings = _settings(structured_logs=True)
     from handlers.slack import run_web

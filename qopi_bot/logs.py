@@ -17,12 +17,41 @@ _HANDLER = "qopi-bot"
 _BODY_KEYS = {"text", "body", "message_text", "payload", "raw", "content", "question"}
 
 
+_MAX_DEPTH = 8  # deeper than any field we log; past it a value is withheld rather than walked
+
+
+def _withheld(value: Any) -> str:
+    return f"<{len(value) if hasattr(value, '__len__') else '?'} chars withheld>"
+
+
+def _scrub_value(value: Any, depth: int = 0) -> Any:
+    """Strings scrubbed; dicts, lists, tuples and sets walked (a call site may log a whole
+    structure, e.g. the facts of a case or an error's details), body-like keys withheld at
+    every level. Other values (numbers, booleans, None) cannot carry text and pass as they are."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, (bytes, bytearray)):
+        return _withheld(value)  # raw payloads are bodies
+    if depth >= _MAX_DEPTH and isinstance(value, (dict, list, tuple, set, frozenset)):
+        return "<nested value withheld>"
+    if isinstance(value, dict):
+        return {k: (_withheld(v) if isinstance(k, str) and k in _BODY_KEYS else _scrub_value(v, depth + 1))
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_scrub_value(v, depth + 1) for v in value]
+    if isinstance(value, (int, float, bool)) or value is None:
+        return value
+    return scrub(str(value))  # an object's repr can quote input too
+
+
 def _scrub_event(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
     for key, value in list(event.items()):
         if key in _BODY_KEYS:
-            event[key] = f"<{len(value) if hasattr(value, '__len__') else '?'} chars withheld>"
-        elif isinstance(value, str):
-            event[key] = scrub(value)
+            event[key] = _withheld(value)
+        elif key in ("exc_info", "stack_info"):
+            continue  # rendered into `exception` by format_exc_info, which runs first
+        else:
+            event[key] = _scrub_value(value)
     return event
 
 

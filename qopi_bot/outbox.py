@@ -8,6 +8,7 @@ configurable time, and then stays visible as `failed` (`qopi-bot outbox list`)."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import random
 import time
@@ -69,6 +70,29 @@ class Dispatcher:
         return len(items)
 
     async def _deliver(self, item: OutboxItem) -> None:
+        # A send can outlast the lease (a slow relay, a Slack API taking its time): keep the
+        # lease alive while it runs, or another process would take the item over and send
+        # it a second time.
+        keeper = asyncio.create_task(self._keep_lease(item.id), name=f"lease-{item.id}")
+        try:
+            await self._attempt(item)
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+
+    async def _keep_lease(self, item_id: int) -> None:
+        lease = self.settings.lease_seconds
+        while True:
+            await asyncio.sleep(lease / 3)
+            try:
+                if not await self.store.outbox_renew(item_id, lease):
+                    log.warning("outbox.lease_lost", channel=self.channel, item=item_id)
+                    return
+            except Exception as exc:  # the database hiccuped: try again at the next tick
+                log.warning("outbox.lease_renew_failed", channel=self.channel, item=item_id, error=type(exc).__name__)
+
+    async def _attempt(self, item: OutboxItem) -> None:
         try:
             result = await self.send(item)
         except DeliveryError as exc:

@@ -51,6 +51,13 @@ class Settings(BaseSettings):
     outbox_max_backoff_seconds: float = Field(default=300.0, alias="QOPI_OUTBOX_MAX_BACKOFF")
     lease_seconds: int = Field(default=60, alias="QOPI_LEASE_SECONDS")
     poll_interval: float = Field(default=0.2, alias="QOPI_POLL_INTERVAL")
+    # Second lock on staff email replies (contract section 8): also require the receiving
+    # server's Authentication-Results to show DMARC/DKIM passing for the staff domain.
+    staff_require_dmarc: bool = Field(default=False, alias="QOPI_STAFF_REQUIRE_DMARC")
+    authserv_id: str = Field(default="", alias="QOPI_AUTHSERV_ID")
+    # After an outage the web process reads what it missed from Slack, at most this far back.
+    slack_catchup_hours: float = Field(default=24.0, alias="QOPI_SLACK_CATCHUP_HOURS")
+    worker_health: str = Field(default="", alias="QOPI_WORKER_HEALTH")  # host:port for the worker's GET /healthz
 
     @field_validator("log_format", mode="before")
     @classmethod
@@ -75,6 +82,10 @@ class Settings(BaseSettings):
     @property
     def smtp_listen_host_port(self) -> tuple[str, int]:
         return _host_port(self.smtp_listen, 8025)
+
+    @property
+    def worker_health_host_port(self) -> tuple[str, int] | None:
+        return _host_port(self.worker_health, 8026) if self.worker_health else None
 
     @property
     def smtp_relay_host_port(self) -> tuple[str, int]:

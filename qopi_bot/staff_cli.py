@@ -52,6 +52,14 @@ async def show_case(settings: Any, label: str, as_json: bool) -> None:
     typer.echo(f"Question: {s.question}")
     typer.echo("Facts: " + (", ".join(f"{k}={v}" for k, v in s.facts.items()) or "none yet"))
     typer.echo(f"Bot so far: {s.decision_text}")
+    refused = [e for e in case.events if e.kind == "staff_reply_refused"]
+    if refused:
+        # Mail from a staff address that could not prove it answers the case mail: possibly
+        # forged. Never relayed; listed so staff notice someone is trying.
+        typer.echo(f"Refused staff replies ({len(refused)}):")
+        for e in refused:
+            when = e.created_at.strftime("%Y-%m-%d %H:%M") if e.created_at else "?"
+            typer.echo(f"  {when}  from {e.author or '?'}: {e.text or 'not relayed'}")
     typer.echo("Transcript:")
     for role, author, text in transcript:
         typer.echo(f"  {role}{f' ({author})' if author else ''}: {text}")
@@ -92,6 +100,32 @@ async def retry_outbox(settings: Any, ids: list[int]) -> None:
     skipped = sorted(set(ids) - set(requeued))
     if requeued:
         typer.echo(f"queued again: {', '.join(f'#{i}' for i in requeued)} (the running processes send them on their next poll)")
+    if skipped:
+        typer.echo(f"not failed (or unknown), left alone: {', '.join(f'#{i}' for i in skipped)}", err=True)
+        raise typer.Exit(1)
+
+
+async def list_inbox(settings: Any, status: str | None, as_json: bool) -> None:
+    async with open_runtime(settings) as rt:
+        items = await rt.store.inbox_list(status)
+    if as_json:
+        _echo_json([{k: (v.isoformat() if hasattr(v, "isoformat") and v is not None else v) for k, v in i.items()}
+                    for i in items])
+        return
+    if not items:
+        typer.echo("inbox is empty" + (f" for status {status}" if status else ""))
+    for i in items:
+        created = i["created_at"].strftime("%Y-%m-%d %H:%M") if i["created_at"] else "?"
+        typer.echo(f"#{i['id']} {i['source']:<5} {i['status']:<7} attempts={i['attempts']} {created} "
+                   f"{i['external_id'][:60]} {('error: ' + i['last_error']) if i['last_error'] else ''}")
+
+
+async def retry_inbox(settings: Any, ids: list[int]) -> None:
+    async with open_runtime(settings) as rt:
+        requeued = await rt.store.inbox_requeue(ids)
+    skipped = sorted(set(ids) - set(requeued))
+    if requeued:
+        typer.echo(f"queued again: {', '.join(f'#{i}' for i in requeued)} (the running processes take them on their next poll)")
     if skipped:
         typer.echo(f"not failed (or unknown), left alone: {', '.join(f'#{i}' for i in skipped)}", err=True)
         raise typer.Exit(1)

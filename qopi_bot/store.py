@@ -8,6 +8,7 @@ a process that died is picked up again when its lease runs out."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import uuid
 from collections.abc import Sequence
@@ -157,6 +158,15 @@ class Store:
         async with self.engine.begin() as conn:
             await conn.execute(update(cases).where(cases.c.id == case_id).values(**values))
 
+    async def set_case_mail_id_once(self, case_id: int, message_id: str) -> str:
+        """Record the case mail's Message-ID unless one is already recorded; return the one
+        in force. A retried delivery then sends the very same id (and token)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(update(cases).where(and_(cases.c.id == case_id, cases.c.staff_email_message_id.is_(None)))
+                               .values(staff_email_message_id=message_id, updated_at=utcnow()))
+            row = (await conn.execute(select(cases.c.staff_email_message_id).where(cases.c.id == case_id))).first()
+        return str(row[0]) if row and row[0] else message_id
+
     async def transition_case(self, case_id: int, allowed_from: Sequence[str], **values: Any) -> bool:
         """Change a case only if it is still in one of `allowed_from` (no lost updates)."""
         values["updated_at"] = utcnow()
@@ -179,6 +189,25 @@ class Store:
             return True
         except IntegrityError:
             return False
+
+    async def claim_message(self, message_key: str, event_id: str) -> bool:
+        """True if `event_id` may answer this message: the first to claim it, or the same
+        event again (a retried inbox item whose answer's outbox key dedupes it anyway).
+        Stops a message that arrived twice -- as a live event and again from the catch-up
+        after an outage -- from being answered twice."""
+        owner = hashlib.sha256(event_id.encode()).hexdigest()[:20]  # fits the source column
+        if await self.claim_event(message_key, source=owner):
+            return True
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(processed_events.c.source)
+                                      .where(processed_events.c.event_id == message_key))).first()
+        return row is not None and row[0] == owner
+
+    async def inbox_newest(self, source: str) -> dt.datetime | None:
+        """When this source last stored anything: where a catch-up after an outage starts."""
+        async with self.engine.connect() as conn:
+            value = (await conn.execute(select(func.max(inbox.c.created_at)).where(inbox.c.source == source))).scalar_one()
+        return _aware(value)
 
     # ------------------------------------------------------------ inbox
     async def inbox_put(self, source: str, external_id: str, payload: bytes, meta: dict[str, Any]) -> int | None:
@@ -235,6 +264,26 @@ class Store:
         async with self.engine.begin() as conn:
             await conn.execute(update(inbox).where(inbox.c.id == item_id).values(payload=payload))
 
+    async def inbox_list(self, status: str | None = None) -> list[dict[str, Any]]:
+        """Inbound items for operators, without their payloads (message bodies)."""
+        cols = [inbox.c.id, inbox.c.source, inbox.c.external_id, inbox.c.status, inbox.c.attempts, inbox.c.last_error,
+                inbox.c.created_at, inbox.c.processed_at]
+        query = select(*cols).order_by(inbox.c.id)
+        if status:
+            query = query.where(inbox.c.status == status)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [dict(r) | {"created_at": _aware(r["created_at"]), "processed_at": _aware(r["processed_at"])} for r in rows]
+
+    async def inbox_requeue(self, item_ids: Sequence[int]) -> list[int]:
+        """Process failed items again (after the bug is fixed): pending, attempts from zero."""
+        async with self.engine.begin() as conn:
+            rows = (await conn.execute(update(inbox).where(and_(inbox.c.id.in_(list(item_ids)), inbox.c.status == "failed"))
+                                       .values(status="pending", attempts=0, last_error=None, lease_until=None,
+                                               lease_owner=None, processed_at=None)
+                                       .returning(inbox.c.id))).all()
+        return sorted(int(r[0]) for r in rows)
+
     async def inbox_counts(self) -> dict[str, int]:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(select(inbox.c.status, func.count()).group_by(inbox.c.status))).all()
@@ -269,6 +318,13 @@ class Store:
         # Only while this process still holds the item: after its lease ran out another
         # process may have taken it (and sent it), and that outcome must not be undone.
         return and_(outbox.c.id == item_id, outbox.c.status == "leased", outbox.c.lease_owner == self.owner)
+
+    async def outbox_renew(self, item_id: int, lease_seconds: int) -> bool:
+        """Extend the lease on an item this process is still sending; False if it lost it."""
+        async with self.engine.begin() as conn:
+            done = await conn.execute(update(outbox).where(self._held(item_id))
+                                      .values(lease_until=utcnow() + dt.timedelta(seconds=lease_seconds)))
+        return done.rowcount == 1
 
     async def outbox_retry(self, item_id: int, at: dt.datetime, error: str) -> None:
         async with self.engine.begin() as conn:

@@ -82,14 +82,15 @@ async def test_subset_question_staff_mail_and_relayed_answer(tmp_path: Path, smt
         assert [e.kind for e in after.events] == kinds
 
 
-async def test_staff_reply_threaded_by_subject_tag_only(tmp_path: Path, smtp_sink: SmtpSink) -> None:
+async def test_genuine_reply_from_another_staff_address_is_relayed(tmp_path: Path, smtp_sink: SmtpSink) -> None:
     async with running_worker(settings_for(tmp_path / "db.sqlite3", smtp_sink,
                                            QOPI_STAFF_ADDRESSES="jordan.ellis@qopi-bot.test")) as worker:
         await send(worker, (CORPUS / "20_subset_downtown_site.eml").read_bytes(), DANA)
         await settle(worker.store)
+        [case_mail] = smtp_sink.messages_to(STAFF)
         smtp_sink.clear()
-        raw = _staff_reply(None).replace(b"From: QCP Staff <qcp-staff@qopi-bot.test>",
-                                         b"From: Jordan Ellis <Jordan.Ellis@qopi-bot.test>")
+        raw = _staff_reply(case_mail.message["Message-ID"]).replace(
+            b"From: QCP Staff <qcp-staff@qopi-bot.test>", b"From: Jordan Ellis <Jordan.Ellis@qopi-bot.test>")
         await send(worker, raw, "jordan.ellis@qopi-bot.test")
         await settle(worker.store)
         [relay] = smtp_sink.messages

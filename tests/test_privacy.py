@@ -58,3 +58,24 @@ def test_library_log_lines_are_json_and_scrubbed_too(monkeypatch: object) -> Non
     dump = json.dumps(lines)
     for secret in ("03/14/1958", "00482913", "123-45-6789", "555-867-5309", "jane.roe@example.org"):
         assert secret not in dump
+
+
+def test_nested_values_are_scrubbed_too(monkeypatch: object) -> None:
+    """A call site that logs a whole structure (a case's facts, an error's details) must not
+    carry a chart number or a date of birth out in a nested dict or list."""
+    buffer = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", buffer)  # type: ignore[attr-defined]
+    configure_logging("json")
+    get_logger("test").warning("case.details", case="QCP-0007", details={
+        "site": "downtown", "count": 3, "ok": True,
+        "notes": ["chart number 77120934 was excluded", {"who": "pt", "dob": "DOB: 1962-07-04", "text": "raw body"}],
+        "pairs": ("date of birth 04/07/1962", None),
+    })
+    line = json.loads(buffer.getvalue().strip().splitlines()[-1])
+    dump = json.dumps(line)
+    for secret in ("77120934", "1962-07-04", "04/07/1962", "raw body"):
+        assert secret not in dump
+    details = line["details"]
+    assert details["site"] == "downtown" and details["count"] == 3 and details["ok"] is True
+    assert "[mrn]" in details["notes"][0] and "[dob]" in details["notes"][1]["dob"]
+    assert "withheld" in details["notes"][1]["text"] and "[dob]" in details["pairs"][0]

@@ -100,6 +100,7 @@ def test_manifest_asks_for_what_the_app_uses() -> None:
     manifest = yaml.safe_load((ROOT / "slack-manifest.yaml").read_text())
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == {
         "app_mentions:read", "chat:write", "im:history", "im:read", "im:write", "channels:history", "groups:history",
+        "channels:read", "groups:read",  # users.conversations, for the catch-up after an outage
         "commands", "users:read"}
     settings = manifest["settings"]
     assert set(settings["event_subscriptions"]["bot_events"]) == {"app_mention", "message.im", "message.channels",

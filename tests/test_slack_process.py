@@ -34,11 +34,11 @@ def procfile_web_command() -> list[str]:
 class WebProcess:
     """`qopi-bot serve` as the platform runs it, with PORT set."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(self, env: dict[str, str], log: Path, extra_args: list[str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log.open("ab")
-        self.proc = subprocess.Popen(procfile_web_command(), cwd=ROOT, env=process_env({**env, "PORT": str(self.port)}),
+        self.proc = subprocess.Popen(procfile_web_command() + list(extra_args or []), cwd=ROOT, env=process_env({**env, "PORT": str(self.port)}),
                                      stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while True:

@@ -113,7 +113,7 @@ async def test_event_that_cannot_be_stored_gets_503_so_slack_retries(tmp_path: P
         status, _, _ = await stand.event(ss.app_mention(QUESTION, channel="C8"))
         assert status == 503
         code, health = await stand.healthz()
-        assert code == 200 and health == {"ok": True, "database": False}
+        assert code == 200 and health == {"ok": True, "database": False, "database_state": "not_ready"}
     assert fake.posts() == []
 
 

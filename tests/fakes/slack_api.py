@@ -129,6 +129,9 @@ class FakeSlackAPI:
         self._delays: Dict[str, float] = {}
         self._responses: Dict[str, ResponseSpec] = {}
         self._ts_counter = itertools.count(1)
+        # Conversation history (channel -> messages), for conversations.history/replies and
+        # users.conversations: what people wrote (add_message) and what the bot posted.
+        self._history: Dict[str, List[Dict[str, Any]]] = collections.defaultdict(list)
         self._id_counter = itertools.count(1)
 
         self._loop: Optional[asyncio.AbstractEventLoop] = None
@@ -256,6 +259,20 @@ class FakeSlackAPI:
                 self._responses.pop(method, None)
             else:
                 self._responses[method] = response
+
+    def add_message(self, channel: str, user: str, text: str, ts: str, thread_ts: Optional[str] = None) -> Dict[str, Any]:
+        """Put a message in a conversation's history without delivering any event for it
+        (what Slack holds for a bot whose web process was down)."""
+        msg: Dict[str, Any] = {"type": "message", "user": user, "text": text, "ts": ts, "team": TEAM_ID}
+        if thread_ts:
+            msg["thread_ts"] = thread_ts
+        with self._lock:
+            self._history[channel].append(msg)
+        return msg
+
+    def history(self, channel: str) -> List[Dict[str, Any]]:
+        with self._lock:
+            return [dict(m) for m in self._history.get(channel, [])]
 
     def clear(self) -> None:
         """Forget recorded calls, pending failures, delays and response overrides."""
@@ -546,7 +563,10 @@ class FakeSlackAPI:
         if err:
             return err
         ts = self._next_ts()
-        return {"ok": True, "channel": p["channel"], "ts": ts, "message": self._message(p, ts)}
+        message = self._message(p, ts)
+        with self._lock:
+            self._history[p["channel"]].append(dict(message))
+        return {"ok": True, "channel": p["channel"], "ts": ts, "message": message}
 
     def _m_chat_update(self, p: Dict[str, Any]) -> dict:
         if not p.get("channel"):
@@ -644,6 +664,57 @@ class FakeSlackAPI:
             user["profile"]["real_name"] = override["real_name"]
         user.update(override)
         return {"ok": True, "user": user}
+
+    @staticmethod
+    def _float(value: Any, default: float) -> float:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            return default
+
+    def _m_users_conversations(self, p: Dict[str, Any]) -> dict:
+        """Every conversation with history counts as one the bot is a member of."""
+        with self._lock:
+            ids = sorted(self._history)
+        chans = [{"id": c, "is_im": c.startswith("D"), "is_channel": c.startswith("C"),
+                  "is_private": not c.startswith("C"), "is_member": True} for c in ids]
+        return {"ok": True, "channels": chans, "response_metadata": {"next_cursor": ""}}
+
+    def _m_conversations_history(self, p: Dict[str, Any]) -> dict:
+        """Top-level messages (thread parents included), newest first, with reply counts."""
+        channel = p.get("channel")
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        oldest = self._float(p.get("oldest"), 0.0)
+        limit = int(self._float(p.get("limit"), 100))
+        with self._lock:
+            msgs = [dict(m) for m in self._history.get(channel, [])]
+        tops = []
+        for m in msgs:
+            if m.get("thread_ts") and m["thread_ts"] != m["ts"]:
+                continue
+            replies = [r for r in msgs if r.get("thread_ts") == m["ts"] and r["ts"] != m["ts"]]
+            if replies:
+                m["thread_ts"] = m["ts"]
+                m["reply_count"] = len(replies)
+                m["latest_reply"] = max(r["ts"] for r in replies)
+            if float(m["ts"]) > oldest or float(m.get("latest_reply", "0")) > oldest:
+                tops.append(m)
+        tops.sort(key=lambda m: float(m["ts"]), reverse=True)
+        return {"ok": True, "messages": tops[:limit], "has_more": len(tops) > limit}
+
+    def _m_conversations_replies(self, p: Dict[str, Any]) -> dict:
+        """The parent first, then its replies after `oldest`, oldest first."""
+        channel, ts = p.get("channel"), p.get("ts")
+        if not channel or not ts:
+            return {"ok": False, "error": "thread_not_found"}
+        oldest = self._float(p.get("oldest"), 0.0)
+        with self._lock:
+            msgs = [dict(m) for m in self._history.get(channel, [])]
+        parent = [m for m in msgs if m["ts"] == ts]
+        replies = sorted((m for m in msgs if m.get("thread_ts") == ts and m["ts"] != ts and float(m["ts"]) > oldest),
+                         key=lambda m: float(m["ts"]))
+        return {"ok": True, "messages": parent + replies, "has_more": False}
 
     def _m_views_open(self, p: Dict[str, Any]) -> dict:
         if not p.get("trigger_id"):

@@ -119,6 +119,11 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        with self._sink._lock:
+            self._sink._data_started += 1
+            delay = self._sink._data_delay
+        if delay:  # a slow relay: the answer to DATA comes late
+            await asyncio.sleep(delay)
         reply = self._failure("DATA")
         if reply:
             return reply
@@ -149,6 +154,8 @@ class SmtpSink:
         self._messages: list[ReceivedMessage] = []
         self._failure: tuple[str, str] | None = None
         self._rejected = 0
+        self._data_delay = 0.0
+        self._data_started = 0
         self._controller: Controller | None = None
 
     # -- lifecycle ---------------------------------------------------------------
@@ -210,6 +217,17 @@ class SmtpSink:
             raise ValueError(f"stage must be one of {_STAGES}")
         with self._lock:
             self._failure = (stage, reply)
+
+    def set_data_delay(self, seconds: float) -> None:
+        """Answer DATA only after ``seconds`` (0: at once), like a slow relay."""
+        with self._lock:
+            self._data_delay = float(seconds)
+
+    @property
+    def data_started(self) -> int:
+        """How many DATA commands arrived, answered or not (a second send shows here)."""
+        with self._lock:
+            return self._data_started
 
     def recover(self) -> None:
         with self._lock:
