@@ -35,7 +35,21 @@ INTENT_TOPIC: dict[Intent, Topic] = {
     Intent.HUMAN: Topic.HUMAN,
 }
 
-Kind = Literal["decision", "greeting", "clarify", "out_of_scope", "error", "case_followup", "unpublished", "round_dates"]
+Kind = Literal["decision", "greeting", "clarify", "choose", "out_of_scope", "error", "case_followup", "unpublished", "round_dates"]
+
+# How a question of each kind reads when the bot asks which one was meant.
+ABOUT: dict[Intent, str] = {
+    Intent.ELIGIBILITY: "whether your practice is eligible to apply",
+    Intent.SCORE_THRESHOLD: "the score you need to pass (the threshold)",
+    Intent.VALIDITY: "how long a score stays valid",
+    Intent.APPLICATION: "how and when to apply",
+    Intent.MULTI_SITE: "how a practice with several sites applies",
+    Intent.SAMPLING: "the sampling and chart requirements",
+    Intent.ATTESTATION: "the attestation form for charts left out of the pool",
+    Intent.MODULES: "which modules to submit",
+    Intent.MEASURES: "the 25 certification measures",
+    Intent.STANDARDS: "the 20 Certification Standards",
+}
 
 
 class ConversationState(BaseModel):
@@ -62,6 +76,7 @@ class Plan(BaseModel):
     state: ConversationState
     # The other questions of the same message (at most two more), each with its decision.
     also: list[tuple[Intent, Decision]] = Field(default_factory=list)
+    choice: Intent | None = None  # with kind "choose": the other reading the bot asks about
 
 
 def _facts_given(f: Facts) -> bool:
@@ -166,6 +181,11 @@ def plan(state: ConversationState, text: str, today: dt.date, kb: Knowledge) -> 
             decision.missing = [wanted, *decision.missing]
 
     _general_validity(decision, u)
+    if u.doubt is not None and decision.outcome is Outcome.ANSWERED and not base.problem:
+        # Two readings would give two different answers and nothing said tells them apart.
+        base.kind, base.choice = "choose", u.doubt
+        new_state.topic, new_state.pending = intent, None
+        return base
     # Every other question in the message gets its own answer, from the same facts.
     answered = {_topic_for(intent, f)}
     for other in u.intents[1:]:
@@ -268,6 +288,9 @@ def compose(p: Plan, kb: Knowledge, case_id: str | None = None) -> Answer:
             "I'm not sure what you're asking, and I'd rather ask than guess: could you rephrase?",
             "I can tell you whether your practice is eligible to apply, until when a score is valid, how multi-site "
             "practices apply, and what the application involves.", *notes]))
+    if p.kind == "choose" and p.choice is not None:
+        return Answer(intent=p.intent, outcome=Outcome.NEEDS_INFO, case_id=case_id, text="\n".join([
+            f"I want to get this right: do you mean {ABOUT[p.intent]}, or {ABOUT[p.choice]}?", *notes]))
     if p.kind == "out_of_scope":
         return Answer(intent=Intent.OUT_OF_SCOPE, outcome=Outcome.OUT_OF_SCOPE, case_id=case_id, text=(
             "That's outside what I can help with: I only answer questions about ASCO's QOPI Certification Program.\n"

@@ -29,9 +29,9 @@ class KnowledgeError(Exception):
     """A knowledge file is missing or wrong; the message names the file and entry."""
 
 
-def knowledge_dir() -> Path:
-    """The knowledge folder in use (the packaged one)."""
-    return _data_dir()
+def knowledge_dir(configured: str = "") -> Path:
+    """The knowledge folder in use: QOPI_KNOWLEDGE_DIR when set, else the packaged one."""
+    return Path(configured) if configured else _data_dir()
 
 
 def _data_dir() -> Path:

@@ -27,7 +27,8 @@ class Runtime:
 
 def load_kb(settings: Settings, rounds_file: str | None = None) -> Knowledge:
     chosen = rounds_file or settings.rounds_file or None
-    return load_knowledge(rounds_file=Path(chosen) if chosen else None)
+    return load_knowledge(Path(settings.knowledge_dir) if settings.knowledge_dir else None,
+                          rounds_file=Path(chosen) if chosen else None)
 
 
 @asynccontextmanager

@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     smtp_username: str = Field(default="", alias="QOPI_SMTP_USERNAME")
     smtp_password: str = Field(default="", alias="QOPI_SMTP_PASSWORD")
     rounds_file: str = Field(default="", alias="QOPI_ROUNDS_FILE")
+    knowledge_dir: str = Field(default="", alias="QOPI_KNOWLEDGE_DIR")
     log_format: Literal["console", "json"] = Field(default="console", alias="QOPI_LOG_FORMAT")
     reply_cap_per_hour: int = Field(default=20, alias="QOPI_REPLY_CAP_PER_HOUR")
     outbox_give_up_after_seconds: int = Field(default=86_400, alias="QOPI_OUTBOX_GIVE_UP_AFTER")

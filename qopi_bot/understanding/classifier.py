@@ -54,11 +54,13 @@ class IntentModel:
     """Stored weights; `predict` is pure Python and allocation-light."""
 
     def __init__(self, labels: list[str], vocab: dict[str, int], idf: list[float],
-                 weights: list[tuple[float, ...]], bias: tuple[float, ...], source_hash: str) -> None:
+                 weights: array, bias: tuple[float, ...], source_hash: str) -> None:
         self.labels = labels
         self.vocab = vocab
         self.idf = idf
-        self.weights = weights  # one row per feature: a weight for each label
+        # Row-major float32: feature i's weights for every label are weights[i*L:(i+1)*L]. Kept
+        # flat, as loaded, so start-up builds no per-feature objects.
+        self.weights = weights
         self.bias = bias
         self.source_hash = source_hash
 
@@ -77,12 +79,12 @@ class IntentModel:
         totals = list(self.bias)
         if norm:
             scale = 1.0 / math.sqrt(norm)
-            weights = self.weights
+            weights, width = self.weights, len(totals)
             for index, value in active:
                 v = value * scale
-                row = weights[index]
-                for k in range(len(totals)):
-                    totals[k] += row[k] * v
+                start = index * width
+                for k, w in enumerate(weights[start:start + width]):
+                    totals[k] += w * v
         return dict(zip(self.labels, totals))
 
     def predict(self, text: str) -> Prediction:
@@ -92,7 +94,7 @@ class IntentModel:
 
     # ------------------------------------------------------------------ storage
     def to_json(self) -> str:
-        flat = array("f", [w for row in self.weights for w in row])
+        flat = self.weights
         return json.dumps({
             "version": MODEL_VERSION, "source_hash": self.source_hash, "labels": self.labels,
             "vocab": sorted(self.vocab, key=self.vocab.__getitem__),
@@ -108,12 +110,10 @@ class IntentModel:
         labels: list[str] = data["labels"]
         flat = array("f")
         flat.frombytes(base64.b64decode(data["weights_f32_b64"]))
-        width = len(labels)
-        weights = [tuple(flat[i:i + width]) for i in range(0, len(flat), width)]
         vocab = {term: i for i, term in enumerate(data["vocab"])}
-        if len(weights) != len(vocab):
+        if len(flat) != len(vocab) * len(labels):
             raise ValueError("intent model is corrupt: weights and vocabulary differ in size")
-        return cls(labels, vocab, data["idf"], weights, tuple(data["bias"]), data["source_hash"])
+        return cls(labels, vocab, data["idf"], flat, tuple(data["bias"]), data["source_hash"])
 
 
 def train(examples: Sequence[Example]) -> IntentModel:
@@ -149,5 +149,6 @@ def train(examples: Sequence[Example]) -> IntentModel:
     kernel = x @ x.T
     alpha = np.linalg.solve(kernel + RIDGE_LAMBDA * np.eye(n_docs), y - bias)
     w = x.T @ alpha
-    weights = [tuple(float(v) for v in row) for row in w.astype(np.float32)]
+    weights = array("f")
+    weights.frombytes(np.ascontiguousarray(w, dtype=np.float32).tobytes())
     return IntentModel(labels, vocab, idf, weights, tuple(float(b) for b in bias), examples_hash(examples))

@@ -54,6 +54,7 @@ class Understanding(BaseModel):
     asks_round_dates: bool = False
     escalation: Intent | None = None  # a request for a person, a subset or an exception
     own_score: bool = False  # speaks of the practice's own score ("our score"), not scores in general
+    doubt: Intent | None = None  # a competing reading that would change the answer: ask which one is meant
     asks_integration_evidence: bool = False  # "how do we show / what proof that our sites are integrated?"
     rules_applied: list[str] = Field(default_factory=list)  # which reading rules changed the model's reading
 
@@ -132,8 +133,10 @@ def facts_make_a_case(r: _Reading, topic: Intent, question: str) -> Intent:
                              r"\b(attestation|sampling|modules?|measures?|standards|application process|form)\b", question)
         if topic in (Intent.APPLICATION, Intent.SCORE_THRESHOLD, Intent.GREETING, Intent.OUT_OF_SCOPE) or \
                 (not specific and _asks_about_applying(question)):
-            if topic is Intent.MULTI_SITE and not _asks_about_applying(question):
-                return topic
+            if topic is Intent.MULTI_SITE and (not _asks_about_applying(question) or re.search(
+                    r"\b(together|separate\w*|one application|single application|as one|entit\w+|each|every|sites?|locations?|clinics?)\b",
+                    question)):
+                return topic  # "do we apply together?" stays the multi-site question
             if topic is Intent.SCORE_THRESHOLD and not _asks_about_applying(question) and f.score is None:
                 return topic
             return Intent.ELIGIBILITY
@@ -249,6 +252,24 @@ def read_questions(r: _Reading) -> None:
             r.intents.append(topic)
 
 
+_ANSWERABLE = (Intent.ELIGIBILITY, Intent.SCORE_THRESHOLD, Intent.VALIDITY, Intent.APPLICATION, Intent.MULTI_SITE,
+               Intent.SAMPLING, Intent.ATTESTATION, Intent.MODULES, Intent.MEASURES, Intent.STANDARDS)
+
+
+def _doubt(r: _Reading, intents: list[Intent], ex: Extraction) -> Intent | None:
+    """Two readings nearly tied, nothing stated to tell them apart, no rule settled it: the
+    runner-up, so the dialogue can ask one short question instead of guessing."""
+    if len(intents) != 1 or r.applied or _has_facts(ex.facts) or any(p.confident for _, p in r.asked):
+        return None
+    w = r.whole
+    if w.confident or w.margin >= 0.08 or w.runner_up is None or Intent(w.intent) is not intents[0]:
+        return None
+    first, second = Intent(w.intent), Intent(w.runner_up)
+    if first in _ANSWERABLE and second in _ANSWERABLE and {first, second} != {Intent.ELIGIBILITY, Intent.SCORE_THRESHOLD}:
+        return second
+    return None
+
+
 def understand(raw: str, today: dt.date, kb: Knowledge, pending: MissingFact | None = None) -> Understanding:
     text, lines = clean(raw)
     model: IntentModel = model_for(kb)
@@ -274,7 +295,8 @@ def understand(raw: str, today: dt.date, kb: Knowledge, pending: MissingFact | N
             and Intent(whole.intent) not in (Intent.ELIGIBILITY, Intent.VALIDITY, Intent.MULTI_SITE):
         intent, intents = None, []  # bare facts ("fall 2025, 81%"): the dialogue decides the topic
     escalation = next((i for i in intents if i in ESCALATIONS), None)
-    return Understanding(
+    doubt = _doubt(r, intents, ex)
+    return Understanding(doubt=doubt,
         text=text, intent=intent, intents=intents, confidence=round(whole.score, 3),
         runner_up=Intent(whole.runner_up) if whole.runner_up else None,
         facts=ex.facts, problems=ex.problems, threshold_question=ex.threshold_question,
