@@ -105,6 +105,8 @@ class EmailWorker:
         except SchemaNotReady:
             await self.store.close()
             raise
+        if self.settings.imap_host:
+            return self._start_imap()
         host, port = self.settings.smtp_listen_host_port
         handler = InboundSMTPHandler(self.accept)
         hostname = self.settings.help_address.rpartition("@")[2] or "localhost"
@@ -116,6 +118,18 @@ class EmailWorker:
         self._tasks = [asyncio.create_task(self._inbox_loop(), name="email-inbox"),
                        asyncio.create_task(self.dispatcher.run_forever(self._stop), name="email-outbox")]
         log.info("email.worker_started", listen=f"{host}:{self.address[1]}", relay=self.settings.smtp_relay)
+        return self
+
+    def _start_imap(self) -> EmailWorker:
+        """The help mailbox lives on an IMAP server: read it there instead of listening for SMTP."""
+        from handlers.email_imap import ImapIntake
+
+        intake = ImapIntake(self.settings, self.store, stored=self._inbox_wake.set, stop=self._stop)
+        self._tasks = [asyncio.create_task(self._inbox_loop(), name="email-inbox"),
+                       asyncio.create_task(self.dispatcher.run_forever(self._stop), name="email-outbox"),
+                       asyncio.create_task(intake.run(), name="email-imap")]
+        log.info("email.worker_started", imap=f"{self.settings.imap_host}:{self.settings.imap_port}",
+                 relay=self.settings.smtp_relay)
         return self
 
     async def stop(self) -> None:
