@@ -70,6 +70,7 @@ class ImapIntake:
         self.store = store
         self._stored = stored  # wakes the inbox loop
         self._stop = stop
+        self._watching = False
         self.mailbox = mailbox_key(settings.imap_host, settings.imap_user, settings.imap_folder)
         # aioimaplib logs every line it receives at DEBUG: message bodies must never reach a log.
         logging.getLogger("aioimaplib").setLevel(logging.WARNING)
@@ -78,22 +79,29 @@ class ImapIntake:
     async def run(self) -> None:
         backoff = 1.0
         while not self._stop.is_set():
+            self._watching = False
             try:
                 await self._session()
                 backoff = 1.0
             except ImapConfigError as exc:
-                backoff = MAX_BACKOFF  # fixing settings or a token takes a person; keep trying slowly
+                # Fixing settings or a token takes a person (or the token refresher): retry,
+                # but not so often that the provider locks the account for failed logins.
+                backoff = max(backoff, 5.0)
                 log.error("email.imap_config", error=str(exc), retry_in=backoff)
+                backoff_next = min(backoff * 2, MAX_BACKOFF)
             except Exception as exc:  # server restart, dropped connection, database away: retry
+                if self._watching:
+                    backoff = 1.0  # a session that worked: the backoff of earlier outages is over
                 log.warning("email.imap_disconnected", error=type(exc).__name__, detail=str(exc)[:200],
                             retry_in=backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF)
+                backoff_next = min(backoff * 2, MAX_BACKOFF)
             else:
                 continue
             try:
                 await asyncio.wait_for(self._stop.wait(), timeout=backoff)
             except TimeoutError:
                 pass
+            backoff = backoff_next
 
     async def _session(self) -> None:
         conn = await ImapConnection.open(self.settings)
@@ -102,6 +110,7 @@ class ImapIntake:
             folder = await conn.select(self.settings.imap_folder)
             baseline = await baseline_for(self.store, self.mailbox, uidvalidity=folder.uidvalidity,
                                           uidnext=folder.uidnext, backfill=self.settings.imap_backfill)
+            self._watching = True
             log.info("email.imap_watching", folder=self.settings.imap_folder, uidvalidity=folder.uidvalidity,
                      first_uid=baseline.first_uid, idle=conn.has_idle, security=self.settings.imap_security)
             while not self._stop.is_set():

@@ -8,6 +8,7 @@ hanging, and the intake reconnects. Nothing here logs; callers log ids and reaso
 from __future__ import annotations
 
 import asyncio
+import base64
 import re
 import ssl
 from pathlib import Path
@@ -19,6 +20,7 @@ from pydantic import BaseModel
 from qopi_bot.settings import Settings
 
 COMMAND_TIMEOUT = 30.0  # seconds; a 25 MB FETCH over a slow link still fits
+CONNECT_TIMEOUT = 10.0  # greeting and login: a server that is still starting (or half gone) is retried soon
 
 _CODE = re.compile(rb"\[(UIDVALIDITY|UIDNEXT) (\d+)\]")
 _LIST = re.compile(rb'^\([^)]*\) (?:"((?:[^"\\]|\\.)*)"|NIL) ')
@@ -87,7 +89,7 @@ class ImapConnection:
         client.protocol.conn_lost_cb = lambda _exc: lost.set()
         conn = cls(client, lost)
         try:
-            await client.wait_hello_from_server()
+            await asyncio.wait_for(client.wait_hello_from_server(), CONNECT_TIMEOUT)
             if security == "starttls":
                 await conn._starttls(host)
             await conn._login(settings)
@@ -113,7 +115,7 @@ class ImapConnection:
         user = settings.imap_user
         token = oauth2_token(settings)
         if token:
-            resp = await self.client.xoauth2(user, token)
+            resp = await asyncio.wait_for(self._xoauth2(user, token), CONNECT_TIMEOUT)
         elif settings.imap_password:
             resp = await self.client.login(user, settings.imap_password)
         else:
@@ -121,6 +123,25 @@ class ImapConnection:
         if resp.result != "OK":
             raise ImapConfigError(f"login as QOPI_IMAP_USER refused ({'XOAUTH2' if token else 'password'}); "
                                   "check the credentials" + (" or refresh the token" if token else ""))
+
+    async def _xoauth2(self, user: str, token: str) -> aioimaplib.Response:
+        """AUTHENTICATE XOAUTH2 with the initial response (SASL-IR). A refused token is
+        answered with a "+ <error>" challenge the client must acknowledge with an empty line
+        before the server says NO; aioimaplib does not, and would wait forever."""
+        proto = self.client.protocol
+        sasl = base64.b64encode(f"user={user}\1auth=Bearer {token}\1\1".encode()).decode("ascii")
+        cmd = Command("AUTHENTICATE", proto.new_tag(), "XOAUTH2", sasl, loop=proto.loop)
+        task = asyncio.ensure_future(proto.execute(cmd, scrub=sasl))
+        acknowledged = False
+        while not task.done():
+            await asyncio.wait({task}, timeout=0.05)
+            if not acknowledged and any(isinstance(x, bytes) and x.startswith(b"+") for x in cmd.response.lines):
+                proto.send("")
+                acknowledged = True
+        resp = task.result()
+        if resp.result == "OK":
+            proto.state = "AUTH"
+        return resp
 
     async def _delimiter(self) -> str:
         resp = _ok(await self.client.list('""', '""'), "LIST")

@@ -201,7 +201,7 @@ async def test_server_restart_mid_session(tmp_path: Path, smtp_sink: SmtpSink, d
         await asyncio.to_thread(dovecot.start)
         second = question_mail("How long is a Spring 2025 score valid?")
         await _deliver(dovecot, second.as_bytes())
-        replies = await smtp_sink.wait_for_async(2, timeout=20)
+        replies = await smtp_sink.wait_for_async(2, timeout=30)
         assert replies[1].message["In-Reply-To"] == second["Message-ID"]
         await settle(worker.store)
         await smtp_sink.assert_quiet_async(0.5)
@@ -279,3 +279,59 @@ def test_wrong_password_is_logged_clearly_and_the_worker_stays_up(tmp_path: Path
         assert worker.proc.poll() is None
     finally:
         assert worker.terminate() == 0
+
+
+class _TokenIntrospection:
+    """The identity provider's token-introspection endpoint Dovecot asks about XOAUTH2
+    tokens (RFC 7662): a local stand-in knowing one valid token."""
+
+    def __init__(self, valid: str, user: str) -> None:
+        import http.server
+        import threading
+        import urllib.parse
+
+        outer = self
+        self.seen: list[str] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+                token = (urllib.parse.parse_qs(body).get("token") or [""])[0] or \
+                    self.headers.get("Authorization", "").removeprefix("Bearer ")
+                outer.seen.append(token)
+                answer = f'{{"active": true, "username": "{user}"}}' if token == valid else '{"active": false}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(answer.encode())
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/introspect"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_xoauth2_token_file_is_reread_at_login(tmp_path: Path, smtp_sink: SmtpSink) -> None:
+    """An expired token is refused with a clear hint; once the operator writes a fresh one to
+    QOPI_IMAP_OAUTH2_TOKEN_FILE, the worker logs in with it at its next attempt, no restart."""
+    _dovecot_or_skip()
+    idp = _TokenIntrospection(valid="fresh-token", user=HELP)
+    server = ThrowawayDovecot(user=HELP, oauth2_introspection_url=idp.url).start()
+    token_file = tmp_path / "imap-token"
+    token_file.write_text("expired-token\n")
+    db = tmp_path / "db.sqlite3"
+    worker = ImapWorkerProcess(imap_env(db, smtp_sink, server, QOPI_IMAP_PASSWORD="",
+                                        QOPI_IMAP_OAUTH2_TOKEN_FILE=str(token_file)), tmp_path / "worker.log")
+    try:
+        wait_until(lambda: "refresh the token" in worker.log(), 20, "the refused token to be logged")
+        assert "expired-token" in idp.seen and "expired-token" not in worker.log()
+        token_file.write_text("fresh-token\n")
+        wait_until(lambda: "email.imap_watching" in worker.log(), 90, "a login with the refreshed token")
+        server.append(question_mail("Is the threshold 75%?").as_bytes())
+        smtp_sink.wait_for(1, timeout=10)
+    finally:
+        assert worker.terminate() == 0
+        server.cleanup()
+        idp.server.shutdown()
