@@ -108,6 +108,7 @@ class ImapIntake:
         try:
             await conn.ensure_folder(self.settings.imap_done_folder)
             folder = await conn.select(self.settings.imap_folder)
+            self._history: set[int] = set()  # history UIDs seen this session (UIDVALIDITY changed)
             baseline = await baseline_for(self.store, self.mailbox, uidvalidity=folder.uidvalidity,
                                           uidnext=folder.uidnext, backfill=self.settings.imap_backfill)
             self._watching = True
@@ -122,7 +123,7 @@ class ImapIntake:
     async def _sweep(self, conn: ImapConnection, folder: Folder, baseline: Baseline) -> int:
         """Store and move everything new in the folder; returns how many were moved."""
         same = folder.uidvalidity == baseline.uidvalidity
-        uids = await conn.uids_from(baseline.first_uid if same else 1)
+        uids = [u for u in await conn.uids_from(baseline.first_uid if same else 1) if u not in self._history]
         moved = 0
         for start in range(0, len(uids), BATCH):
             done: list[int] = []
@@ -133,6 +134,7 @@ class ImapIntake:
                 if message is None:
                     continue  # expunged meanwhile by someone else
                 if not same and baseline.is_history(folder.uidvalidity, uid, message.internaldate):
+                    self._history.add(uid)  # fetched once per session, not at every wake-up
                     continue
                 await self._store(folder, message)
                 done.append(uid)

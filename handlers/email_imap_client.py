@@ -160,7 +160,10 @@ class ImapConnection:
         return self.client.has_capability("IDLE")
 
     async def select(self, folder: str) -> Folder:
-        resp = _ok(await self.client.select(quote(self.server_name(folder))), f"SELECT {folder}")
+        resp = await self.client.select(quote(self.server_name(folder)))
+        if resp.result == "NO":
+            raise ImapConfigError(f"QOPI_IMAP_FOLDER {folder!r} cannot be opened; check the folder name")
+        _ok(resp, f"SELECT {folder}")
         codes = {k.decode(): int(v) for line in resp.lines if isinstance(line, bytes) for k, v in _CODE.findall(line)}
         if "UIDVALIDITY" not in codes:
             raise ImapError(f"SELECT {folder}: the server sent no UIDVALIDITY")

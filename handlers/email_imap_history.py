@@ -39,7 +39,8 @@ class Baseline(BaseModel):
         if uidvalidity == self.uidvalidity:
             return uid < self.first_uid
         arrived = internaldate_utc(internaldate)
-        return arrived is not None and arrived < self.started_at
+        # INTERNALDATE has whole seconds: mail from the very second of the first start is new.
+        return arrived is not None and arrived < self.started_at.replace(microsecond=0)
 
 
 def internaldate_utc(value: str) -> dt.datetime | None:

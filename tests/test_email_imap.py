@@ -335,3 +335,33 @@ def test_xoauth2_token_file_is_reread_at_login(tmp_path: Path, smtp_sink: SmtpSi
         assert worker.terminate() == 0
         server.cleanup()
         idp.server.shutdown()
+
+
+async def test_uidvalidity_change_keeps_history_by_arrival_time(tmp_path: Path, smtp_sink: SmtpSink,
+                                                                 dovecot: ThrowawayDovecot) -> None:
+    """The watched folder is recreated (a new UIDVALIDITY) holding a day-old message: UIDs no
+    longer tell old from new, arrival time against the first start does."""
+    def recreate(with_old: bool) -> None:
+        c = dovecot.client()
+        c.delete('"Help"')
+        c.create('"Help"')
+        c.logout()
+        if with_old:
+            old = question_mail("An old question: is 75% enough?", sender="old@practice.example.org").as_bytes()
+            dovecot.append(old, "Help", time.time() - 86_400)
+
+    db = tmp_path / "db.sqlite3"
+    settings = imap_settings(db, smtp_sink, dovecot, QOPI_IMAP_FOLDER="Help")
+    await asyncio.to_thread(recreate, False)
+    async with running_worker(settings):
+        await _watching(db)  # the first start: the mark is recorded for this UIDVALIDITY
+    await asyncio.to_thread(recreate, True)
+    async with running_worker(settings) as worker:
+        new = question_mail("Is the threshold 75%?")
+        await asyncio.to_thread(dovecot.append, new.as_bytes(), "Help")
+        [reply] = await smtp_sink.wait_for_async(1, timeout=10)
+        assert reply.message["In-Reply-To"] == new["Message-ID"]
+        await settle(worker.store)
+    await smtp_sink.assert_quiet_async(0.3)
+    assert len(smtp_sink) == 1
+    assert len(dovecot.uids("Help")) == 1  # the day-old message stays where it was, unanswered
