@@ -36,7 +36,7 @@ eval: install  ## the shared public question set, 44/44 required
 
 bench: install  ## benchmarks, on demand; each prints ratios against a baseline measured in the same run
 	$(PY) bench/bench_core.py
-	@for b in bench/bench_slack.py bench/bench_email.py bench/bench_scale.py; do [ -f $$b ] && $(PY) $$b || true; done
+	@for b in bench/bench_slack.py bench/bench_email.py bench/bench_imap.py bench/bench_scale.py; do [ -f $$b ] && $(PY) $$b || true; done
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis

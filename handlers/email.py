@@ -109,6 +109,9 @@ class EmailWorker:
         except SchemaNotReady:
             await self.store.close()
             raise
+        if self.settings.imap_host:
+            await self._start_health()
+            return self._start_imap()
         host, port = self.settings.smtp_listen_host_port
         handler = InboundSMTPHandler(self.accept)
         hostname = self.settings.help_address.rpartition("@")[2] or "localhost"
@@ -147,6 +150,18 @@ class EmailWorker:
             return None
         host, port = self._health_runner.addresses[0][:2]
         return host, port
+
+    def _start_imap(self) -> EmailWorker:
+        """The help mailbox lives on an IMAP server: read it there instead of listening for SMTP."""
+        from handlers.email_imap import ImapIntake
+
+        intake = ImapIntake(self.settings, self.store, stored=self._inbox_wake.set, stop=self._stop)
+        self._tasks = [asyncio.create_task(self._inbox_loop(), name="email-inbox"),
+                       asyncio.create_task(self.dispatcher.run_forever(self._stop), name="email-outbox"),
+                       asyncio.create_task(intake.run(), name="email-imap")]
+        log.info("email.worker_started", imap=f"{self.settings.imap_host}:{self.settings.imap_port}",
+                 relay=self.settings.smtp_relay)
+        return self
 
     async def stop(self) -> None:
         self._stop.set()

@@ -59,8 +59,23 @@ class Settings(BaseSettings):
     # After an outage the web process reads what it missed from Slack, at most this far back.
     slack_catchup_hours: float = Field(default=24.0, alias="QOPI_SLACK_CATCHUP_HOURS")
     worker_health: str = Field(default="", alias="QOPI_WORKER_HEALTH")  # host:port for the worker's GET /healthz
+    # The hosted help mailbox (contract section 11): set QOPI_IMAP_HOST and the worker reads
+    # it over IMAP instead of listening for SMTP deliveries. See docs/email.md.
+    imap_host: str = Field(default="", alias="QOPI_IMAP_HOST")
+    imap_port: int = Field(default=993, alias="QOPI_IMAP_PORT")
+    imap_security: Literal["tls", "starttls", "none"] = Field(default="tls", alias="QOPI_IMAP_SECURITY")
+    imap_user: str = Field(default="", alias="QOPI_IMAP_USER")
+    imap_password: str = Field(default="", alias="QOPI_IMAP_PASSWORD")
+    imap_oauth2_token: str = Field(default="", alias="QOPI_IMAP_OAUTH2_TOKEN")
+    imap_oauth2_token_file: str = Field(default="", alias="QOPI_IMAP_OAUTH2_TOKEN_FILE")
+    imap_folder: str = Field(default="INBOX", alias="QOPI_IMAP_FOLDER")
+    imap_done_folder: str = Field(default="QOPI/Done", alias="QOPI_IMAP_DONE_FOLDER")
+    imap_backfill: bool = Field(default=False, alias="QOPI_IMAP_BACKFILL")
+    # RFC 2177: a client must re-IDLE at least every 29 minutes; 25 leaves room for slow links.
+    imap_idle_seconds: float = Field(default=1500.0, gt=0, le=1740, alias="QOPI_IMAP_IDLE_SECONDS")
+    imap_poll_seconds: float = Field(default=5.0, gt=0, alias="QOPI_IMAP_POLL_SECONDS")  # servers without IDLE
 
-    @field_validator("log_format", mode="before")
+    @field_validator("log_format", "imap_security", mode="before")
     @classmethod
     def _lower(cls, v: str) -> str:
         return v.lower() if isinstance(v, str) else v
