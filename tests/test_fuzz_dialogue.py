@@ -37,7 +37,9 @@ def _answer_ok(state: ConversationState, text: str, today: dt.date) -> None:
     assert answer.text.strip()
     assert answer.outcome in set(Outcome)
     if answer.outcome is Outcome.NEEDS_INFO and answer.intent is not Intent.GREETING:
-        assert answer.missing, "a question must say what it needs"
+        # A question asks for a missing fact, or asks which of two readings was meant.
+        assert answer.missing or answer.text.startswith("I want to get this right: do you mean"), \
+            "a question must say what it needs"
     if answer.facts.get("score") is not None:
         assert 0 <= answer.facts["score"] <= 100
     assert "\x00" not in answer.text

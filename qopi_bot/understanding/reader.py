@@ -261,6 +261,8 @@ def _doubt(r: _Reading, intents: list[Intent], ex: Extraction) -> Intent | None:
     runner-up, so the dialogue can ask one short question instead of guessing."""
     if len(intents) != 1 or r.applied or _has_facts(ex.facts) or any(p.confident for _, p in r.asked):
         return None
+    if not (cues._DOMAIN.search(r.text) or cues._PROGRAM_WORDS.search(r.text)):
+        return None  # nothing of the program in it: not a choice between two program answers
     w = r.whole
     if w.confident or w.margin >= 0.08 or w.runner_up is None or Intent(w.intent) is not intents[0]:
         return None
