@@ -56,7 +56,7 @@ def serve_bare(port: int, api_url: str) -> None:
 def serve_ours(port: int, api_url: str, db: str) -> None:
     from aiohttp import web
 
-    from handlers.slack import create_web_app
+    from qopi_bot_handlers.slack.app import create_web_app
     from qopi_bot.logs import configure_logging
     from qopi_bot.settings import Settings
 

@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.panel import Panel
 
-from qopi_bot.dialogue import ConversationState
+from qopi_bot.models import ConversationState
 from qopi_bot.models import Answer
 from qopi_bot.records import IncomingMessage
 from qopi_bot.runtime import open_runtime

@@ -296,7 +296,7 @@ def inbox_retry(ids: Annotated[list[int], typer.Argument(help="Inbox item number
 def serve(socket_mode: Annotated[bool, typer.Option("--socket-mode", help="Use Slack Socket Mode (needs SLACK_APP_TOKEN, no signing secret). Also chosen when SLACK_APP_TOKEN is set and SLACK_SIGNING_SECRET is not.")] = False) -> None:
     """Run the Slack web process (POST /slack/events, GET /healthz on $PORT)."""
     settings = _settings(structured_logs=True)
-    from handlers.slack import run_web
+    from qopi_bot_handlers.slack.app import run_web
 
     run_web(settings, socket_mode=socket_mode)
 
@@ -305,7 +305,7 @@ def serve(socket_mode: Annotated[bool, typer.Option("--socket-mode", help="Use S
 def worker() -> None:
     """Run the email worker (SMTP in on QOPI_SMTP_LISTEN, replies via QOPI_SMTP_RELAY)."""
     settings = _settings(structured_logs=True)
-    from handlers.email import run_worker
+    from qopi_bot_handlers.email.worker import run_worker
 
     run_worker(settings)
 

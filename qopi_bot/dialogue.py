@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from qopi_bot.core import decide
 from qopi_bot.core.kb import Knowledge
 from qopi_bot.models import (
-    Answer, Decision, Escalation, Facts, Intent, MissingFact, Outcome, Topic, Verdict,
+    Answer, ConversationState, Decision, Escalation, Facts, Intent, MissingFact, Outcome, Topic, Verdict,
 )
 from qopi_bot.privacy import looks_like_phi
 from qopi_bot.understanding import Understanding, understand
@@ -50,16 +50,6 @@ ABOUT: dict[Intent, str] = {
     Intent.MEASURES: "the 25 certification measures",
     Intent.STANDARDS: "the 20 Certification Standards",
 }
-
-
-class ConversationState(BaseModel):
-    """What a thread remembers between turns."""
-
-    facts: Facts = Field(default_factory=Facts)
-    topic: Intent | None = None
-    pending: MissingFact | None = None
-    case_id: str | None = None  # the staff case this thread has (any status: a new message reopens it)
-    turns: int = 0
 
 
 class Plan(BaseModel):

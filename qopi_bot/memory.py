@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from qopi_bot.dialogue import ConversationState
+from qopi_bot.models import ConversationState
 
 if TYPE_CHECKING:
     from qopi_bot.store import Store

@@ -218,3 +218,13 @@ class Answer(BaseModel):
 
     def contract_json(self) -> dict[str, object]:
         return self.model_dump(mode="json")
+
+
+class ConversationState(BaseModel):
+    """What a thread remembers between turns."""
+
+    facts: Facts = Field(default_factory=Facts)
+    topic: Intent | None = None
+    pending: MissingFact | None = None
+    case_id: str | None = None  # the staff case this thread has (any status: a new message reopens it)
+    turns: int = 0

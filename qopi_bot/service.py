@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from qopi_bot.cases import CaseService
 from qopi_bot.core.kb import Knowledge
-from qopi_bot.dialogue import ConversationState, compose, plan
+from qopi_bot.dialogue import compose, plan
+from qopi_bot.models import ConversationState
 from qopi_bot.models import Answer
 from qopi_bot.records import IncomingMessage, case_label, parse_case_label
 from qopi_bot.settings import Settings

@@ -26,7 +26,7 @@ from qopi_bot.clock import utcnow
 from qopi_bot.schema import (  # noqa: F401  (tables re-exported for tests and tools)
     case_events, cases, conversations, email_threads, inbox, messages, metadata, outbox, processed_events,
 )
-from qopi_bot.dialogue import ConversationState
+from qopi_bot.models import ConversationState
 from qopi_bot.records import CaseEvent, CaseRecord, InboxItem, OutboxItem
 
 __all__ = ["Store", "StoreUnavailable", "metadata", "utcnow"]

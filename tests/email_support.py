@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 from sqlalchemy import select
 
-from handlers.email import EmailWorker, start_worker
+from qopi_bot_handlers.email.worker import EmailWorker, start_worker
 from qopi_bot.settings import Settings
 from qopi_bot.store import Store
 from tests.fakes.smtp_sink import ReceivedMessage, SmtpSink, find_free_port, send_eml

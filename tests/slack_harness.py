@@ -20,8 +20,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from handlers.slack import SERVICE, create_web_app
-from handlers.slack_service import SlackService
+from qopi_bot_handlers.slack.app import SERVICE, create_web_app
+from qopi_bot_handlers.slack.service import SlackService
 from qopi_bot.settings import Settings
 from tests.fakes import slack_signing as ss
 from tests.fakes.slack_api import FakeSlackAPI

@@ -34,3 +34,31 @@ def test_core_never_reads_the_clock_or_does_io() -> None:
         for node in ast.walk(ast.parse(source)):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
                 assert node.func.id not in FORBIDDEN_CALLS, f"{path.name} calls {node.func.id}()"
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_the_store_knows_nothing_of_dialogue_or_understanding() -> None:
+    store_side = [CORE.parent / "store.py", CORE.parent / "schema.py", CORE.parent / "memory.py"]
+    for path in store_side:
+        bad = {n for n in _imports(path) if n.startswith(("qopi_bot.dialogue", "qopi_bot.understanding"))}
+        assert not bad, f"{path.name} imports {bad}"
+
+
+def test_channel_adapters_never_import_each_other() -> None:
+    handlers = CORE.parents[1] / "handlers"
+    for channel, other in (("slack", "email"), ("email", "slack")):
+        for path in (handlers / channel).glob("*.py"):
+            bad = {n for n in _imports(path) if n.startswith(f"qopi_bot_handlers.{other}")}
+            assert not bad, f"{channel}/{path.name} imports {bad}"
+    for path in (CORE.parent).rglob("*.py"):
+        assert not {n for n in _imports(path) if n.startswith("qopi_bot_handlers")} or path.name == "cli.py", \
+            f"{path} imports a channel adapter"

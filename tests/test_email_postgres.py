@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from handlers.email import start_worker
+from qopi_bot_handlers.email.worker import start_worker
 from qopi_bot.migrate import SchemaNotReady, upgrade
 from qopi_bot.store import Store
 from tests.email_support import CORPUS, manifest, norm, practice_messages, running_worker, send, settings_for, settle

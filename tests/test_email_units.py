@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from handlers.email_compose import reply_subject, thread_references
-from handlers.email_loops import automated_reason
-from handlers.email_parse import external_id, parse_mail, strip_reply, without_attachments
+from qopi_bot_handlers.email.compose import reply_subject, thread_references
+from qopi_bot_handlers.email.loops import automated_reason
+from qopi_bot_handlers.email.parse import external_id, parse_mail, strip_reply, without_attachments
 from tests.email_support import CORPUS, HELP, manifest, norm
 
 ENTRIES = manifest()

@@ -21,11 +21,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from handlers.email_compose import (
+from qopi_bot_handlers.email.compose import (
     WIRE_POLICY, build_message, new_message_id, reply_subject, thread_references,
 )
-from handlers.email_loops import automated_reason
-from handlers.email_parse import (
+from qopi_bot_handlers.email.loops import automated_reason
+from qopi_bot_handlers.email.parse import (
     ParsedMail, clean_subject, clean_text, external_id, html_to_text, parse_mail, strip_reply, without_attachments,
 )
 

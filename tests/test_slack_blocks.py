@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from handlers.slack_blocks import answer_message, staff_case_message
-from handlers.slack_events import BadRequest, plain_text, triage, wanted_event
+from qopi_bot_handlers.slack.blocks import answer_message, staff_case_message
+from qopi_bot_handlers.slack.events import BadRequest, plain_text, triage, wanted_event
 from qopi_bot.cases import CaseSummary
 from qopi_bot.models import Answer, Intent, MissingFact, Outcome, Verdict
 from qopi_bot.wording import QUESTIONS

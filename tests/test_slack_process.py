@@ -14,7 +14,7 @@ import pytest
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
-from handlers.slack import SERVICE, create_web_app
+from qopi_bot_handlers.slack.app import SERVICE, create_web_app
 from tests.fakes import slack_signing as ss
 from tests.fakes.slack_api import FakeSlackAPI
 from tests.slack_harness import (  # noqa: F401  (fixtures)

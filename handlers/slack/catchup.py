@@ -18,7 +18,7 @@ from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from handlers.slack_events import Inbound, triage_envelope
+from qopi_bot_handlers.slack.events import Inbound, triage_envelope
 from qopi_bot.logs import get_logger
 from qopi_bot.settings import Settings
 from qopi_bot.store import Store, utcnow

@@ -3,8 +3,8 @@
 POST /slack/events takes Events API callbacks, the /qopi command and button clicks; GET
 /healthz answers 200. One rule shapes the request path: verify, store, ack -- and do
 nothing else before the ack. Answers are worked out afterwards from the inbox
-(handlers.slack_inbox -> bolt listeners in handlers.slack_listeners) and posted from the
-outbox (handlers.slack_delivery), so Slack's 3-second ack limit never waits on the
+(qopi_bot_handlers.slack.inbox -> bolt listeners in qopi_bot_handlers.slack.listeners) and posted from the
+outbox (qopi_bot_handlers.slack.delivery), so Slack's 3-second ack limit never waits on the
 dialogue or the Web API, and a Slack retry of a stored event finds it already there.
 
 Status codes: 401 for a bad or stale signature (checked before bolt sees anything, so a
@@ -18,12 +18,12 @@ import time
 
 from aiohttp import web
 
-from handlers.slack_events import BadRequest, triage
-from handlers.slack_service import SlackService
+from qopi_bot_handlers.slack.events import BadRequest, triage
+from qopi_bot_handlers.slack.service import SlackService
 from qopi_bot.logs import get_logger
 from qopi_bot.settings import Settings
 
-log = get_logger("handlers.slack")
+log = get_logger("qopi_bot_handlers.slack.app")
 
 SERVICE = web.AppKey("slack_service", SlackService)
 MAX_BODY = 1024 * 1024  # Slack's payloads are a few KB; anything near this is not from Slack

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from email.utils import parseaddr
 
-from handlers.email_parse import ParsedMail
+from qopi_bot_handlers.email.parse import ParsedMail
 
 _PRECEDENCE = {"bulk", "list", "junk", "auto_reply"}
 _ROBOT_LOCALPARTS = {"mailer-daemon", "postmaster", "no-reply", "noreply", "do-not-reply", "donotreply"}

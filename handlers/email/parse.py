@@ -20,7 +20,7 @@ import html2text
 from mailparser_reply.parser import EmailMessage as ReplyMessage
 from pydantic import BaseModel, Field
 
-from handlers.email_bounds import (
+from qopi_bot_handlers.email.bounds import (
     MAX_FIELD, MAX_READ, cut_parts, drop_between, soft_wrap, squeeze_whitespace, tame_html, unwrap,
 )
 

@@ -14,12 +14,12 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from handlers.email_compose import (
+from qopi_bot_handlers.email.compose import (
     ReplyPayload, new_message_id, origin_for, reply_subject, reply_text, thread_references,
 )
-from handlers.email_loops import automated_reason
-from handlers.email_parse import ParsedMail, parse_mail, without_attachments
-from handlers.email_trust import StaffCheck, check_staff_reply
+from qopi_bot_handlers.email.loops import automated_reason
+from qopi_bot_handlers.email.parse import ParsedMail, parse_mail, without_attachments
+from qopi_bot_handlers.email.trust import StaffCheck, check_staff_reply
 from qopi_bot.cases import is_staff_address
 from qopi_bot.core.kb import Knowledge
 from qopi_bot.logs import get_logger
@@ -28,7 +28,7 @@ from qopi_bot.service import DialogueService
 from qopi_bot.settings import Settings
 from qopi_bot.store import Store, utcnow
 
-log = get_logger("handlers.email")
+log = get_logger("qopi_bot_handlers.email.worker")
 REFUSAL_TEXT = {
     "no_token": "it does not answer the case mail (no In-Reply-To/References naming it)",
     "wrong_token": "it names a case mail id that is not this case's",

@@ -2,7 +2,7 @@
 
 They run in the inbox processor, after the HTTP ack, so they may take their time. They
 never call the Web API: every reply is an outbox item (dedupe key derived from the Slack
-event id or click), delivered by handlers.slack_delivery. Exceptions propagate to bolt,
+event id or click), delivered by qopi_bot_handlers.slack.delivery. Exceptions propagate to bolt,
 which answers 500 to the processor; the item is then retried when its lease runs out."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 
-from handlers.slack_blocks import REPLY_VIEW, answer_message, mention_ids, reply_from_view, reply_modal, text_message
-from handlers.slack_events import (
+from qopi_bot_handlers.slack.blocks import REPLY_VIEW, answer_message, mention_ids, reply_from_view, reply_modal, text_message
+from qopi_bot_handlers.slack.events import (
     bot_user_id, command_key, conversation_for, event_team, is_dm, plain_text, thread_key, wanted_event,
 )
 from qopi_bot.cases import is_staff_user

@@ -21,7 +21,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from handlers.slack_blocks import relay_message, staff_case_message, staff_note_message, text_message
+from qopi_bot_handlers.slack.blocks import relay_message, staff_case_message, staff_note_message, text_message
 from qopi_bot.cases import summarize
 from qopi_bot.logs import get_logger
 from qopi_bot.outbox import DeliveryError

@@ -16,11 +16,11 @@ from typing import Any
 import aiosmtplib
 from pydantic import ValidationError
 
-from handlers.email_compose import (
+from qopi_bot_handlers.email.compose import (
     WIRE_POLICY, ReplyPayload, build_message, relay_text, render_reply, reply_subject, stable_message_id, staff_case_subject,
     staff_case_text, thread_references,
 )
-from handlers.email_trust import new_case_mail_id
+from qopi_bot_handlers.email.trust import new_case_mail_id
 from qopi_bot.cases import summarize
 from qopi_bot.core.kb import Knowledge
 from qopi_bot.logs import get_logger
@@ -29,7 +29,7 @@ from qopi_bot.records import OutboxItem
 from qopi_bot.settings import Settings
 from qopi_bot.store import Store
 
-log = get_logger("handlers.email")
+log = get_logger("qopi_bot_handlers.email.worker")
 _AUTH_CODES = {530, 534, 535, 538}  # login problems: an operator fixes the settings, then it goes out
 _IDLE_RECONNECT_SECONDS = 30.0
 
@@ -71,7 +71,7 @@ class EmailDelivery:
             raise DeliveryError(f"case {item.payload['case']} does not exist", permanent=True)
         to = str(item.payload.get("to") or self.settings.staff_email)
         summary = summarize(case)
-        # The id carries the case's secret token (handlers.email_trust): only a reply that
+        # The id carries the case's secret token (qopi_bot_handlers.email.trust): only a reply that
         # names it is relayed. Recorded before sending, so even a very quick reply finds it,
         # and reused on every retry.
         message_id = await self.store.set_case_mail_id_once(

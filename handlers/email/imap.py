@@ -31,13 +31,13 @@ from email.utils import parseaddr
 
 from aioimaplib.aioimaplib import STOP_WAIT_SERVER_PUSH
 
-from handlers.email_imap_client import Fetched, Folder, ImapConfigError, ImapConnection
-from handlers.email_imap_history import Baseline, baseline_for, mailbox_key
+from qopi_bot_handlers.email.imap_client import Fetched, Folder, ImapConfigError, ImapConnection
+from qopi_bot_handlers.email.imap_history import Baseline, baseline_for, mailbox_key
 from qopi_bot.logs import get_logger
 from qopi_bot.settings import Settings
 from qopi_bot.store import Store
 
-log = get_logger("handlers.email_imap")
+log = get_logger("qopi_bot_handlers.email.imap")
 
 BATCH = 20  # messages stored before one MOVE; bounds what a crash can leave to re-read
 MAX_BACKOFF = 60.0

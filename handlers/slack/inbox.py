@@ -1,7 +1,7 @@
 """From the inbox to the bolt app: the half of "store, ack, then process" after the ack.
 
 Every Slack request worth answering is stored in the inbox before it is acknowledged
-(handlers.slack for HTTP, `SocketModeIntake` for Socket Mode). `InboxProcessor` claims
+(qopi_bot_handlers.slack.app for HTTP, `SocketModeIntake` for Socket Mode). `InboxProcessor` claims
 stored items with a lease and dispatches them through the bolt AsyncApp, whose listeners
 do the work. Because the work is driven by the inbox, not by the request, an item a
 crashed process left behind is simply claimed again: pending ones at once, leased ones
@@ -23,7 +23,7 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
-from handlers.slack_events import BadRequest, Inbound, triage_socket
+from qopi_bot_handlers.slack.events import BadRequest, Inbound, triage_socket
 from qopi_bot.logs import get_logger
 from qopi_bot.polling import poll_forever
 from qopi_bot.records import InboxItem

@@ -1,6 +1,6 @@
 """What Slack sent us, decided without I/O: keep it, ignore it, or answer a challenge.
 
-The ack path (handlers.slack) runs `triage` on every verified request before anything is
+The ack path (qopi_bot_handlers.slack.app) runs `triage` on every verified request before anything is
 stored, so it must be fast and pure. The listeners use the same key/origin helpers, so the
 web layer and the processor always agree on which conversation a message belongs to.
 

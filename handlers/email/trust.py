@@ -20,7 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from handlers.email_parse import ParsedMail
+from qopi_bot_handlers.email.parse import ParsedMail
 from qopi_bot.records import CaseRecord, parse_case_label
 
 _CASE_MAIL_ID = re.compile(r"^<qopi-case-(\d{1,9})-([A-Za-z0-9_-]{20,64})@[^<>@\s]+>$")

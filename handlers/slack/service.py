@@ -17,11 +17,11 @@ from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.signature import SignatureVerifier
 
-from handlers.slack_catchup import CatchUp
-from handlers.slack_delivery import SlackSender, close_quietly, web_client
-from handlers.slack_events import Inbound
-from handlers.slack_inbox import InboxProcessor, InboxWriter, SocketModeIntake
-from handlers.slack_listeners import SlackDeps, register
+from qopi_bot_handlers.slack.catchup import CatchUp
+from qopi_bot_handlers.slack.delivery import SlackSender, close_quietly, web_client
+from qopi_bot_handlers.slack.events import Inbound
+from qopi_bot_handlers.slack.inbox import InboxProcessor, InboxWriter, SocketModeIntake
+from qopi_bot_handlers.slack.listeners import SlackDeps, register
 from qopi_bot.health import Health, HealthProbe
 from qopi_bot.logs import get_logger
 from qopi_bot.migrate import SchemaNotReady
@@ -31,7 +31,7 @@ from qopi_bot.service import DialogueService
 from qopi_bot.settings import Settings
 from qopi_bot.store import Store, StoreUnavailable
 
-log = get_logger("handlers.slack")
+log = get_logger("qopi_bot_handlers.slack.app")
 
 
 def build_bolt_app(settings: Settings, client: Any) -> AsyncApp:

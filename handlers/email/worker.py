@@ -22,9 +22,9 @@ from typing import Any, Literal
 from aiohttp import web
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from handlers.email_delivery import EmailDelivery
-from handlers.email_inbound import InboundProcessor
-from handlers.email_parse import external_id
+from qopi_bot_handlers.email.delivery import EmailDelivery
+from qopi_bot_handlers.email.inbound import InboundProcessor
+from qopi_bot_handlers.email.parse import external_id
 from qopi_bot.health import HealthProbe
 from qopi_bot.logs import configure_logging, get_logger
 from qopi_bot.polling import poll_forever
@@ -35,7 +35,7 @@ from qopi_bot.service import DialogueService
 from qopi_bot.settings import Settings
 from qopi_bot.store import Store
 
-log = get_logger("handlers.email")
+log = get_logger("qopi_bot_handlers.email.worker")
 
 MAX_MESSAGE_BYTES = 10 * 1024 * 1024
 MAX_ATTEMPTS = 5  # a message that fails this often is a bug: kept as `failed`, never retried forever
@@ -153,7 +153,7 @@ class EmailWorker:
 
     def _start_imap(self) -> EmailWorker:
         """The help mailbox lives on an IMAP server: read it there instead of listening for SMTP."""
-        from handlers.email_imap import ImapIntake
+        from qopi_bot_handlers.email.imap import ImapIntake
 
         intake = ImapIntake(self.settings, self.store, stored=self._inbox_wake.set, stop=self._stop)
         self._tasks = [asyncio.create_task(self._inbox_loop(), name="email-inbox"),

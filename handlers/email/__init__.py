@@ -1,0 +1,1 @@
+"""Email adapter: SMTP and IMAP intake, parsing, loop rules, staff trust, composing, delivery."""

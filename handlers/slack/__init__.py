@@ -1,0 +1,1 @@
+"""Slack adapter: HTTP events and Socket Mode intake, listeners, Block Kit, delivery."""
