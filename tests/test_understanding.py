@@ -147,7 +147,7 @@ def test_closing_thanks_gets_a_short_reply(tmp_path: Path) -> None:
 
 
 def test_two_close_readings_become_one_question(tmp_path: Path) -> None:
-    # A knowledge base whose examples cannot tell "alpha" apart: the bot asks instead of guessing.
+    # A knowledge base whose examples cannot tell "alpha score" apart: the bot asks instead of guessing.
     folder = tmp_path / "knowledge"
     shutil.copytree(ROOT / "knowledge", folder, ignore=shutil.ignore_patterns("__pycache__", "*.py", "examples"))
     (folder / "intent-model.json").unlink()
@@ -155,9 +155,9 @@ def test_two_close_readings_become_one_question(tmp_path: Path) -> None:
     (folder / "examples" / "sampling.yaml").write_text("intent: sampling\nexamples:\n- alpha charts beta\n")
     (folder / "examples" / "modules.yaml").write_text("intent: modules\nexamples:\n- alpha modules gamma\n")
     kb = load_knowledge(folder)
-    u = understand("alpha", dt.date(2026, 3, 1), kb)
+    u = understand("alpha score", dt.date(2026, 3, 1), kb)
     assert {u.intent, u.doubt} == {Intent.SAMPLING, Intent.MODULES}
-    [a] = ask(tmp_path, "alpha", env={"QOPI_KNOWLEDGE_DIR": str(folder)})
+    [a] = ask(tmp_path, "alpha score", env={"QOPI_KNOWLEDGE_DIR": str(folder)})
     assert a["outcome"] == "needs_info" and a["text"].startswith("I want to get this right: do you mean")
     assert "sampling" in a["text"] and "modules" in a["text"]
 

@@ -55,7 +55,9 @@ _NOT_SCORE_AFTER = re.compile(
 _LABEL_AFTER = re.compile(r"^\s*(?:%\s*)?(?:overall|oqs|aggregate|(?:(?:on|for|in|from) )?(?:the )?(?:certification |cert )?(?:pathway|measures|fall|spring|autumn|round|report|last (?:fall|spring)))\b")
 _ADJACENT_LABEL = re.compile(r"\b(score|oqs|overall|aggregate|quality score|result|numbers? (?:show|shows|showed|say|says|are|were|at)|"
                              r"practice-wide|report says|says|got|scored|at|as)\W{0,3}(?:of|was|is|=|:)?\s*(?:a|an)?\s*$|(?:^|\s)an?\s+$")
-_COMPARED = re.compile(r"\b(round(?:ed|s)?(?: it)?(?: up| down)? to|count(?:s|ed)? as|equal to|same as|higher than|lower than|more than|less than|above|below|instead of|vs\.?|versus)\s+(?:a\s+)?$")
+_COMPARED = re.compile(r"\b((?:has|have|need|needs|must|needed|required) to (?:hit|reach|get|score|be|achieve|clear|meet)(?: at least)?(?: an?)?|"
+                       r"(?:believes?|thinks?|thought|said|says|heard|told (?:me|us))\s+(?:that\s+)?(?:it'?s|it is|it was|the (?:threshold|cutoff|minimum) is)|"
+                       r"round(?:ed|s)?(?: it)?(?: up| down)? to|count(?:s|ed)? as|equal to|same as|higher than|lower than|more than|less than|above|below|instead of|vs\.?|versus)\s+(?:a\s+)?$")
 _ALTERNATIVE_AFTER = re.compile(r"^\s*(?:%|pct|percent)?\s*(?:or\s+\d|(?:per|for each|on each|for every|each)\s+(?:measure|site|module|location|clinic))")
 _ALTERNATIVE_BEFORE = re.compile(r"\d\s*(?:%|pct|percent)?\s+or\s+$")
 _SHARE_OF = re.compile(r"^\s*(?:%|percent|per cent|pct)?\s*(?:of|among|for)\s+(?:our |the |all |their |those )?(?:\w+\s+){0,2}"
@@ -91,7 +93,10 @@ def _candidate_scores(text: str, expecting_score: bool = False) -> list[tuple[De
             continue  # "round 2", "Core 6" name things, not scores
         if _COMPARED.search(before) or _ALTERNATIVE_AFTER.match(after) or _ALTERNATIVE_BEFORE.search(text[max(0, m.start() - 12):m.start()]):
             continue  # "count as 75", "is it 75 or 80": the threshold being asked about, not a score
-        labelled = _SCORE_CONTEXT.search(before) or _ROUND_WITH.search(before) or _ROUNDING.search(before) or _LABEL_AFTER.match(after) \
+        proportion = "." in raw.replace(",", ".") and Decimal(0) <= value <= Decimal(1)
+        if not pct and not proportion and value < 30 and not expecting_score and not re.search(r"(scor\w*|oqs|quality score|overall)\W*(?:of|was|is|=|:)?\s*(?:an?)?\s*$", before):
+            continue  # "sites in 2 states": a small bare number is a count unless it is called a score
+        labelled = _ADJACENT_LABEL.search(before) or _SCORE_CONTEXT.search(before) or _ROUND_WITH.search(before) or _ROUNDING.search(before) or _LABEL_AFTER.match(after) \
             or _ENOUGH_AFTER.match(after) or (not text[:m.start()].strip(" ,.:;-") and Decimal(30) <= value <= Decimal(100))
         # A bare number replying to "what was your score?" needs no label.
         bare_reply = expecting_score and (not text[:m.start()].strip(" ,.:;-") or len(text.split()) <= 8)
@@ -388,7 +393,7 @@ def _extract_statements(text: str, ex: Extraction) -> None:
             continue  # "we're not some loose affiliation": let a later pattern decide
         if m:
             decided.add(fact)
-            if _UNSURE.search(text[max(0, m.start() - 25):m.end()]):
+            if _UNSURE.search(text[max(0, m.start() - 40):m.end()]):
                 continue
             setattr(ex.facts, fact, value)
     ex.facts.integration_evidence = [label for label, pattern in _INTEGRATION if pattern.search(text)]

@@ -238,9 +238,12 @@ def read_questions(r: _Reading) -> None:
         if topic not in r.intents:
             r.intents.append(topic)
         return
-    for question, p in r.asked:
-        # A question too short or too unusual for the model is read with the whole message.
-        topic = Intent(p.intent) if p.score >= r.whole.score or p.confident else Intent(r.whole.intent)
+    for index, (question, p) in enumerate(r.asked):
+        # A question too short or too unusual for the model is read with the whole message. A later
+        # question ("Second, do we need a form for that?") keeps its own reading when the model still
+        # clearly prefers it (a wide margin over the runner-up): the whole message speaks of the first.
+        clear = p.confident or p.score >= r.whole.score or (index > 0 and p.margin >= 0.3 and p.score > -0.4)
+        topic = Intent(p.intent) if clear else Intent(r.whole.intent)
         if topic in ESCALATIONS and topic not in r.intents:
             # A weak escalation reading of one question the escalation rule did not accept.
             continue

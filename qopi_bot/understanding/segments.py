@@ -46,7 +46,7 @@ _QUESTION_START = (
     r"any idea|is there|are there|tell me|let me know|wondering|need to know|pls confirm|please confirm|confirm)\b"
 )
 _LEAD = r"((also|and|oh|so|ok|okay|btw|plus|but|then|one more thing|second|2nd|another q(uestion)?|quick q(uestion)?|q|\d[.)]|[a-c][.)])[,:!.\s-]+)*"
-_ASKS = re.compile(rf"\?\s*$|^{_LEAD}{_QUESTION_START}|^(\S+\s+){{1,4}}(what|what's|whats|when|how|who|which|why|where)\s+\S+\s+\S+|\b(wondering|not sure) (if|whether)\b|\b(please|pls) (advise|confirm|let us know)\b|"
+_ASKS = re.compile(rf"\?\s*$|^{_LEAD}{_QUESTION_START}|^(\S+\s+){{1,4}}(what|what's|whats|when|how|who|which|why|where)\s+\S+\s+\S+|\b(wondering|not sure) (if|whether)\b|\b(need|want|would like|'d like|trying|hoping) to (know|find out|confirm|check|understand|clarify)\b|\bcan you (tell|confirm|let)\b|\b(please|pls) (advise|confirm|let us know)\b|"
                    r",?\s+(right|correct|yes or no|true)\s*[.?!]*$")
 # A full stop ends a sentence only before a space or the end: "74.9%" and "p.m." stay whole.
 _SENTENCE = re.compile(r"(?:[^?!\n;.]|\.(?!\s|$))*\?+|(?:[^?!\n;.]|\.(?!\s|$))+(?:[.!;\n]|$)")
