@@ -24,6 +24,7 @@ _PERSON = r"(a |an |some |real |actual |live )?(person|human|someone|somebody|st
 
 ESCALATION_CUES: dict[Intent, _W] = {
     Intent.HUMAN: _cues(
+        (5, r"\b(pick|take) (the|this|that|our) conversation back up\b|\bwith (her|him|them) directly\b|\bis [a-z]+ still (with|at|on) (the|your)\b"),
         (6, r"\b(talk|speak|chat|meet)\s+(directly\s+)?(to|with)\s+(\w+\s+){0,3}(on|from|at|in) (the |your )?(certification |qcp |qopi |asco )?(team|staff|office|program|desk)\b"),
         (6, r"\b(get|have|need|want)\s+(just\s+)?(someone|somebody|a person|a human|one of you)\s+(from|at|on)\s+(the |your )?(qcp|qopi|asco|certification|cert|team)\b"),
         (5, r"\b(call|phone|ring|email) (my|our) (office|cell|number|phone|desk)\b|\bgive (me|us) a (call|ring)\b|\bset up a (call|meeting)\b"),
@@ -40,6 +41,7 @@ ESCALATION_CUES: dict[Intent, _W] = {
     Intent.SUBSET: _cues(
         (6, r"\bsubset\b"),
         (6, r"\b(wants?|would like|like|hop(e|es|ing)|plan(s|ning)?) (\w+ ){0,2}(its|their) own (certification|application|certified)\b"),
+        (6, r"\b(certif\w*)\b.{0,40}\b(now|first)\b.{0,80}\b(bring|add|include)\s+(\w+\s+){0,2}(in\s+)?(later|next)\b|\b(bring|add)\s+(\w+\s+){0,2}in\s+(later|next (cycle|round|year|time))"),
         (5, r"\b(certif\w*|apply\w*|application)\b.{0,40}\b(separate(ly)? from|apart from|independent(ly)? (of|from)|without) (the |our )?(rest|main|other|remaining|whole)\b"),
         (5, r"\b(leave|leaving|exclude|excluding|keep|keeping|drop|dropping|carve|carving)\s+(\w+\s+){0,4}(site|location|office|clinic|campus|center|centre|satellite|practice)s?\s+out\b"),
         (5, r"\b(leave|leaving|keep|keeping|drop|dropping|carve|carving)\s+(\w+\s+){1,4}out of (the |our )?(application|certification|submission)\b"),
@@ -62,8 +64,8 @@ ESCALATION_CUES: dict[Intent, _W] = {
         (6, r"\bexceptions?\b|\bwaiver\b|\bwaive\b|\bexempt(ion)?\b"),
         # A disaster or forced closure in a certification question is a special circumstance.
         (4, r"\b(hurricane|tornado|flood(ed|ing|s)?|fire|wildfire|earthquake|disaster|pandemic|covid|cyber ?attack|ransomware|"
-            r"evacuat\w*|storm damage|burned down|destroyed)\b"),
-        (3, r"\b(allowance|leeway|lenien\w*|flexib\w*|grace period|extension|accommodat\w*|cut us some slack|"
+            r"evacuat\w*|storm damage|burned down|destroyed|water main|pipe burst|burst pipe|power outage|roof collapse)\b"),
+        (4, r"\b(allowance|leeway|lenien\w*|flexib\w*|grace period|extension|accommodat\w*|cut us some slack|"
             r"special consideration|consider our (situation|case)|make an exception)\b"),
         (4, r"\bspecial (circumstance|case|situation|consideration)s?\b|\bunusual (circumstance|situation)s?\b|\bmake an allowance\b"),
     ),

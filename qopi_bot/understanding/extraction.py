@@ -55,10 +55,12 @@ _NOT_SCORE_AFTER = re.compile(
 _LABEL_AFTER = re.compile(r"^\s*(?:%\s*)?(?:overall|oqs|aggregate|(?:(?:on|for|in|from) )?(?:the )?(?:certification |cert )?(?:pathway|measures|fall|spring|autumn|round|report|last (?:fall|spring)))\b")
 _ADJACENT_LABEL = re.compile(r"\b(score|oqs|overall|aggregate|quality score|result|numbers? (?:show|shows|showed|say|says|are|were|at)|"
                              r"practice-wide|report says|says|got|scored|at|as)\W{0,3}(?:of|was|is|=|:)?\s*(?:a|an)?\s*$|(?:^|\s)an?\s+$")
+# "our score preview for the fall 2025 round is 80.5": the label may sit before a year.
+_SCORE_IS = re.compile(r"\b(score|oqs|quality score|result)s?\b[^.?!]{0,45}\b(is|was|are|were|came back|came in|came out|=|:)\s*(?:at\s+)?(?:an?\s+)?$")
 _COMPARED = re.compile(r"\b((?:has|have|need|needs|must|needed|required) to (?:hit|reach|get|score|be|achieve|clear|meet)(?: at least)?(?: an?)?|"
                        r"(?:believes?|thinks?|thought|said|says|heard|told (?:me|us))\s+(?:that\s+)?(?:it'?s|it is|it was|the (?:threshold|cutoff|minimum) is)|"
                        r"round(?:ed|s)?(?: it)?(?: up| down)? to|count(?:s|ed)? as|equal to|same as|higher than|lower than|more than|less than|above|below|instead of|vs\.?|versus)\s+(?:a\s+)?$")
-_ALTERNATIVE_AFTER = re.compile(r"^\s*(?:%|pct|percent)?\s*(?:or\s+\d|(?:per|for each|on each|for every|each)\s+(?:measure|site|module|location|clinic))")
+_ALTERNATIVE_AFTER = re.compile(r"^\s*(?:%|pct|percent)?\s*(?:exactly (?:a )?pass|on the nose|or\s+\d|(?:per|for each|on each|for every|each)\s+(?:measure|site|module|location|clinic))")
 _ALTERNATIVE_BEFORE = re.compile(r"\d\s*(?:%|pct|percent)?\s+or\s+$")
 _SHARE_OF = re.compile(r"^\s*(?:%|percent|per cent|pct)?\s*(?:of|among|for)\s+(?:our |the |all |their |those )?(?:\w+\s+){0,2}"
                        r"(?:patients?|pts|charts?|cases?|records?|staff|physicians?|oncologists?|docs?|doctors?|nurses?|sites?|"
@@ -96,7 +98,7 @@ def _candidate_scores(text: str, expecting_score: bool = False) -> list[tuple[De
         proportion = "." in raw.replace(",", ".") and Decimal(0) <= value <= Decimal(1)
         if not pct and not proportion and value < 30 and not expecting_score and not re.search(r"(scor\w*|oqs|quality score|overall)\W*(?:of|was|is|=|:)?\s*(?:an?)?\s*$", before):
             continue  # "sites in 2 states": a small bare number is a count unless it is called a score
-        labelled = _ADJACENT_LABEL.search(before) or _SCORE_CONTEXT.search(before) or _ROUND_WITH.search(before) or _ROUNDING.search(before) or _LABEL_AFTER.match(after) \
+        labelled = _ADJACENT_LABEL.search(before) or _SCORE_IS.search(text[max(0, m.start() - 70):m.start()]) or _SCORE_CONTEXT.search(before) or _ROUND_WITH.search(before) or _ROUNDING.search(before) or _LABEL_AFTER.match(after) \
             or _ENOUGH_AFTER.match(after) or (not text[:m.start()].strip(" ,.:;-") and Decimal(30) <= value <= Decimal(100))
         # A bare number replying to "what was your score?" needs no label.
         bare_reply = expecting_score and (not text[:m.start()].strip(" ,.:;-") or len(text.split()) <= 8)
@@ -132,7 +134,7 @@ def _extract_score(text: str, expecting_score: bool, ex: Extraction) -> None:
             ex.threshold_question = True  # "is the 75% per measure?" names the threshold
             continue
         adjacent = bool(_ADJACENT_LABEL.search(before)) or bool(_LABEL_AFTER.match(after))
-        owned = bool(_OWNED.search(before)) or bool(_ENOUGH_AFTER.match(after)) or expecting_score or bool(_ROUNDING.search(before)) \
+        owned = bool(_SCORE_IS.search(text[max(0, start - 70):start])) or bool(_OWNED.search(before)) or bool(_ENOUGH_AFTER.match(after)) or expecting_score or bool(_ROUNDING.search(before)) \
             or ((adjacent or not text[:start].strip(" ,.:;-")) and (pct or Decimal(30) <= value <= Decimal(100)))
         if not owned and (_THRESHOLD_WORDS.search(after[:30]) or _THRESHOLD_WORDS.search(before[-30:])):
             ex.threshold_question = True
@@ -218,7 +220,8 @@ def _relative_round(text: str, today: dt.date) -> RoundRef | None:
 _NOT_COMPLETED = re.compile(
     r"\b(not (yet )?(started|begun|done|completed|finished|participated in|submitted)|haven't (yet )?(started|begun|done|completed|finished|participated in|submitted)|"
     r"hasn't (started|begun)|will (do|join|participate in|start|enter)|going to (do|join|participate in|start)|plan(ning)? to (do|join|participate in|start|enter)|"
-    r"about to (start|begin|join)|signed up for|registered for|currently in|in the middle of|upcoming|next)\s+(\w+\s+){0,3}$"
+    r"about to (start|begin|join)|signed up for|registered for|currently in|in the middle of|upcoming|next|"
+    r"sit out|sitting out|skip|skipping|miss|missing|pass on|passing on|not do|not doing|drop out of)\s+(\w+\s+){0,3}$"
 )
 
 
@@ -241,8 +244,8 @@ def _named_rounds(text: str) -> list[tuple[RoundRef, int]]:
             year = _year(year_raw)
             if not 2000 <= year <= 2100:  # "DOB 01/02/1960 fall" names no round
                 continue
-            if _CALENDAR_AFTER.match(text[m.end():m.end() + 20]):
-                continue
+            if _CALENDAR_AFTER.match(text[m.end():m.end() + 20]) or _NOT_COMPLETED.search(text[max(0, m.start() - 45):m.start()]):
+                continue  # a round's dates, or a round not (yet) done: not the one the score is from
             found.append((RoundRef(season=_season(season_word), year=year), m.start()))
         if found:
             break
@@ -309,7 +312,7 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
         r"\b(not|no longer|n't)\s+(\w+\s+)?(waiting|awaiting)\b|\breport\s+(came|arrived|was released|is in)\b|\bit came in\b")),
     ("report_received", False, re.compile(
         rf"\b{_NEG}\s+(\w+\s+){{0,3}}(receiv\w*|got|gotten|get|seen)\s+(\w+\s+){{0,3}}(final\s+)?(\w+\s+)?report|"
-        r"\b(still |currently )?(waiting|awaiting|wait)\s+(on|for)?\s*(\w+\s+){0,3}report|"
+        r"\b(still |currently )?(waiting|awaiting|wait)\s+(on|for)?\s*(\w+\s+){0,5}report|"
         rf"\breport\s+(\w+\s+){{0,2}}(hasn't|has not|hasnt|isn't|is not|not)\s+(\w+\s+){{0,1}}(come|arrived|out|in|been (released|sent|issued))|"
         r"\breport (is )?(still )?(pending|not (yet )?(available|out|in))|\bno report yet|\bbefore (we get|getting|receiving) (the |our )?(final )?(\w+ )?report")),
     ("report_received", True, re.compile(
@@ -325,7 +328,7 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
         rf"\bpolicies (and procedures )?(differ|vary|are different|aren't the same|are not the same)|"
         rf"\bnot (all|every) (of )?(our |the )?(sites?|offices?|locations?|clinics?)\s+(\w+\s+){{0,2}}(follow|use|share|have|operate under|run under)\s+the same")),
     ("same_policies", True, re.compile(
-        r"\b(same|shared|common|identical|single|one set of|unified|uniform|standardi[sz]ed|centrali[sz]ed)\s+(\w+\s+){0,2}(policies|procedures|protocols|p&ps?|p & p)|"
+        r"\b(same|shared|common|identical|single|one set of|unified|uniform|standardi[sz]ed|centrali[sz]ed)\s+(\w+\s+){0,2}(policies|procedures|protocols|p&ps?|p & p|policy (manual|book|binder|handbook))|"
         r"\b(policies|procedures)\s+(\w+\s+){0,3}(are |is )?(the same|shared|identical|uniform|standardi[sz]ed)\b|"
         r"\b(policies|procedures)\s+(apply|applied)\s+(across|at|to)\s+all\b|"
         r"\b(policies|procedures) (are |is )?(all )?(set|managed|written|maintained|decided|made|run|controlled) (centrally|by (one|a single|our central))|"
@@ -339,7 +342,7 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
         r"\babstraction (is |was )?(still )?(incomplete|not (yet )?(complete|finished|done))|\bincomplete abstraction|"
         r"\babstraction\s+(\w+\s+){0,2}(isn't|is not|wasn't|was not|hasn't been|has not been)\s+(yet\s+)?(complete|completed|finished|done)|"
         r"\babstraction\s+(\w+\s+){0,5}(never|not|wasn't|was not|isn't|is not|hasn't|has not|weren't|didn't|did not)\s+(\w+\s+){0,2}(finished|completed|complete|done)\b|"
-        r"\b(halfway|half way|part way|partway|partially|partly|only part of the way)\s+(through|done with|into)\s+(the\s+|our\s+)?abstraction|"
+        r"\b(only|just|got|made it|were|was|are|is)\s+(\w+\s+)?(halfway|half way|part way|partway|partially|partly|part of the way)\s+(through|done with|into)\s+(the\s+|our\s+)?abstraction|"
         r"\babstraction\s+(is|was)\s+(only\s+)?(half|partially|partly|not fully)\s+(done|complete|completed|finished)|"
         r"\b(incomplete|unfinished|partial)\s+abstraction|\b(ran out of time|couldn't finish|could not finish)\b.{0,40}\babstraction")),
     ("abstraction_complete", True, re.compile(r"\b(completed|finished|done with)\s+(\w+\s+){0,3}abstraction|abstraction (is |was )?(complete|finished|done)\b")),
@@ -397,7 +400,7 @@ def _extract_statements(text: str, ex: Extraction) -> None:
                 continue
             setattr(ex.facts, fact, value)
     ex.facts.integration_evidence = [label for label, pattern in _INTEGRATION if pattern.search(text)]
-    m = re.search(r"\b(\d{1,3}|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)\s+(\w+\s+)?(office\s+)?(sites|locations|offices|clinics|campuses|satellites)\b", text)
+    m = re.search(r"\b(\d{1,3}|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)\s+(of (?:our|the) |\w+\s+)?(office\s+)?(sites|locations|offices|clinics|campuses|satellites)\b", text)
     if m:
         raw = m.group(1)
         count = int(raw) if raw.isdigit() else _COUNT_WORDS.get(raw)

@@ -33,8 +33,8 @@ INFO_TOPICS = (Intent.SAMPLING, Intent.ATTESTATION, Intent.MODULES, Intent.MEASU
                Intent.APPLICATION, Intent.SCORE_THRESHOLD, Intent.CONTACT)
 
 
-_OWN_SCORE = re.compile(r"\b(our|my|ours)\b|\bwe (got|scored|received|have|had|did|completed|finished|earned|took|were)\b|"
-                        r"\b(is|was) (it|that) still\b")
+_OWN_SCORE = re.compile(r"\b(our|my)\s+(\w+\s+){0,3}(score|scores|result|results|oqs|numbers?|percentage)\b|\bours\b|"
+                        r"\bwe (got|scored|received|have|had|did|completed|finished|earned|took|were)\b|\b(is|was) (it|that) still\b")
 
 
 class Understanding(BaseModel):
@@ -102,6 +102,11 @@ def escalation_first(r: _Reading) -> None:
         # certification works for sites; it describes sites, it does not ask to leave any out.
         wanted.remove(Intent.SUBSET)
         r.applied.append("escalation_first:each_site_is_not_a_subset")
+    if Intent.HUMAN in wanted and strength.get(Intent.HUMAN, 0) < 6 and _ASKS_CONTACT.search(r.text):
+        # "What's the team's phone number? I'd rather talk it through on speaker": they want the
+        # number to call themselves.
+        wanted.remove(Intent.HUMAN)
+        r.applied.append("escalation_first:contact_details_are_not_a_request")
     if wanted:
         # The reason staff see: subset and exception say more than "a person, please".
         wanted.sort(key=lambda i: (i is Intent.HUMAN, -strength.get(i, 0)))
@@ -109,6 +114,7 @@ def escalation_first(r: _Reading) -> None:
         r.applied.append(f"escalation_first:{wanted[0].value}")
 
 
+_ASKS_CONTACT = re.compile(r"\b(what('s| is)|where('s| is)|which is|give me|send me|need|looking for)\s+(\w+\s+){0,3}(phone( number)?|number|email( address)?|contact (info|information|details))\b")
 _EACH_SITE = re.compile(r"\b(each|every|individual)\s+(\w+\s+)?(site|clinic|location|office|campus|practice)s?\b")
 _WISH = re.compile(r"\b(want|wants|wanted|would like|'d like|wish|hope|hoping|plan|planning|prefer|rather|only|just|leave|exclude|without)\b")
 
@@ -159,15 +165,21 @@ def sites_make_it_multi_site(r: _Reading, topic: Intent, question: str, sure: bo
     return topic
 
 
-_THRESHOLD_WORDS = re.compile(r"\b(minimum|cut ?off|threshold|passing (score|mark|grade|bar)|pass mark|required score|score required|"
+_THRESHOLD_WORDS = re.compile(r"\b(minimum|cut ?off|threshold|passing (score|mark|grade|bar|percentage)|pass mark|required score|score required|"
                               r"what score|which score|how high|what (percentage|percent|number))\b")
 
 
 def threshold_words_ask_the_threshold(r: _Reading, topic: Intent, question: str) -> Intent:
     """"confirm the minimum score required to apply" asks for the threshold, not whether this
     practice is eligible, as long as the practice states no score of its own."""
-    if topic is Intent.ELIGIBILITY and r.ex.facts.score is None and _THRESHOLD_WORDS.search(question):
+    f = r.ex.facts
+    if f.score is not None:
+        return topic
+    if topic is Intent.ELIGIBILITY and _THRESHOLD_WORDS.search(question):
         return Intent.SCORE_THRESHOLD
+    if topic is Intent.VALIDITY and f.completed_round is None and _THRESHOLD_WORDS.search(r.text) \
+            and not re.search(r"\b(valid|expir\w*|until|how long|last day|deadline|good for|laps\w*)\b", question):
+        return Intent.SCORE_THRESHOLD  # "the passing score is going up? is it still 75?"
     return topic
 
 
@@ -197,7 +209,8 @@ def scope(r: _Reading) -> None:
     in_domain = bool(cues._DOMAIN.search(text))
     foreign = bool(cues._FOREIGN.search(text))
     # "unrelated to QOPI, but ..." and a nurse's own certification are not ours, whatever words they share.
-    not_ours = bool(cues._UNRELATED.search(text)) or (bool(cues._OTHER_CERT.search(text)) and not re.search(r"\b(qopi|qcp)\b", text))
+    not_ours = bool(cues._UNRELATED.search(text)) or (bool(cues._OTHER_CERT.search(text)) and not re.search(r"\b(qopi|qcp)\b", text)
+                                                      and not _has_facts(r.ex.facts))
     if (not_ours or (foreign and not in_domain)) and not any(i in ESCALATIONS for i in r.intents):
         r.intents[:] = [Intent.OUT_OF_SCOPE]
         r.applied.append("scope:not_ours")
