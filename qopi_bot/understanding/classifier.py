@@ -116,8 +116,9 @@ class IntentModel:
         return cls(labels, vocab, data["idf"], flat, tuple(data["bias"]), data["source_hash"])
 
 
-def train(examples: Sequence[Example]) -> IntentModel:
-    """Fit the model on examples (text already normalized by the caller)."""
+def train(examples: Sequence[Example], source_hash: str | None = None) -> IntentModel:
+    """Fit the model on examples (text already normalized by the caller). `source_hash` names
+    the examples as staff wrote them (default: these examples)."""
     import numpy as np  # only training needs it
 
     if not examples:
@@ -151,4 +152,4 @@ def train(examples: Sequence[Example]) -> IntentModel:
     w = x.T @ alpha
     weights = array("f")
     weights.frombytes(np.ascontiguousarray(w, dtype=np.float32).tobytes())
-    return IntentModel(labels, vocab, idf, weights, tuple(float(b) for b in bias), examples_hash(examples))
+    return IntentModel(labels, vocab, idf, weights, tuple(float(b) for b in bias), source_hash or examples_hash(examples))
