@@ -69,6 +69,9 @@ class Plan(BaseModel):
     choice: Intent | None = None  # with kind "choose": the other reading the bot asks about
 
 
+THREAD_TOPICS = (Intent.ELIGIBILITY, Intent.VALIDITY, Intent.MULTI_SITE, Intent.APPLICATION, Intent.SCORE_THRESHOLD)
+
+
 def _facts_given(f: Facts) -> bool:
     return any(v is not None and v != [] for v in f.model_dump().values())
 
@@ -115,6 +118,9 @@ def plan(state: ConversationState, text: str, today: dt.date, kb: Knowledge) -> 
     u = understand(text, today, kb, state.pending)
     phi = looks_like_phi(text)
     intent = u.intent
+    if state.topic in THREAD_TOPICS and not u.asks and intent not in ESCALATIONS and _facts_given(u.facts) \
+            and len(text.split()) <= 12:
+        intent = None  # "it was fall 2024" in a thread: a short statement continues the thread's topic
     kind: Kind = "decision"
     if state.case_id and not u.asks and not u.answered_pending and intent not in ESCALATIONS:
         # More details for staff ("we're Harbor Oncology, 3 sites"): they go onto the case.

@@ -41,6 +41,7 @@ ESCALATION_CUES: dict[Intent, _W] = {
     Intent.SUBSET: _cues(
         (6, r"\bsubset\b"),
         (6, r"\b(wants?|would like|like|hop(e|es|ing)|plan(s|ning)?) (\w+ ){0,2}(its|their) own (certification|application|certified)\b"),
+        (5, r"\b(join|come in|come on board|be added|be included|follow|catch up)\s+(\w+\s+){0,2}(later|next (cycle|round|year|time))\b"),
         (6, r"\b(certif\w*)\b.{0,40}\b(now|first)\b.{0,80}\b(bring|add|include)\s+(\w+\s+){0,2}(in\s+)?(later|next)\b|\b(bring|add)\s+(\w+\s+){0,2}in\s+(later|next (cycle|round|year|time))"),
         (5, r"\b(certif\w*|apply\w*|application)\b.{0,40}\b(separate(ly)? from|apart from|independent(ly)? (of|from)|without) (the |our )?(rest|main|other|remaining|whole)\b"),
         (5, r"\b(leave|leaving|exclude|excluding|keep|keeping|drop|dropping|carve|carving)\s+(\w+\s+){0,4}(site|location|office|clinic|campus|center|centre|satellite|practice)s?\s+out\b"),
@@ -88,7 +89,7 @@ _DOMAIN = re.compile(
     r"sampling|attestation)\b"
 )
 # Words of the certification business beyond the program's name: a question using them is ours.
-_PROGRAM_WORDS = re.compile(r"\b(score|round|site|sites|clinic|practice|apply|application|charts?|policies|measures?|standards?|"
+_PROGRAM_WORDS = re.compile(r"\b(score|round|site|sites|clinics?|offices?|locations?|tax ids?|practice|apply|application|charts?|policies|measures?|standards?|"
                             r"report|threshold|deadline|expire\w*|valid|modules?|team|help desk|call|phone|email|person|someone)\b")
 _QUESTION = re.compile(
     r"\?|^((also|and|oh|so|ok|okay|btw|hey|hi|hello|actually|um|well|sorry|thanks|one more thing|quick q(uestion)?)[,:!.\s-]+)*"

@@ -59,8 +59,9 @@ _ADJACENT_LABEL = re.compile(r"\b(score|oqs|overall|aggregate|quality score|resu
 _SCORE_IS = re.compile(r"\b(score|oqs|quality score|result)s?\b[^.?!]{0,45}\b(is|was|are|were|came back|came in|came out|=|:)\s*(?:at\s+)?(?:an?\s+)?$")
 _COMPARED = re.compile(r"\b((?:has|have|need|needs|must|needed|required) to (?:hit|reach|get|score|be|achieve|clear|meet)(?: at least)?(?: an?)?|"
                        r"(?:believes?|thinks?|thought|said|says|heard|told (?:me|us))\s+(?:that\s+)?(?:it'?s|it is|it was|the (?:threshold|cutoff|minimum) is)|"
+                       r"(?:need|needs|require|requires|required)(?: an?)?|[<>]=?|"
                        r"round(?:ed|s)?(?: it)?(?: up| down)? to|count(?:s|ed)? as|equal to|same as|higher than|lower than|more than|less than|above|below|instead of|vs\.?|versus)\s+(?:a\s+)?$")
-_ALTERNATIVE_AFTER = re.compile(r"^\s*(?:%|pct|percent)?\s*(?:exactly (?:a )?pass|on the nose|or\s+\d|(?:per|for each|on each|for every|each)\s+(?:measure|site|module|location|clinic))")
+_ALTERNATIVE_AFTER = re.compile(r"^\s*(?:%|pct|percent)?\s*(?:exactly (?:a )?pass|on the nose|or\s+\d|(?:pass(?:es)?|passing|counts?) or\b|(?:per|for each|on each|for every|each)\s+(?:measure|site|module|location|clinic))")
 _ALTERNATIVE_BEFORE = re.compile(r"\d\s*(?:%|pct|percent)?\s+or\s+$")
 _SHARE_OF = re.compile(r"^\s*(?:%|percent|per cent|pct)?\s*(?:of|among|for)\s+(?:our |the |all |their |those )?(?:\w+\s+){0,2}"
                        r"(?:patients?|pts|charts?|cases?|records?|staff|physicians?|oncologists?|docs?|doctors?|nurses?|sites?|"
@@ -96,7 +97,9 @@ def _candidate_scores(text: str, expecting_score: bool = False) -> list[tuple[De
         if _COMPARED.search(before) or _ALTERNATIVE_AFTER.match(after) or _ALTERNATIVE_BEFORE.search(text[max(0, m.start() - 12):m.start()]):
             continue  # "count as 75", "is it 75 or 80": the threshold being asked about, not a score
         proportion = "." in raw.replace(",", ".") and Decimal(0) <= value <= Decimal(1)
-        if not pct and not proportion and value < 30 and not expecting_score and not re.search(r"(scor\w*|oqs|quality score|overall)\W*(?:of|was|is|=|:)?\s*(?:an?)?\s*$", before):
+        if not pct and value <= 20 and re.match(r"[.)](\s|$)", after) and re.search(r"(^|[.?!:;]\s*)$", text[:m.start()]):
+            continue  # "2. What would we need...": a list number
+        if not pct and not proportion and value < 30 and not expecting_score and not re.search(r"(scor\w*|oqs|quality score|overall)[\s:=]*(?:of|was|is|=|:)?\s*(?:an?)?\s*$", before):
             continue  # "sites in 2 states": a small bare number is a count unless it is called a score
         labelled = _ADJACENT_LABEL.search(before) or _SCORE_IS.search(text[max(0, m.start() - 70):m.start()]) or _SCORE_CONTEXT.search(before) or _ROUND_WITH.search(before) or _ROUNDING.search(before) or _LABEL_AFTER.match(after) \
             or _ENOUGH_AFTER.match(after) or (not text[:m.start()].strip(" ,.:;-") and Decimal(30) <= value <= Decimal(100))
@@ -293,7 +296,10 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
         rf"(sampling|target chart|chart target|chart requirement|target number|required (number of )?charts)|"
         rf"\b(fewer|less|not enough|too few|short on|under) (\w+\s+){{0,2}}charts|\bdeviat\w* from (the )?(qopi )?sampling|"
         rf"\bsampling (methodology )?(wasn't|was not|was never) (followed|correct|done right)\b|"
-        rf"\b(missed|didn't hit|did not hit|short of) (the )?(target|chart target|chart numbers|chart requirement)")),
+        rf"\b(missed|didn't hit|did not hit|short of) (the )?(target|chart target|chart numbers|chart requirement)|"
+        rf"\b(hand-?picked|cherry-?picked|picked|chose|selected)\s+(\w+\s+){{0,2}}charts\b(?!\s+(at random|randomly))|"
+        rf"\b{_NEG}\s+(do|did|use|used|follow|followed)\s+(the\s+)?random\s+(chart\s+)?(picking|selection|sampling|draw)|"
+        rf"\binstead of (doing |using |following )?(the )?random (\w+\s+){{0,2}}(selection|sampling|picking)")),
     ("sampling_followed", True, re.compile(
         r"\b(followed|follow|used|met|meet|hit|complied with)\s+(\w+\s+){0,3}(sampling|target chart|chart target|chart requirement)")),
     ("charts_pool_complete", True, re.compile(
@@ -305,7 +311,8 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
         r"not part of the (sampling )?pool|dropped|removed)\b.{0,80}\b(pool|sampl\w*|charts?)|"
         r"\bcharts?\b.{0,80}\b(exclud\w*|left out|omitted|weren't in|were not in|not in the (sampling )?pool|not included|wasn't included|weren't included)|"
         r"\bnot all (of )?(our |the )?([\w/&'-]+\s+){0,3}(oncologists|physicians|doctors|docs|providers|charts|sites|locations)\b.{0,60}\b(pool|sampl\w*|includ\w*)|"
-        r"\bleft\b.{0,50}\bout of (the |our )?(sampling )?(pool|sample)")),
+        r"\bleft\b.{0,50}\bout of (the |our )?(sampling )?(pool|sample)|"
+        r"\b(weren't|were not|wasn't|was not|aren't|are not|isn't|is not) (a )?part of (the |our )?(\w+ )?(pool|sample)")),
     ("charts_pool_complete", True, re.compile(
         r"\ball (of )?(our |the )?(charts|oncologists|physicians|providers)\b.{0,60}\b(were |was )?(included|in the (sampling )?pool)")),
     ("report_received", True, re.compile(
@@ -323,12 +330,14 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
         rf"\bown (set of )?(policies|procedures|protocols|playbooks?)\b|\b(different|separate|independent|varying|distinct) (\w+\s+){{0,2}}(policies|procedures|protocols)|"
         rf"\bnone of (our |the )?(sites|offices|locations|clinics|practices)\s+(\w+\s+){{0,2}}(share|use|follow|have|run under)\b|"
         rf"\b{_NEG}\s+(share|use|follow|have|run under|operate under)\s+(the same |common |shared |one set of )?(\w+\s+)?(policies|procedures|p&ps?|p & ps?)\b|"
-        rf"\bloose(ly)?\s+(\w+\s+)?(affiliat\w*|connected|linked|tied|associated|related)|\b(its|their) own (medical director and (its|their) own )?(policy|policies|procedure) (manual|book|binder)s?|\bloose (affiliation|network|group|federation|confederation|collection)\b|"
+        rf"\bloose(ly)?\s+(\w+\s+)?(affiliat\w*|connected|linked|tied|associated|related)|"
+        rf"\b(its|their) own\s+(\w+\s+){{0,3}}(polic\w*|procedures?|rule ?books?|p&ps?|manuals?|playbooks?|way of doing things)\b|\b(its|their) own (medical director and (its|their) own )?(policy|policies|procedure) (manual|book|binder)s?|\bloose (affiliation|network|group|federation|confederation|collection)\b|"
         rf"\b{_NEG}\s+(\w+\s+){{0,3}}(the same|same|shared|common|identical)\s+(\w+\s+){{0,1}}(policies|procedures)|"
         rf"\bpolicies (and procedures )?(differ|vary|are different|aren't the same|are not the same)|"
         rf"\bnot (all|every) (of )?(our |the )?(sites?|offices?|locations?|clinics?)\s+(\w+\s+){{0,2}}(follow|use|share|have|operate under|run under)\s+the same")),
     ("same_policies", True, re.compile(
         r"\b(same|shared|common|identical|single|one set of|unified|uniform|standardi[sz]ed|centrali[sz]ed)\s+(\w+\s+){0,2}(policies|procedures|protocols|p&ps?|p & p|policy (manual|book|binder|handbook))|"
+        r"\bone (policy|policies and procedures|procedure) (manual|book|binder|handbook)\b|"
         r"\b(policies|procedures)\s+(\w+\s+){0,3}(are |is )?(the same|shared|identical|uniform|standardi[sz]ed)\b|"
         r"\b(policies|procedures)\s+(apply|applied)\s+(across|at|to)\s+all\b|"
         r"\b(policies|procedures) (are |is )?(all )?(set|managed|written|maintained|decided|made|run|controlled) (centrally|by (one|a single|our central))|"

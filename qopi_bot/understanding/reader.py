@@ -115,7 +115,7 @@ def escalation_first(r: _Reading) -> None:
 
 
 _ASKS_CONTACT = re.compile(r"\b(what('s| is)|where('s| is)|which is|give me|send me|need|looking for)\s+(\w+\s+){0,3}(phone( number)?|number|email( address)?|contact (info|information|details))\b")
-_EACH_SITE = re.compile(r"\b(each|every|individual)\s+(\w+\s+)?(site|clinic|location|office|campus|practice)s?\b")
+_EACH_SITE = re.compile(r"\b(each|every|individual|all)\s+(\w+\s+){0,3}(site|clinic|location|office|campus|practice)(s|es)?\b")
 _WISH = re.compile(r"\b(want|wants|wanted|would like|'d like|wish|hope|hoping|plan|planning|prefer|rather|only|just|leave|exclude|without)\b")
 
 
@@ -211,7 +211,8 @@ def scope(r: _Reading) -> None:
     # "unrelated to QOPI, but ..." and a nurse's own certification are not ours, whatever words they share.
     not_ours = bool(cues._UNRELATED.search(text)) or (bool(cues._OTHER_CERT.search(text)) and not re.search(r"\b(qopi|qcp)\b", text)
                                                       and not _has_facts(r.ex.facts))
-    if (not_ours or (foreign and not in_domain)) and not any(i in ESCALATIONS for i in r.intents):
+    ours = in_domain or bool(cues._PROGRAM_WORDS.search(text)) or _has_facts(r.ex.facts)
+    if (not_ours or (foreign and not ours)) and not any(i in ESCALATIONS for i in r.intents):
         r.intents[:] = [Intent.OUT_OF_SCOPE]
         r.applied.append("scope:not_ours")
     elif not in_domain and not _has_facts(r.ex.facts) and not r.whole.confident and r.asked \
