@@ -109,3 +109,18 @@ def test_manifest_asks_for_what_the_app_uses() -> None:
     urls = {settings["event_subscriptions"]["request_url"], settings["interactivity"]["request_url"], command["url"]}
     assert command["command"] == "/qopi" and settings["interactivity"]["is_enabled"]
     assert len(urls) == 1 and urls.pop().endswith("/slack/events")
+
+
+def test_a_multi_line_answer_keeps_the_step_alone_and_what_was_read_in_the_context() -> None:
+    text = ("Yes, you are eligible to apply: 81% meets the 75% threshold.\n"
+            "Next step: at application and payment you affirm the 20 Certification Standards.\n"
+            "This assumes the score is from the Certification Pathway.\n"
+            "I read: 81%, Fall 2025.")
+    answer = Answer(intent=Intent.ELIGIBILITY, outcome=Outcome.ANSWERED, verdict=Verdict.ELIGIBLE,
+                    rules=["ELIG-SCORE"], facts={"score": 81}, text=text)
+    _, blocks = answer_message(answer)
+    shown = _texts(blocks)
+    assert ":arrow_right: Next step: at application and payment you affirm the 20 Certification Standards." in shown
+    reason = shown[1]
+    assert reason.startswith("Yes, you are eligible") and "This assumes" in reason and "Next step" not in reason
+    assert "I read" not in reason and shown[-1].startswith("I read: 81%, Fall 2025.")

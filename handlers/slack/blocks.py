@@ -80,18 +80,28 @@ def _headline(answer: Answer) -> str | None:
     return None
 
 
-def _split(answer: Answer) -> tuple[str, str | None, str | None]:
-    """(reason, next step, follow-up question) out of the answer's one paragraph."""
-    text, question = answer.text.strip(), None
+def _split(answer: Answer) -> tuple[str, str | None, str | None, str | None]:
+    """(reason, next step, follow-up question, what the bot read) out of the answer's text."""
+    text, question, seen = answer.text.strip(), None, None
     if answer.question is not None:
         asked = QUESTIONS.get(answer.question)
         if asked and asked in text:
             text, question = text.replace(asked, "").strip(), asked
+    kept = []
+    for line in text.splitlines():
+        if line.startswith("I read: "):
+            seen = line  # shown small, under the answer: a misreading is visible at a glance
+        else:
+            kept.append(line)
+    text = "\n".join(kept).strip()
     step = None
     found = _NEXT.search(text)
     if found:
-        text, step = text[: found.start()].strip(), text[found.start():].strip()
-    return text, step, question
+        end = text.find("\n", found.start())
+        end = len(text) if end < 0 else end
+        step = text[found.start():end].strip()
+        text = (text[: found.start()] + text[end:]).strip()
+    return text, step, question, seen
 
 
 def _dates(facts: dict[str, object]) -> list[dict[str, Any]]:
@@ -116,7 +126,7 @@ def _dates(facts: dict[str, object]) -> list[dict[str, Any]]:
 
 def answer_message(answer: Answer) -> tuple[str, Blocks]:
     """An answer as (fallback text, blocks): verdict, reason, dates, next step, question, rules."""
-    reason, step, question = _split(answer)
+    reason, step, question, seen = _split(answer)
     blocks: Blocks = []
     headline = _headline(answer)
     if headline:
@@ -133,6 +143,8 @@ def answer_message(answer: Answer) -> tuple[str, Blocks]:
         blocks.append({"type": "divider"})
         blocks.append(section(f":speech_balloon: *Question for you:* {escape(question)}\n_Just reply here; no need to mention me._"))
     notes = []
+    if seen:
+        notes.append(escape(seen))
     if answer.rules:
         notes.append("Rules: " + " · ".join(f"`{r}`" for r in answer.rules))
     if answer.case_id:
