@@ -312,7 +312,7 @@ def reminders_run(today: TodayOpt = None, rounds: RoundsOpt = None) -> None:
     """Send every reminder due on or before --today now, and print how many."""
     from qopi_bot.reminder_cli import run_reminders
 
-    _run(run_reminders(_settings(), _parse_today(today), rounds))
+    _run(run_reminders(_settings(structured_logs=True), _parse_today(today), rounds))  # logs go to stderr
 
 
 # ------------------------------------------------------------------ processes
