@@ -107,8 +107,9 @@ def _general_validity(d: Decision, u: Understanding) -> None:
         d.outcome, d.missing = Outcome.ANSWERED, []
 
 
-def _reminder_topic(intent: Intent | None, state: ConversationState) -> Intent:
-    if intent in (Intent.ELIGIBILITY, Intent.VALIDITY):
+def _reminder_topic(intent: Intent | None, asks: bool, state: ConversationState) -> Intent:
+    """A question asked with the request answers as asked; otherwise the thread's topic."""
+    if asks and intent in (Intent.ELIGIBILITY, Intent.VALIDITY):
         return intent
     return state.topic if state.topic in (Intent.ELIGIBILITY, Intent.VALIDITY) else Intent.VALIDITY
 
@@ -144,7 +145,7 @@ def plan(state: ConversationState, text: str, today: dt.date, kb: Knowledge) -> 
     if u.reminder is not None and intent not in ESCALATIONS:
         # A reminder request is no question of its own: the thread's topic answers (validity by
         # default), and the service schedules or cancels the reminders (qopi_bot.reminders).
-        intent = _reminder_topic(intent, state)
+        intent = _reminder_topic(intent, u.asks, state)
         kind = "decision" if u.reminder == "start" else "reminders"
         new_state.reminders = u.reminder == "start"
         new_state.reminder_days = (u.reminder_days or state.reminder_days) if u.reminder == "start" else None
