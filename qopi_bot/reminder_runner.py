@@ -51,9 +51,12 @@ class ReminderRunner:
         kb = self.knowledge()
         asked = self.settings.reminder_lead_days
 
-        def render(row: ReminderRecord) -> Queued:
-            text = reminder_text(row.subject, "before_close", row.days_before, day, kb, [])
-            return outbox_item(row, text)
+        def render(row: ReminderRecord) -> Queued | None:
+            try:
+                return outbox_item(row, reminder_text(row.subject, "before_close", row.days_before, day, kb, []))
+            except (KeyError, TypeError, ValueError) as exc:  # a row with no thread to go to
+                log.error("reminders.undeliverable", reminder=row.id, error=type(exc).__name__)
+                return None
 
         def publish(row: ReminderRecord) -> tuple[Queued, list[Planned]] | None:
             last_day = score_validity(row.subject.completed_round, day, kb).valid_until
@@ -61,7 +64,11 @@ class ReminderRunner:
                 return None
             follow = dated(last_day, day, lead_times(asked, row.days_before))
             text = reminder_text(row.subject, "date_published", None, day, kb, [i.days_before for i in follow if i.days_before])
-            return outbox_item(row, text), follow
+            try:
+                return outbox_item(row, text), follow
+            except (KeyError, TypeError, ValueError) as exc:  # no thread to go to: leave it, log it
+                log.error("reminders.undeliverable", reminder=row.id, error=type(exc).__name__)
+                return None
 
         sent = await self.reminders.publish_dates(day, publish)
         while True:

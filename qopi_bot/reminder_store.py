@@ -48,7 +48,7 @@ class ReminderRecord(BaseModel):
 
 
 # What the runner turns a due reminder into: (outbox channel, payload, recipient).
-Render = Callable[[ReminderRecord], tuple[str, dict[str, Any], str | None]]
+Render = Callable[[ReminderRecord], tuple[str, dict[str, Any], str | None] | None]
 # For a published close date: the notice, and the dated reminders that follow it.
 Publish = Callable[[ReminderRecord], tuple[tuple[str, dict[str, Any], str | None], list[Planned]] | None]
 
@@ -110,7 +110,12 @@ class ReminderStore:
             rows = await self._claimable(conn, due, limit)
             sent = 0
             for row in rows:
-                if await self._mark_sent(conn, row.id, today) and await self._queue(conn, row, render(row)):
+                item = render(row)
+                if item is None:  # cannot be rendered, now or later: drop it rather than block the queue
+                    await conn.execute(update(reminders).where(reminders.c.id == row.id)
+                                       .values(status="cancelled", updated_at=utcnow()))
+                    continue
+                if await self._mark_sent(conn, row.id, today) and await self._queue(conn, row, item):
                     sent += 1
         return sent
 
