@@ -106,6 +106,8 @@ class ReminderStore:
     async def send_due(self, today: dt.date, render: Render, limit: int = 50) -> int:
         """Queue up to `limit` dated reminders due on or before `today`; how many were queued."""
         due = and_(reminders.c.status == "pending", reminders.c.due.is_not(None), reminders.c.due <= today)
+        if not await self._any(due):
+            return 0
         async with self.store.engine.begin() as conn:
             rows = await self._claimable(conn, due, limit)
             sent = 0
@@ -123,6 +125,8 @@ class ReminderStore:
         """Reminders waiting for a close date: once the calendar has it, send the notice and
         schedule the dated reminders. Returns how many notices were queued."""
         waiting = and_(reminders.c.status == "pending", reminders.c.due.is_(None))
+        if not await self._any(waiting):
+            return 0
         async with self.store.engine.begin() as conn:
             rows = await self._claimable(conn, waiting, limit)
             sent = 0
@@ -143,7 +147,17 @@ class ReminderStore:
                         for i in follow])
         return sent
 
+    async def _any(self, where: Any) -> bool:
+        """A plain read first: a check with nothing to do takes no lock at all."""
+        async with self.store.engine.connect() as conn:
+            return (await conn.execute(select(reminders.c.id).where(where).limit(1))).first() is not None
+
     async def _claimable(self, conn: AsyncConnection, where: Any, limit: int) -> list[ReminderRecord]:
+        if not self.store.is_postgres:
+            # Take SQLite's write lock before reading (waiting for it under busy_timeout): a read
+            # snapshot that another process writes after cannot be upgraded, and SQLite would
+            # refuse at once with "database is locked" instead of waiting.
+            await conn.execute(update(reminders).where(reminders.c.id < 0).values(status=reminders.c.status))
         query = select(reminders).where(where).order_by(reminders.c.due, reminders.c.id).limit(limit)
         if self.store.is_postgres:
             query = query.with_for_update(skip_locked=True)

@@ -34,6 +34,8 @@ async def after_turn(store: Store | Any, settings: Settings, kb: Knowledge, msg:
         if p.reminder == "start":
             new.reminders = False
             answer.text = f"{answer.text}\n\n{NOWHERE}"
+        elif p.reminder == "stop":
+            answer.text = f"There are no reminders in this conversation to stop. {NOWHERE}"
         return answer
     from qopi_bot.reminder_store import ReminderStore
 

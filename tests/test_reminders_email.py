@@ -4,6 +4,7 @@ shown in `cases show`, and stopped by replying to the reminder itself."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -17,10 +18,12 @@ from tests.reminder_support import calendar, long_date
 DANA = "dana.whitfield@riverbend-onc.example.org"
 
 
-def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+async def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     full = {k: v for k, v in os.environ.items() if not k.startswith(("QOPI_", "SLACK_", "DATABASE_URL"))}
     full.update(env)
-    return subprocess.run([QOPI_BOT, *args], capture_output=True, text=True, env=full, timeout=60)
+    # In a thread: the worker under test runs on this event loop and must keep running.
+    return await asyncio.to_thread(subprocess.run, [QOPI_BOT, *args], capture_output=True, text=True, env=full,
+                                   timeout=60)
 
 
 async def test_email_reminder_in_thread_survives_resolved_case_and_stops_by_reply(tmp_path: Path, smtp_sink: SmtpSink) -> None:
@@ -44,14 +47,14 @@ async def test_email_reminder_in_thread_survives_resolved_case_and_stops_by_repl
                                    references=[first["Message-ID"], confirm.message["Message-ID"]])
         await send(worker, ask_person.as_bytes(), DANA)
         await settle(worker.store)
-        [case] = json.loads(cli(env, "cases", "list", "--json").stdout)
-        assert cli(env, "cases", "resolve", case["id"]).returncode == 0
-        shown = cli(env, "cases", "show", case["id"])
+        [case] = json.loads((await cli(env, "cases", "list", "--json")).stdout)
+        assert (await cli(env, "cases", "resolve", case["id"])).returncode == 0
+        shown = (await cli(env, "cases", "show", case["id"]))
         assert "Reminders (2):" in shown.stdout and f"due {cal.day(30).isoformat()}" in shown.stdout
-        shown_json = json.loads(cli(env, "cases", "show", case["id"], "--json").stdout)
+        shown_json = json.loads((await cli(env, "cases", "show", case["id"], "--json")).stdout)
         assert [r["status"] for r in shown_json["reminders"]] == ["pending", "pending"]
 
-        run = cli(env, "reminders", "run", "--today", cal.day(30).isoformat())
+        run = (await cli(env, "reminders", "run", "--today", cal.day(30).isoformat()))
         assert run.returncode == 0 and run.stdout.startswith("sent 1 reminder "), run.stdout + run.stderr
         await settle(worker.store)
         reminder = [m for m in smtp_sink.messages_to(DANA) if reply_text(m).startswith("Reminder:")]
@@ -64,7 +67,7 @@ async def test_email_reminder_in_thread_survives_resolved_case_and_stops_by_repl
         for expected in ("81%", cal.completed.lower(), long_date(cal.day(60)).lower(), "final qopi certification report",
                          "20 certification standards", 'reply "stop the reminders"'):
             assert expected in body
-        assert cli(env, "reminders", "run", "--today", cal.day(30).isoformat()).stdout.startswith("sent 0 reminders")
+        assert (await cli(env, "reminders", "run", "--today", cal.day(30).isoformat())).stdout.startswith("sent 0 reminders")
 
         # The practice answers the reminder itself: the same conversation, and the rest is cancelled.
         stop = question_mail("Thanks - please stop the reminders, we applied.", subject="Re: Score reminder",
@@ -74,7 +77,7 @@ async def test_email_reminder_in_thread_survives_resolved_case_and_stops_by_repl
         await settle(worker.store)
         answers = smtp_sink.messages_to(DANA)[before:]
         assert len(answers) == 1 and "cancelled the 1 reminder still to come" in norm(reply_text(answers[0]))
-        rows = json.loads(cli(env, "reminders", "list", "--json").stdout)
+        rows = json.loads((await cli(env, "reminders", "list", "--json")).stdout)
         assert [(r["channel"], r["status"]) for r in rows] == [("email", "sent"), ("email", "cancelled")]
         assert {r["conversation"] for r in rows} == {f"email:{first['Message-ID']}"}
-        assert cli(env, "reminders", "run", "--today", cal.day(59).isoformat()).stdout.startswith("sent 0 reminders")
+        assert (await cli(env, "reminders", "run", "--today", cal.day(59).isoformat())).stdout.startswith("sent 0 reminders")

@@ -4,6 +4,7 @@ file publishes it, `reminders run --today` sends the 30-day one once, "stop" can
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 from pathlib import Path
@@ -15,12 +16,14 @@ from tests.reminder_support import calendar, long_date
 from tests.slack_harness import fake, process_env, running, settings_from, slack_env  # noqa: F401  (fixture)
 
 
-def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([QOPI_BOT, *args], capture_output=True, text=True, env=process_env(env), timeout=60)
+async def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    # In a thread: the web process under test runs on this event loop and must keep running.
+    return await asyncio.to_thread(subprocess.run, [QOPI_BOT, *args], capture_output=True, text=True,
+                                   env=process_env(env), timeout=60)
 
 
-def listed(env: dict[str, str]) -> list[dict[str, object]]:
-    done = cli(env, "reminders", "list", "--json")
+async def listed(env: dict[str, str]) -> list[dict[str, object]]:
+    done = await cli(env, "reminders", "list", "--json")
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -36,7 +39,7 @@ async def test_reminders_in_the_thread_from_unpublished_date_to_stop(tmp_path: P
         assert first.params["channel"] == "C7" and first.params["thread_ts"] == ask["ts"]
         confirm = first.params["text"]
         assert "Reminders set" in confirm and "not published yet" in confirm and "30 and 7 days before" in confirm
-        [waiting] = listed(env)
+        [waiting] = await listed(env)
         assert waiting["channel"] == "slack" and waiting["due"] is None and waiting["status"] == "pending"
         assert waiting["conversation"] == f"slack:C7:{ask['ts']}" or ask["ts"] in str(waiting["conversation"])
 
@@ -48,13 +51,13 @@ async def test_reminders_in_the_thread_from_unpublished_date_to_stop(tmp_path: P
         assert notice["channel"] == "C7" and notice["thread_ts"] == ask["ts"]
         assert f"close date is now published: {long_date(last_day)}" in notice["text"]
         assert "81%" in notice["text"] and cal.completed in notice["text"] and "stop the reminders" in notice["text"]
-        rows = {(r["kind"], r["due"], r["status"]) for r in listed(env)}
+        rows = {(r["kind"], r["due"], r["status"]) for r in await listed(env)}
         assert rows == {("date_published", cal.today.isoformat(), "sent"),
                         ("before_close", cal.day(30).isoformat(), "pending"),
                         ("before_close", cal.day(53).isoformat(), "pending")}
 
         # Thirty days before the last day, an operator's run sends exactly one, into the thread.
-        run = cli(env, "reminders", "run", "--today", cal.day(30).isoformat())
+        run = await cli(env, "reminders", "run", "--today", cal.day(30).isoformat())
         assert run.returncode == 0 and run.stdout.startswith("sent 1 reminder "), run.stdout + run.stderr
         posts = await fake.wait_for_async("chat.postMessage", 3, timeout=10)
         reminder = posts[2].params
@@ -63,17 +66,17 @@ async def test_reminders_in_the_thread_from_unpublished_date_to_stop(tmp_path: P
         assert f"can be used until {long_date(last_day)}" in text and "30 days from today" in text
         assert "81%" in text and cal.completed in text and "20 Certification Standards" in text
         assert "final QOPI Certification Report" in text and 'reply "stop the reminders"' in text
-        again = cli(env, "reminders", "run", "--today", cal.day(30).isoformat())
+        again = await cli(env, "reminders", "run", "--today", cal.day(30).isoformat())
         assert again.stdout.startswith("sent 0 reminders")
 
         await stand.event(ss.thread_message("please stop the reminders", user="U7", channel="C7", thread_ts=ask["ts"]))
         posts = await fake.wait_for_async("chat.postMessage", 4, timeout=10)
         assert "cancelled the 1 reminder still to come" in posts[3].params["text"]
         assert posts[3].params["thread_ts"] == ask["ts"]
-        statuses = sorted((r["due"], r["status"]) for r in listed(env))
+        statuses = sorted((r["due"], r["status"]) for r in await listed(env))
         assert statuses == [(cal.today.isoformat(), "sent"), (cal.day(30).isoformat(), "sent"),
                             (cal.day(53).isoformat(), "cancelled")]
-        late = cli(env, "reminders", "run", "--today", cal.day(59).isoformat())
+        late = await cli(env, "reminders", "run", "--today", cal.day(59).isoformat())
         assert late.stdout.startswith("sent 0 reminders")
         assert len(fake.posts()) == 4
 
@@ -85,18 +88,18 @@ async def test_a_new_score_replaces_the_reminders_and_dm_gets_them(tmp_path: Pat
         await stand.event(ss.dm_message("Can you ping us a month before our score expires?", user="U8", channel="D8"))
         (asked,) = await fake.wait_for_async("chat.postMessage", 1, timeout=10)
         assert "Which round is your score from" in asked.params["text"]
-        assert listed(env) == []  # nothing to date yet
+        assert await listed(env) == []  # nothing to date yet
         await stand.event(ss.dm_message(f"{cal.completed}, 78%", user="U8", channel="D8"))
         posts = await fake.wait_for_async("chat.postMessage", 2, timeout=10)
         assert f"Reminders set: I'll write here on {long_date(cal.day(30))} (30 days before) and" in posts[1].params["text"]
         await stand.event(ss.dm_message(f"Sorry, it was 83% in {cal.completed}", user="U8", channel="D8"))
         posts = await fake.wait_for_async("chat.postMessage", 3, timeout=10)
         assert "replaces the reminders I had set for your earlier score" in posts[2].params["text"]
-        rows = listed(env)
+        rows = await listed(env)
         assert [r["status"] for r in rows] == ["cancelled", "cancelled", "pending", "pending"]
         assert {r["score"] for r in rows if r["status"] == "pending"} == {83.0}
 
-        run = cli(env, "reminders", "run", "--today", cal.day(53).isoformat())  # both due by then: each once
+        run = await cli(env, "reminders", "run", "--today", cal.day(53).isoformat())  # both due by then: each once
         assert run.stdout.startswith("sent 2 reminders"), run.stdout + run.stderr
         posts = await fake.wait_for_async("chat.postMessage", 5, timeout=10)
         assert all(p.params["channel"] == "D8" for p in posts)
