@@ -104,3 +104,20 @@ async def test_a_new_score_replaces_the_reminders_and_dm_gets_them(tmp_path: Pat
         posts = await fake.wait_for_async("chat.postMessage", 5, timeout=10)
         assert all(p.params["channel"] == "D8" for p in posts)
         assert all("83%" in p.params["text"] for p in posts[3:])
+
+
+async def test_a_private_qopi_request_is_reminded_in_the_users_dm(tmp_path: Path, fake: FakeSlackAPI) -> None:
+    cal = calendar(tmp_path, close_in_days=60)
+    env = slack_env(tmp_path, fake, QOPI_ROUNDS_FILE=str(cal.path))
+    async with running(settings_from(env), fake) as stand:
+        body = ss.slash_command_form(f"We scored 90% in {cal.completed}, remind me before it expires", user_id="U9",
+                                     channel_id="C9", response_url=fake.response_url("cmd"))
+        await stand.send(body)
+        (answer,) = await fake.wait_for_async("response_url", 1, timeout=10)
+        assert "Reminders set" in answer.params["text"] and answer.params["response_type"] == "ephemeral"
+        run = await cli(env, "reminders", "run", "--today", cal.day(30).isoformat())
+        assert run.stdout.startswith("sent 1 reminder "), run.stdout + run.stderr
+        (post,) = await fake.wait_for_async("chat.postMessage", 1, timeout=10)
+        # /qopi answers were private: the reminder goes to the user's DM, not the channel.
+        assert post.params["channel"] == fake.dm_channel_for("U9") and not post.params.get("thread_ts")
+        assert "90%" in post.params["text"] and "30 days from today" in post.params["text"]
