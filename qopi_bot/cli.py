@@ -22,7 +22,9 @@ app.add_typer(knowledge_app, name="knowledge")
 app.add_typer(cases_app, name="cases")
 app.add_typer(db_app, name="db")
 app.add_typer(outbox_app, name="outbox")
+reminders_app = typer.Typer(no_args_is_help=True, help="Reminders before a score expires: list, send what is due.")
 app.add_typer(inbox_app, name="inbox")
+app.add_typer(reminders_app, name="reminders")
 
 TodayOpt = Annotated[str | None, typer.Option("--today", help="Date to answer for, YYYY-MM-DD (default: today).")]
 RoundsOpt = Annotated[str | None, typer.Option("--rounds", help="Rounds calendar YAML replacing knowledge/rounds.yaml.")]
@@ -289,6 +291,28 @@ def inbox_retry(ids: Annotated[list[int], typer.Argument(help="Inbox item number
     from qopi_bot.staff_cli import retry_inbox
 
     _run(retry_inbox(_settings(), ids))
+
+
+# ------------------------------------------------------------------ reminders
+@reminders_app.command("list")
+def reminders_list(
+    status: Annotated[str | None, typer.Option("--status", help="pending, sent or cancelled")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show reminders: conversation, channel, due date (none while a close date is unpublished), status."""
+    if status and status not in ("pending", "sent", "cancelled"):
+        _fail("--status must be pending, sent or cancelled")
+    from qopi_bot.reminder_cli import list_reminders
+
+    _run(list_reminders(_settings(), status, as_json))
+
+
+@reminders_app.command("run")
+def reminders_run(today: TodayOpt = None, rounds: RoundsOpt = None) -> None:
+    """Send every reminder due on or before --today now, and print how many."""
+    from qopi_bot.reminder_cli import run_reminders
+
+    _run(run_reminders(_settings(structured_logs=True), _parse_today(today), rounds))  # logs go to stderr
 
 
 # ------------------------------------------------------------------ processes

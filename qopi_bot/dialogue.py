@@ -35,7 +35,7 @@ INTENT_TOPIC: dict[Intent, Topic] = {
     Intent.HUMAN: Topic.HUMAN,
 }
 
-Kind = Literal["decision", "greeting", "clarify", "choose", "out_of_scope", "error", "case_followup", "unpublished", "round_dates"]
+Kind = Literal["decision", "greeting", "clarify", "choose", "out_of_scope", "error", "case_followup", "unpublished", "round_dates", "reminders"]
 
 # How a question of each kind reads when the bot asks which one was meant.
 ABOUT: dict[Intent, str] = {
@@ -67,6 +67,7 @@ class Plan(BaseModel):
     # The other questions of the same message (at most two more), each with its decision.
     also: list[tuple[Intent, Decision]] = Field(default_factory=list)
     choice: Intent | None = None  # with kind "choose": the other reading the bot asks about
+    reminder: Literal["start", "stop"] | None = None  # the message asks to set or to stop reminders
 
 
 THREAD_TOPICS = (Intent.ELIGIBILITY, Intent.VALIDITY, Intent.MULTI_SITE, Intent.APPLICATION, Intent.SCORE_THRESHOLD)
@@ -100,12 +101,20 @@ def _topic_for(intent: Intent, f: Facts) -> Topic:
 def _general_validity(d: Decision, u: Understanding) -> None:
     """"How long is a score good for?" asks the rule, not about a score of theirs: answer it
     without asking which round."""
-    if d.topic is Topic.VALIDITY and d.outcome is Outcome.NEEDS_INFO and d.missing == [MissingFact.ROUND] and not u.own_score:
+    if d.topic is Topic.VALIDITY and d.outcome is Outcome.NEEDS_INFO and d.missing == [MissingFact.ROUND] and not u.own_score \
+            and u.reminder != "start":  # a reminder needs the round: keep asking for it
         d.outcome, d.missing = Outcome.ANSWERED, []
     # "What proof do they want that our sites are integrated?" asks for the evidence, which the
     # answer gives whatever the sites' policies are.
     if d.topic is Topic.ENTITY and d.outcome is Outcome.NEEDS_INFO and u.asks_integration_evidence:
         d.outcome, d.missing = Outcome.ANSWERED, []
+
+
+def _reminder_topic(intent: Intent | None, asks: bool, state: ConversationState) -> Intent:
+    """A question asked with the request answers as asked; otherwise the thread's topic."""
+    if asks and intent in (Intent.ELIGIBILITY, Intent.VALIDITY):
+        return intent
+    return state.topic if state.topic in (Intent.ELIGIBILITY, Intent.VALIDITY) else Intent.VALIDITY
 
 
 def plan(state: ConversationState, text: str, today: dt.date, kb: Knowledge) -> Plan:
@@ -122,7 +131,7 @@ def plan(state: ConversationState, text: str, today: dt.date, kb: Knowledge) -> 
             and len(text.split()) <= 12:
         intent = None  # "it was fall 2024" in a thread: a short statement continues the thread's topic
     kind: Kind = "decision"
-    if state.case_id and not u.asks and not u.answered_pending and intent not in ESCALATIONS:
+    if state.case_id and not u.asks and not u.answered_pending and intent not in ESCALATIONS and u.reminder is None:
         # More details for staff ("we're Harbor Oncology, 3 sites"): they go onto the case.
         intent, kind = state.topic or Intent.HUMAN, "case_followup"
     elif intent is None:
@@ -139,6 +148,13 @@ def plan(state: ConversationState, text: str, today: dt.date, kb: Knowledge) -> 
         kind = "greeting"
     elif intent is Intent.OUT_OF_SCOPE:
         kind = "out_of_scope"
+    if u.reminder is not None and intent not in ESCALATIONS:
+        # A reminder request is no question of its own: the thread's topic answers (validity by
+        # default), and the service schedules or cancels the reminders (qopi_bot.reminders).
+        intent = _reminder_topic(intent, u.asks, state)
+        kind = "decision" if u.reminder == "start" else "reminders"
+        new_state.reminders = u.reminder == "start"
+        new_state.reminder_days = (u.reminder_days or state.reminder_days) if u.reminder == "start" else None
     if kind == "decision" and u.asks_round_dates and intent in (Intent.APPLICATION, Intent.VALIDITY) and u.facts.completed_round is None:
         intent, kind = Intent.APPLICATION, "round_dates"
     if kind == "decision" and u.unpublished_topic and u.facts.score is None and u.facts.completed_round is None and (
@@ -155,7 +171,8 @@ def plan(state: ConversationState, text: str, today: dt.date, kb: Knowledge) -> 
         new_state.facts.wants_exception = True
 
     base = Plan(kind=kind, intent=intent, today=today, understanding=u, state=new_state,
-                unpublished_topic=u.unpublished_topic, possible_phi=phi)
+                unpublished_topic=u.unpublished_topic, possible_phi=phi,
+                reminder=u.reminder if intent not in ESCALATIONS else None)
     if kind != "decision":
         if kind == "case_followup":
             base.to_case = True
@@ -298,6 +315,9 @@ def compose(p: Plan, kb: Knowledge, case_id: str | None = None) -> Answer:
         return Answer(intent=Intent.APPLICATION, outcome=Outcome.ANSWERED, case_id=case_id,
                       text="\n".join([_unpublished_text(p.unpublished_topic, kb), *notes]),
                       facts={"email": kb.contacts.email, "phone": kb.contacts.phone})
+    if p.kind == "reminders":  # the service words it, with what it cancelled
+        return Answer(intent=p.intent, outcome=Outcome.ANSWERED, case_id=case_id,
+                      text="\n".join(["I've stopped the reminders for this conversation.", *notes]))
     if p.kind == "round_dates":
         return Answer(intent=Intent.APPLICATION, outcome=Outcome.ANSWERED, case_id=case_id, rules=["ELIG-ROUND"],
                       text="\n".join([_round_dates(p.today, kb), *notes]))

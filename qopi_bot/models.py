@@ -228,3 +228,7 @@ class ConversationState(BaseModel):
     pending: MissingFact | None = None
     case_id: str | None = None  # the staff case this thread has (any status: a new message reopens it)
     turns: int = 0
+    # The practice asked for reminders before its score expires (and has not stopped them):
+    # they are scheduled once the round is known, and rescheduled when a new score is given.
+    reminders: bool = False
+    reminder_days: int | None = None  # an extra lead time the practice asked for

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, LargeBinary, MetaData, String, Table, Text
+from sqlalchemy import JSON, BigInteger, Column, Date, DateTime, Index, Integer, LargeBinary, MetaData, String, Table, Text
 
 metadata = MetaData()
 _ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEGER PRIMARY KEY only
@@ -116,4 +116,23 @@ email_threads = Table(
     Column("conversation_key", String(300), nullable=False),
     Column("case_id", _ID, nullable=True),
     _ts(),
+)
+
+# Reminders before a score expires (contract section 10). `due` is null while the close date
+# they depend on is not published; `subject` holds what they are about (score, round).
+reminders = Table(
+    "reminders", metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("conversation_key", String(300), nullable=False, index=True),
+    Column("channel", String(20), nullable=False),  # slack | email
+    Column("origin", JSON, nullable=False),
+    Column("kind", String(30), nullable=False),  # before_close | date_published
+    Column("days_before", Integer, nullable=True),
+    Column("due", Date, nullable=True),
+    Column("status", String(20), nullable=False),  # pending | sent | cancelled
+    Column("subject", JSON, nullable=False),
+    _ts(),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("sent_at", DateTime(timezone=True), nullable=True),
+    Index("ix_reminders_status_due", "status", "due"),
 )

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from qopi_bot import reminder_turn
 from qopi_bot.cases import CaseService
 from qopi_bot.core.kb import Knowledge
 from qopi_bot.dialogue import compose, plan
@@ -61,6 +62,7 @@ class DialogueService:
                 p.to_case = True
 
         answer = compose(p, self.kb, case_id=case_label(case_number) if case_number is not None else None)
+        answer = await reminder_turn.after_turn(self.store, self.settings, self.kb, msg, state, new_state, p, answer)
         lines: list[tuple[str, str | None, str]] = [("practice", msg.user, msg.text)] if msg.text.strip() else []
         lines.append(("bot", None, answer.text))
         await conversations.save_turn(msg.conversation_key, msg.channel, new_state, lines)

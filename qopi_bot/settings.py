@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     # RFC 2177: a client must re-IDLE at least every 29 minutes; 25 leaves room for slow links.
     imap_idle_seconds: float = Field(default=1500.0, gt=0, le=1740, alias="QOPI_IMAP_IDLE_SECONDS")
     imap_poll_seconds: float = Field(default=5.0, gt=0, alias="QOPI_IMAP_POLL_SECONDS")  # servers without IDLE
+    # Reminders before a score expires (contract section 10): days before the last day, and
+    # how often the web and worker processes look for due ones (at least hourly).
+    reminder_days: str = Field(default="30,7", alias="QOPI_REMINDER_DAYS")
+    reminder_check_seconds: float = Field(default=600.0, gt=0, le=3600, alias="QOPI_REMINDER_CHECK_SECONDS")
 
     @field_validator("log_format", "imap_security", mode="before")
     @classmethod
@@ -94,6 +98,11 @@ class Settings(BaseSettings):
         if self.staff_email:
             found.add(self.staff_email.strip().lower())
         return frozenset(found)
+
+    @property
+    def reminder_lead_days(self) -> tuple[int, ...]:
+        days = {int(d) for d in self.reminder_days.replace(" ", "").split(",") if d.isdigit() and 0 < int(d) <= 366}
+        return tuple(sorted(days, reverse=True)) or (30, 7)
 
     @property
     def smtp_listen_host_port(self) -> tuple[str, int]:

@@ -10,6 +10,8 @@ import typer
 
 from qopi_bot.cases import CaseService, summarize
 from qopi_bot.records import parse_case_label
+from qopi_bot.reminder_cli import reminder_line
+from qopi_bot.reminder_store import ReminderStore
 from qopi_bot.runtime import open_runtime
 
 
@@ -37,6 +39,7 @@ async def show_case(settings: Any, label: str, as_json: bool) -> None:
     async with open_runtime(settings) as rt:
         case = await rt.store.get_case(number) if number is not None else None
         transcript = await rt.store.transcript(case.conversation_key) if case else []
+        reminders = await ReminderStore(rt.store).list(case.conversation_key) if case else []
     if case is None:
         typer.echo(f"qopi-bot: no case {label}", err=True)
         raise typer.Exit(1)
@@ -44,7 +47,8 @@ async def show_case(settings: Any, label: str, as_json: bool) -> None:
     if as_json:
         data = case.summary_json() | {"why": s.why, "facts": s.facts, "decision": case.decision, "origin_channel": case.channel,
                                       "events": [e.model_dump(mode="json") for e in case.events],
-                                      "transcript": [{"role": r, "author": a, "text": t} for r, a, t in transcript]}
+                                      "transcript": [{"role": r, "author": a, "text": t} for r, a, t in transcript],
+                                      "reminders": [r.summary_json() for r in reminders]}
         _echo_json(data)
         return
     typer.echo(f"{s.id}  [{s.status}]  asked via {s.channel}" + (f"  claimed by {s.claimed_by}" if s.claimed_by else ""))
@@ -60,6 +64,10 @@ async def show_case(settings: Any, label: str, as_json: bool) -> None:
         for e in refused:
             when = e.created_at.strftime("%Y-%m-%d %H:%M") if e.created_at else "?"
             typer.echo(f"  {when}  from {e.author or '?'}: {e.text or 'not relayed'}")
+    if reminders:  # what the practice will still hear from the bot (a resolved case does not stop it)
+        typer.echo(f"Reminders ({len(reminders)}):")
+        for r in reminders:
+            typer.echo("  " + reminder_line(r.summary_json()))
     typer.echo("Transcript:")
     for role, author, text in transcript:
         typer.echo(f"  {role}{f' ({author})' if author else ''}: {text}")

@@ -60,6 +60,8 @@ class EmailDelivery:
                 return await self._staff_case(item)
             if item.kind == "relay":
                 return await self._relay(item)
+            if item.kind == "reminder":
+                return await self._reminder(item)
         except (ValidationError, KeyError, TypeError, ValueError) as exc:
             # A payload we cannot render now will not render later either.
             raise DeliveryError(f"cannot render {item.kind}: {type(exc).__name__}", permanent=True) from exc
@@ -99,6 +101,21 @@ class EmailDelivery:
                             message_id=message_id, in_reply_to=parent,
                             references=thread_references(list(origin.get("references") or []), [], parent),
                             auto_submitted="auto-replied")
+        return msg, to
+
+    async def _reminder(self, item: OutboxItem) -> tuple[EmailMessage, str]:
+        """A reminder in the practice's own thread. Generated, not a reply to a message just
+        received: Auto-Submitted: auto-generated. A reply to it continues the conversation."""
+        p = item.payload
+        to = str(p["to"])
+        parent = p.get("in_reply_to")
+        message_id = stable_message_id("reminder", item.dedupe_key, self.settings.help_address)
+        await self.store.link_message_id(message_id, str(p["conversation_key"]))
+        msg = build_message(help_address=self.settings.help_address, to=to, to_name=str(p.get("to_name") or ""),
+                            subject=reply_subject(p.get("subject")), text=relay_text(str(p["text"]), self.kb.contacts),
+                            message_id=message_id, in_reply_to=parent,
+                            references=thread_references(list(p.get("references") or []), [], parent),
+                            auto_submitted="auto-generated")
         return msg, to
 
     # ------------------------------------------------------------------ the wire

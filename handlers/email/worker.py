@@ -30,6 +30,7 @@ from qopi_bot.logs import configure_logging, get_logger
 from qopi_bot.polling import poll_forever
 from qopi_bot.migrate import SchemaNotReady, ensure_schema
 from qopi_bot.outbox import Dispatcher
+from qopi_bot.reminder_runner import ReminderRunner, fresh_knowledge
 from qopi_bot.runtime import load_kb
 from qopi_bot.service import DialogueService
 from qopi_bot.settings import Settings
@@ -85,6 +86,7 @@ class EmailWorker:
         self.processor = InboundProcessor(self.store, self.dialogue, settings, self.kb)
         self.delivery = EmailDelivery(self.store, settings, self.kb)
         self.dispatcher = Dispatcher(self.store, "email", self.delivery.send, settings)
+        self.reminders = ReminderRunner(self.store, settings, fresh_knowledge(settings, self.kb), self.dispatcher.notify)
         self._stop = asyncio.Event()
         self._inbox_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -121,7 +123,8 @@ class EmailWorker:
                           ident="qopi-bot"),
             host=host, port=port)
         self._tasks = [asyncio.create_task(self._inbox_loop(), name="email-inbox"),
-                       asyncio.create_task(self.dispatcher.run_forever(self._stop), name="email-outbox")]
+                       asyncio.create_task(self.dispatcher.run_forever(self._stop), name="email-outbox"),
+                       asyncio.create_task(self.reminders.run_forever(self._stop), name="email-reminders")]
         await self._start_health()
         log.info("email.worker_started", listen=f"{host}:{self.address[1]}", relay=self.settings.smtp_relay,
                  health=self.settings.worker_health or None)
@@ -158,6 +161,7 @@ class EmailWorker:
         intake = ImapIntake(self.settings, self.store, stored=self._inbox_wake.set, stop=self._stop)
         self._tasks = [asyncio.create_task(self._inbox_loop(), name="email-inbox"),
                        asyncio.create_task(self.dispatcher.run_forever(self._stop), name="email-outbox"),
+                       asyncio.create_task(self.reminders.run_forever(self._stop), name="email-reminders"),
                        asyncio.create_task(intake.run(), name="email-imap")]
         log.info("email.worker_started", imap=f"{self.settings.imap_host}:{self.settings.imap_port}",
                  relay=self.settings.smtp_relay)
@@ -167,6 +171,7 @@ class EmailWorker:
         self._stop.set()
         self._inbox_wake.set()
         self.dispatcher.notify()
+        self.reminders.wake.set()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()

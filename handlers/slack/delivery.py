@@ -106,6 +106,16 @@ class SlackSender:
         text, blocks = relay_message(p["text"])
         return await self._post(item, channel=channel, thread_ts=thread_ts, text=text, blocks=blocks)
 
+    async def _send_reminder(self, item: OutboxItem) -> Result:
+        """A reminder before a score expires, in the thread (or DM) where the practice asked."""
+        p = item.payload
+        channel, thread_ts = p["channel"], p.get("thread_ts")
+        if p.get("via") == "command" and p.get("user"):  # /qopi had no thread: the user's DM
+            opened = await self.client.conversations_open(users=p["user"])
+            channel, thread_ts = opened["channel"]["id"], None
+        text, blocks = text_message(p["text"])
+        return await self._post(item, channel=channel, thread_ts=thread_ts, text=text, blocks=blocks)
+
     async def _send_command_reply(self, item: OutboxItem) -> Result:
         """/qopi: visible only to the user, via response_url; chat.postEphemeral if it expired."""
         p = item.payload

@@ -26,6 +26,7 @@ from qopi_bot.health import Health, HealthProbe
 from qopi_bot.logs import get_logger
 from qopi_bot.migrate import SchemaNotReady
 from qopi_bot.outbox import Dispatcher
+from qopi_bot.reminder_runner import ReminderRunner, fresh_knowledge
 from qopi_bot.runtime import load_kb, prepare_schema
 from qopi_bot.service import DialogueService
 from qopi_bot.settings import Settings
@@ -76,6 +77,7 @@ class SlackService:
         self._catchup: CatchUp | None = None
         self._catchup_task: asyncio.Task[int] | None = None
         self.dispatcher: Dispatcher | None = None
+        self.reminders: ReminderRunner | None = None
 
     async def start(self) -> None:
         # One session for every Web API call (connection reuse). slack_sdk ignores its own
@@ -121,7 +123,10 @@ class SlackService:
             # Its own task: slack_sdk's connect() retries (sleeping) until the client is
             # closed, and shutdown must be able to cancel it without waiting.
             self._socket_task = asyncio.create_task(self._connect_socket(self._socket))
-        await asyncio.gather(self.processor.run_forever(self.stop_event), self.dispatcher.run_forever(self.stop_event))
+        self.reminders = ReminderRunner(self.store, self.settings, fresh_knowledge(self.settings, self.kb),
+                                        self.dispatcher.notify)
+        await asyncio.gather(self.processor.run_forever(self.stop_event), self.dispatcher.run_forever(self.stop_event),
+                             self.reminders.run_forever(self.stop_event))
 
     async def _connect_socket(self, socket: SocketModeIntake) -> None:
         """Open the Socket Mode connection, retrying with backoff; once open, slack_sdk's
@@ -167,6 +172,8 @@ class SlackService:
             self.processor.notify()
         if self.dispatcher is not None:
             self.dispatcher.notify()
+        if self.reminders is not None:
+            self.reminders.wake.set()
         if self._tasks:
             done, pending = await asyncio.wait(self._tasks, timeout=10)
             for task in pending:

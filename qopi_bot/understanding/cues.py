@@ -144,3 +144,42 @@ def unpublished(text: str, topics: list[tuple[str, list[str]]]) -> str | None:
     return None
 
 
+
+# Reminder requests are not a question about the program, so the intent model never learns
+# them: "remind me before our score expires", "can you ping us a month before?", "set a
+# reminder"; and their end, "stop the reminders". Stop is read first ("stop reminding us").
+_REMINDER_STOP = re.compile(
+    r"\b(stop|cancel|turn off|switch off|disable|remove|delete|end|unsubscribe( me| us)?( from)?|no more|opt out of)\s+"
+    r"(all\s+|the\s+|these\s+|those\s+|your\s+|my\s+|our\s+|any\s+|further\s+|more\s+)*"
+    r"(reminders?|reminding|pings?|pinging|nudges?|nudging|notifications?|alerts?)\b"
+    r"|\b(don'?t|do not|no need to|please don'?t)\s+(remind|ping|nudge)\s+(me|us)\b"
+    r"|\b(don'?t|do not|no longer)\s+(need|want)\s+(the\s+|any\s+|these\s+)?(reminders?|pings?)\b")
+_WHEN = r".{0,50}\b(before|ahead|prior|expir\w*|lapse\w*|deadline|last day|runs? out|closes?|valid)"
+_REMINDER_START = re.compile(
+    r"\bremind\s+(me|us|our team|the team)\b(?!\s+(of|what|how|who|which)\b)"
+    r"|\b(set|setup|set up|schedule|create|add|turn on)\s+(up\s+)?(a\s+|an\s+|some\s+|the\s+)?(\w+\s+)?(reminders?|heads[- ]up|alerts?)\b"
+    r"|\b(want|like|need|get|send( me| us)?|give( me| us)?)\s+(a\s+|an\s+|some\s+|the\s+)?(\w+\s+)?(reminders?|heads[- ]up|nudge|alert)\b" + _WHEN +
+    r"|\b(ping|nudge|alert|notify|email|message|warn)\s+(me|us)\b" + _WHEN +
+    r"|\b(reminders?|heads[- ]up)\s+(before|ahead of|prior to)\b")
+_LEAD = re.compile(r"\b(\d{1,3}|a|an|one|two|three|four|six|eight)\s+(day|week|month)s?\s+(before|ahead|prior|out|early)")
+_SMALL = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "six": 6, "eight": 8}
+_UNIT_DAYS = {"day": 1, "week": 7, "month": 30}
+
+
+def reminder_request(text: str) -> str | None:
+    """'stop' or 'start' when the message asks to end or to set reminders, else None."""
+    if _REMINDER_STOP.search(text):
+        return "stop"
+    if _REMINDER_START.search(text):
+        return "start"
+    return None
+
+
+def reminder_lead_days(text: str) -> int | None:
+    """The lead time a reminder request names ("a month before" -> 30), if any."""
+    m = _LEAD.search(text)
+    if m is None:
+        return None
+    count = int(m.group(1)) if m.group(1).isdigit() else _SMALL[m.group(1)]
+    days = count * _UNIT_DAYS[m.group(2)]
+    return days if 0 < days <= 366 else None

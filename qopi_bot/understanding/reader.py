@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -56,6 +57,8 @@ class Understanding(BaseModel):
     own_score: bool = False  # speaks of the practice's own score ("our score"), not scores in general
     doubt: Intent | None = None  # a competing reading that would change the answer: ask which one is meant
     asks_integration_evidence: bool = False  # "how do we show / what proof that our sites are integrated?"
+    reminder: Literal["start", "stop"] | None = None  # "remind me before it expires" / "stop the reminders"
+    reminder_days: int | None = None  # a lead time the request names ("a month before" -> 30)
     rules_applied: list[str] = Field(default_factory=list)  # which reading rules changed the model's reading
 
 
@@ -327,6 +330,7 @@ def understand(raw: str, today: dt.date, kb: Knowledge, pending: MissingFact | N
         unpublished_topic=cues.unpublished(text, [(e.id, e.keywords) for e in kb.unpublished]),
         asks_round_dates=bool(re.search(r"\bwhen (does|do|will|is)\b.{0,30}\bround\b.{0,20}\b(open|close|start|end|due)|\bround (dates?|schedule|calendar|deadlines?)\b|\bwhen is the (next )?(\w+ )?round\b|\bwhen('s| is) the next\b", text)),
         escalation=escalation, rules_applied=r.applied, own_score=bool(_OWN_SCORE.search(text)),
+        reminder=cues.reminder_request(text), reminder_days=cues.reminder_lead_days(text),
         asks_integration_evidence=bool(re.search(r"\b(proof|prove|show|demonstrate|evidence|document\w*)\b.{0,60}\bintegrat", text)),
     )
 
