@@ -5,6 +5,7 @@ to fix it; a traceback is never the message."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.resources
 import re
 from functools import lru_cache
@@ -218,7 +219,23 @@ def load_knowledge(directory: Path | None = None, rounds_file: Path | None = Non
         standard_count=STANDARD_COUNT, standard_domains=domains, contacts=contacts,
         unpublished=unpublished, source_text=source_text,
         citations={r.id: RuleCitation(rule_id=r.id, title=r.title, quote=r.source) for r in rules.values()},
+        version=knowledge_version(base, rounds_file),
     )
+
+
+def knowledge_version(base: Path, rounds_file: Path | None = None) -> str:
+    """A short content hash of every knowledge file (and the rounds file in use): the same
+    content gives the same version on every process and machine."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in base.rglob("*") if p.is_file() and p.suffix in (".yaml", ".yml", ".txt", ".json"))
+    for path in files + ([rounds_file] if rounds_file else []):
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        name = path.relative_to(base).as_posix() if path.is_relative_to(base) else f"rounds:{path.name}"
+        digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
+    return digest.hexdigest()[:12]
 
 
 @lru_cache(maxsize=8)

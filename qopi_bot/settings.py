@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     authserv_id: str = Field(default="", alias="QOPI_AUTHSERV_ID")
     # After an outage the web process reads what it missed from Slack, at most this far back.
     slack_catchup_hours: float = Field(default=24.0, alias="QOPI_SLACK_CATCHUP_HOURS")
+    # The web process's public base URL, for staff console sign-in links (contract section 9).
+    public_url: str = Field(default="", alias="QOPI_PUBLIC_URL")
     worker_health: str = Field(default="", alias="QOPI_WORKER_HEALTH")  # host:port for the worker's GET /healthz
     # The hosted help mailbox (contract section 11): set QOPI_IMAP_HOST and the worker reads
     # it over IMAP instead of listening for SMTP deliveries. See docs/email.md.
@@ -83,6 +85,10 @@ class Settings(BaseSettings):
     @property
     def db_url(self) -> str:
         return self.database_url or default_database_url()
+
+    @property
+    def console_base_url(self) -> str:
+        return (self.public_url or f"http://127.0.0.1:{self.port}").rstrip("/")
 
     @property
     def staff_user_ids(self) -> frozenset[str]:

@@ -107,6 +107,9 @@ class Knowledge(_Strict):
     intent_model_json: str | None = None
     # Built once at load: every Decision cites from here instead of building its own copies.
     citations: dict[str, RuleCitation] = Field(default_factory=dict)
+    # A content hash of the folder (and rounds file) this was loaded from: every answer
+    # records the version it was given under, and a reload is applied only when it changes.
+    version: str = ""
 
     def rule(self, rule_id: str) -> Rule:
         return self.rules[rule_id]
