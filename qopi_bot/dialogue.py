@@ -219,7 +219,7 @@ _ESCALATION_REASON = {
     "HUMAN-REQUEST": "Of course, I'll get a person from the QCP team.",
 }
 
-GREETING = ("Hello! I answer questions about QOPI Certification: eligibility and the 75% score threshold, how long a score "
+GREETING = ("Hello! I answer questions about QOPI Certification: eligibility and the {threshold} score threshold, how long a score "
             "stays valid, multi-site practices, sampling and attestation, and the application. For example: \"We scored 81% "
             "on the certification pathway in Fall 2025. Can we apply?\"")
 THANKS = "You're welcome! Ask me any time about QOPI Certification eligibility, score validity or applying."
@@ -258,6 +258,10 @@ def _merge_facts(primary: dict[str, object], extra: dict[str, object]) -> dict[s
     return {**extra, **primary}
 
 
+def _greeting(kb: Knowledge) -> str:
+    return GREETING.replace("{threshold}", f"{kb.score_threshold:g}%")
+
+
 def compose(p: Plan, kb: Knowledge, case_id: str | None = None) -> Answer:
     d = p.decision
     notes: list[str] = []
@@ -269,9 +273,9 @@ def compose(p: Plan, kb: Knowledge, case_id: str | None = None) -> Answer:
                      "need in your message, for example your score and the round it is from.")
 
     if p.kind == "error":
-        return Answer(intent=p.intent, outcome=Outcome.ERROR, text=f"{p.problem} " + GREETING.split("! ", 1)[1])
+        return Answer(intent=p.intent, outcome=Outcome.ERROR, text=f"{p.problem} " + _greeting(kb).split("! ", 1)[1])
     if p.kind == "greeting":
-        text = THANKS if u is not None and _THANKS.search(u.text) and not u.asks else GREETING
+        text = THANKS if u is not None and _THANKS.search(u.text) and not u.asks else _greeting(kb)
         return Answer(intent=Intent.GREETING, outcome=Outcome.ANSWERED, case_id=case_id, text="\n".join([text, *notes]))
     if p.kind == "clarify":
         return Answer(intent=Intent.GREETING, outcome=Outcome.NEEDS_INFO, case_id=case_id, text="\n".join([

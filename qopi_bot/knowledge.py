@@ -117,10 +117,24 @@ def load_rounds(path: Path) -> tuple[Round, ...]:
     return tuple(rounds)
 
 
-def _load_rules(path: Path, source_text: str) -> dict[str, Rule]:
+def _load_threshold(path: Path, data: Any, rules: dict[str, Rule]) -> float:
+    """`score_threshold:` in rules.yaml, a percent the ELIG-SCORE quote itself states."""
+    value = data.get("score_threshold") if isinstance(data, dict) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 100:
+        raise KnowledgeError(f"{path}: `score_threshold:` must be the passing Overall Quality Score in percent "
+                             f"(a number above 0 and at most 100, e.g. 75); found {value!r}")
+    said = f"{float(value):g}%"
+    if "ELIG-SCORE" in rules and said not in _flatten(rules["ELIG-SCORE"].source):
+        raise KnowledgeError(f"{path}: score_threshold {value} does not match the ELIG-SCORE source quote, which does not "
+                             f"say {said}; change both together when the program's text changes")
+    return float(value)
+
+
+def _load_rules(path: Path, source_text: str) -> tuple[dict[str, Rule], float]:
     rules: dict[str, Rule] = {}
     flat_source = _flatten(source_text)
-    for index, raw in enumerate(_entries(path, _read_yaml(path), "rules"), start=1):
+    data = _read_yaml(path)
+    for index, raw in enumerate(_entries(path, data, "rules"), start=1):
         label = f"rule #{index}" + (f" ({raw.get('id')})" if isinstance(raw, dict) else "")
         rule = _parse(path, Rule, raw, label)
         if rule.id in rules:
@@ -131,7 +145,7 @@ def _load_rules(path: Path, source_text: str) -> dict[str, Rule]:
     undefined = [rid for rid in RULE_IDS if rid not in rules]
     if undefined:
         raise KnowledgeError(f"{path}: rule IDs referenced by the contract but undefined: {', '.join(undefined)}")
-    return rules
+    return rules, _load_threshold(path, data, rules)
 
 
 def load_examples(directory: Path) -> tuple[Example, ...]:
@@ -175,7 +189,7 @@ def load_knowledge(directory: Path | None = None, rounds_file: Path | None = Non
         source_text = source_path.read_text(encoding="utf-8")
     except OSError:
         raise KnowledgeError(f"{source_path}: the program's source text is missing") from None
-    rules = _load_rules(base / "rules.yaml", source_text)
+    rules, score_threshold = _load_rules(base / "rules.yaml", source_text)
     rounds = load_rounds(rounds_file or base / "rounds.yaml")
 
     mod_path = base / "modules.yaml"
@@ -215,7 +229,7 @@ def load_knowledge(directory: Path | None = None, rounds_file: Path | None = Non
 
     return Knowledge(
         examples=examples, intent_model_json=intent_model_json,
-        rules=rules, rounds=rounds, modules=modules, measures=measures,
+        rules=rules, score_threshold=score_threshold, rounds=rounds, modules=modules, measures=measures,
         standard_count=STANDARD_COUNT, standard_domains=domains, contacts=contacts,
         unpublished=unpublished, source_text=source_text,
         citations={r.id: RuleCitation(rule_id=r.id, title=r.title, quote=r.source) for r in rules.values()},

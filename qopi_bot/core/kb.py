@@ -101,6 +101,8 @@ class Knowledge(_Strict):
     contacts: Contacts
     unpublished: tuple[Unpublished, ...]
     source_text: str
+    # The Overall Quality Score needed (percent, inclusive, never rounded): rules.yaml.
+    score_threshold: float = Field(gt=0, le=100)
     # Example messages per intent (knowledge/examples/), and the intent model trained on them
     # as stored in knowledge/intent-model.json (None when absent).
     examples: tuple[Example, ...] = ()
