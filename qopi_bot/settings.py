@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     authserv_id: str = Field(default="", alias="QOPI_AUTHSERV_ID")
     # After an outage the web process reads what it missed from Slack, at most this far back.
     slack_catchup_hours: float = Field(default=24.0, alias="QOPI_SLACK_CATCHUP_HOURS")
+    # How often web and worker processes look for a changed knowledge folder (contract section 7).
+    knowledge_poll_seconds: float = Field(default=10.0, gt=0, le=60, alias="QOPI_KNOWLEDGE_POLL_SECONDS")
     # The web process's public base URL, for staff console sign-in links (contract section 9).
     public_url: str = Field(default="", alias="QOPI_PUBLIC_URL")
     worker_health: str = Field(default="", alias="QOPI_WORKER_HEALTH")  # host:port for the worker's GET /healthz
