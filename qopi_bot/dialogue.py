@@ -125,6 +125,10 @@ def plan(state: ConversationState, text: str, today: dt.date, kb: Knowledge) -> 
             intent = carried or _intent_from_facts(u.facts) or Intent.ELIGIBILITY
         elif state.case_id:
             intent, kind = state.topic or Intent.HUMAN, "case_followup"
+        elif u.unpublished_topic and any(f.id == u.unpublished_topic for f in kb.facts):
+            # "When do we need to recertify?": no question the model knows, but a topic staff
+            # answered in knowledge/facts.yaml, with its source.
+            intent, kind = Intent.APPLICATION, "unpublished"
         elif u.in_domain:
             intent, kind = Intent.GREETING, "clarify"
         else:

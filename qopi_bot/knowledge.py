@@ -18,12 +18,15 @@ from pydantic import BaseModel, ValidationError
 from qopi_bot.models import RuleCitation
 
 from qopi_bot.core.kb import (
-    MEASURE_COUNT, RULE_IDS, STANDARD_COUNT, Contacts, Example, Knowledge, Measure, Module, Round, Rule,
+    MEASURE_COUNT, RULE_IDS, STANDARD_COUNT, Contacts, Example, Fact, Knowledge, Measure, Module, Round, Rule,
     StandardDomain, Unpublished,
 )
 from qopi_bot.models import Intent
 
 INTENT_MODEL_FILE = "intent-model.json"
+FACTS_FILE = "facts.yaml"
+# An amount of money in a fact's answer: the program publishes no fee, so none is ever stated.
+_MONEY = re.compile(r"[$€£]\s?\d|\b\d[\d,.]*\s?(?:usd|dollars?|eur)\b|\b(?:usd|us\$)\s?\d", re.I)
 EXAMPLES_DIR = "examples"
 
 class KnowledgeError(Exception):
@@ -177,6 +180,38 @@ def load_examples(directory: Path) -> tuple[Example, ...]:
     return tuple(examples)
 
 
+def load_facts(path: Path, unpublished: tuple[Unpublished, ...]) -> tuple[Fact, ...]:
+    """knowledge/facts.yaml (optional): facts beyond the eligibility page, each with its sources."""
+    if not path.is_file():
+        return ()
+    known = {u.id for u in unpublished}
+    facts: list[Fact] = []
+    for index, raw in enumerate(_entries(path, _read_yaml(path), "facts"), start=1):
+        label = f"fact #{index}" + (f" ({raw.get('id')})" if isinstance(raw, dict) else "")
+        fact = _parse(path, Fact, raw, label)
+        if fact.id == "fee" or _MONEY.search(fact.answer):
+            raise KnowledgeError(f"{path}: {label}: states a fee or an amount of money; the program publishes no fee, "
+                                 "so the bot never states one (leave `fee` unanswered in answers.yaml)")
+        if fact.id in {f.id for f in facts}:
+            raise KnowledgeError(f"{path}: {label}: duplicate id")
+        if fact.id not in known and not fact.keywords:
+            raise KnowledgeError(f"{path}: {label}: a new topic needs `keywords` (or use an answers.yaml id: "
+                                 f"{', '.join(sorted(known))})")
+        facts.append(fact)
+    return tuple(facts)
+
+
+def with_facts(unpublished: tuple[Unpublished, ...], facts: tuple[Fact, ...]) -> tuple[Unpublished, ...]:
+    """The topics the understanding recognises: answers.yaml's, answered by a fact where one
+    exists (with its source), then the facts' new topics."""
+    by_id = {f.id: f for f in facts}
+    out = [u.model_copy(update={"answer": by_id[u.id].text(), "keywords": [*u.keywords, *by_id[u.id].keywords]})
+           if u.id in by_id else u for u in unpublished]
+    known = {u.id for u in unpublished}
+    out += [Unpublished(id=f.id, keywords=f.keywords, topic=f.topic, answer=f.text()) for f in facts if f.id not in known]
+    return tuple(out)
+
+
 def _flatten(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
@@ -222,6 +257,8 @@ def load_knowledge(directory: Path | None = None, rounds_file: Path | None = Non
     ans_path = base / "answers.yaml"
     unpublished = tuple(_parse(ans_path, Unpublished, raw, f"entry #{i}")
                         for i, raw in enumerate(_entries(ans_path, _read_yaml(ans_path), "unpublished"), start=1))
+    facts = load_facts(base / FACTS_FILE, unpublished)
+    unpublished = with_facts(unpublished, facts)
 
     examples = load_examples(base / EXAMPLES_DIR)
     model_path = base / INTENT_MODEL_FILE
@@ -231,7 +268,7 @@ def load_knowledge(directory: Path | None = None, rounds_file: Path | None = Non
         examples=examples, intent_model_json=intent_model_json,
         rules=rules, score_threshold=score_threshold, rounds=rounds, modules=modules, measures=measures,
         standard_count=STANDARD_COUNT, standard_domains=domains, contacts=contacts,
-        unpublished=unpublished, source_text=source_text,
+        unpublished=unpublished, facts=facts, source_text=source_text,
         citations={r.id: RuleCitation(rule_id=r.id, title=r.title, quote=r.source) for r in rules.values()},
         version=knowledge_version(base, rounds_file),
     )
