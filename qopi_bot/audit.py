@@ -57,8 +57,10 @@ def understood(p: Plan) -> tuple[Understood, float | None]:
     confidence = round(float(u.confidence), 3) if u is not None and u.intent is not None else None
     if p.kind in ("clarify", "choose") or (p.kind == "out_of_scope" and u is not None and u.intent is None):
         return "not_understood", confidence
-    if confidence is None or p.kind in ("error", "case_followup"):
-        return "clear", confidence  # a reply to the bot's question, or more details for a case
+    if confidence is None or p.kind in ("error", "case_followup", "unpublished", "round_dates"):
+        # A reply to the bot's question, more details for a case, or a topic recognised by its
+        # words (knowledge/answers.yaml, facts.yaml) whatever the model's score.
+        return "clear", confidence
     if confidence < DOUBTFUL:
         return "not_understood", confidence
     return ("low" if confidence < LOW_CONFIDENCE else "clear"), confidence
