@@ -48,7 +48,12 @@ async def browser() -> AsyncIterator[Browser]:
             await b.close()
 
 
-def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+async def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    # In a thread: the web process runs on this event loop and must not stall (SQLite locks).
+    return await asyncio.to_thread(_cli_sync, env, *args)
+
+
+def _cli_sync(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "qopi_bot.cli", *args], cwd=ROOT, env=process_env(env),
                           capture_output=True, text=True, timeout=60)
 
@@ -78,9 +83,9 @@ async def test_console_end_to_end(env: dict[str, str], fake: FakeSlackAPI, brows
         await _nothing_without_a_session(stand)
 
         # Only staff get a link; a link is printed under QOPI_PUBLIC_URL.
-        refused = _cli(env, "console", "link", "--as", "UNOBODY")
+        refused = await _cli(env, "console", "link", "--as", "UNOBODY")
         assert refused.returncode != 0 and "QOPI_STAFF_USERS" in refused.stderr and refused.stdout == ""
-        made = _cli(env, "console", "link", "--as", STAFF[0])
+        made = await _cli(env, "console", "link", "--as", STAFF[0])
         assert made.returncode == 0, made.stderr
         link = made.stdout.strip()
         assert link.startswith(f"{stand.url}/console/signin?token=")
@@ -142,7 +147,7 @@ async def test_console_end_to_end(env: dict[str, str], fake: FakeSlackAPI, brows
         csv_response = await page.request.get(f"{stand.url}/console/answers.csv")
         assert csv_response.status == 200 and csv_response.headers["content-type"].startswith("text/csv")
         rows = list(csv.DictReader(io.StringIO(await csv_response.text())))
-        report = json.loads(_cli(env, "report", "--json").stdout)
+        report = json.loads((await _cli(env, "report", "--json")).stdout)
         assert len(rows) == report["questions"] == 3
         assert sum(r["outcome"] == "escalated" for r in rows) == report["escalations"] == 1
         for name, counted in report["by_intent"].items():
