@@ -10,6 +10,7 @@ import datetime as dt
 import io
 import json
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 from pydantic import ValidationError
@@ -50,7 +51,7 @@ async def answers(request: web.Request, session: Session) -> web.StreamResponse:
     flt, problem = _filter(request)
     engine = deps(request).store.engine
     rows = await fetch_answers(engine, flt, limit=PAGE_ROWS + 1)
-    query = "&".join(f"{k}={v}" for k, v in request.query.items() if k in FILTER_KEYS and v)
+    query = urlencode([(k, v) for k, v in request.query.items() if k in FILTER_KEYS and v])
     return render(request, "answers.html", session, {
         "rows": [_view(r) for r in rows[:PAGE_ROWS]], "more": len(rows) > PAGE_ROWS, "limit": PAGE_ROWS,
         "f": {k: request.query.get(k, "") for k in FILTER_KEYS}, "choices": _choices(), "problem": problem,
