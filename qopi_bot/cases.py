@@ -120,7 +120,7 @@ class CaseService:
             return False, f"There is no case {case_label(number)}."
         return False, f"{case.id} is already {case.status}."
 
-    async def reply(self, label: str, who: str, text: str, via: Literal["slack", "email", "cli"], event_key: str) -> tuple[bool, str]:
+    async def reply(self, label: str, who: str, text: str, via: Literal["slack", "email", "cli", "console"], event_key: str) -> tuple[bool, str]:
         """Relay a staff answer to the practice, in the thread where it asked."""
         number = parse_case_label(label)
         case = await self.store.get_case(number) if number is not None else None

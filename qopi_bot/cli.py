@@ -26,6 +26,10 @@ reminders_app = typer.Typer(no_args_is_help=True, help="Reminders before a score
 app.add_typer(inbox_app, name="inbox")
 app.add_typer(reminders_app, name="reminders")
 
+
+console_app = typer.Typer(no_args_is_help=True, help="The staff console in the web process.")
+app.add_typer(console_app, name="console")
+
 TodayOpt = Annotated[str | None, typer.Option("--today", help="Date to answer for, YYYY-MM-DD (default: today).")]
 RoundsOpt = Annotated[str | None, typer.Option("--rounds", help="Rounds calendar YAML replacing knowledge/rounds.yaml.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per answer (contract section 2).")]
@@ -313,6 +317,32 @@ def reminders_run(today: TodayOpt = None, rounds: RoundsOpt = None) -> None:
     from qopi_bot.reminder_cli import run_reminders
 
     _run(run_reminders(_settings(structured_logs=True), _parse_today(today), rounds))  # logs go to stderr
+
+
+# ------------------------------------------------------------------ answer log / console
+@app.command()
+def report(
+    since: Annotated[str | None, typer.Option("--since", help="Only answers from this day on (YYYY-MM-DD, UTC).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """What was asked and answered: by intent, outcome and verdict; escalations; not understood; cases."""
+    from qopi_bot.console_cli import print_report
+
+    day = None
+    if since:
+        try:
+            day = dt.date.fromisoformat(since)
+        except ValueError:
+            _fail(f"--since must be a date like 2026-03-01, not {since!r}")
+    _run(print_report(_settings(), day, as_json))
+
+
+@console_app.command("link")
+def console_link(who: Annotated[str, typer.Option("--as", help="Your Slack user id (one of QOPI_STAFF_USERS).")]) -> None:
+    """Print a one-time sign-in link to the staff console (valid 15 minutes)."""
+    from qopi_bot.console_cli import print_link
+
+    _run(print_link(_settings(), who.strip()))
 
 
 # ------------------------------------------------------------------ processes

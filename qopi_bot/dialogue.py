@@ -140,6 +140,10 @@ def plan(state: ConversationState, text: str, today: dt.date, kb: Knowledge) -> 
             intent = carried or _intent_from_facts(u.facts) or Intent.ELIGIBILITY
         elif state.case_id:
             intent, kind = state.topic or Intent.HUMAN, "case_followup"
+        elif u.unpublished_topic and any(f.id == u.unpublished_topic for f in kb.facts):
+            # "When do we need to recertify?": no question the model knows, but a topic staff
+            # answered in knowledge/facts.yaml, with its source.
+            intent, kind = Intent.APPLICATION, "unpublished"
         elif u.in_domain:
             intent, kind = Intent.GREETING, "clarify"
         else:
@@ -242,7 +246,7 @@ _ESCALATION_REASON = {
     "HUMAN-REQUEST": "Of course, I'll get a person from the QCP team.",
 }
 
-GREETING = ("Hello! I answer questions about QOPI Certification: eligibility and the 75% score threshold, how long a score "
+GREETING = ("Hello! I answer questions about QOPI Certification: eligibility and the {threshold} score threshold, how long a score "
             "stays valid, multi-site practices, sampling and attestation, and the application. For example: \"We scored 81% "
             "on the certification pathway in Fall 2025. Can we apply?\"")
 THANKS = "You're welcome! Ask me any time about QOPI Certification eligibility, score validity or applying."
@@ -281,6 +285,10 @@ def _merge_facts(primary: dict[str, object], extra: dict[str, object]) -> dict[s
     return {**extra, **primary}
 
 
+def _greeting(kb: Knowledge) -> str:
+    return GREETING.replace("{threshold}", f"{kb.score_threshold:g}%")
+
+
 def compose(p: Plan, kb: Knowledge, case_id: str | None = None) -> Answer:
     d = p.decision
     notes: list[str] = []
@@ -292,9 +300,9 @@ def compose(p: Plan, kb: Knowledge, case_id: str | None = None) -> Answer:
                      "need in your message, for example your score and the round it is from.")
 
     if p.kind == "error":
-        return Answer(intent=p.intent, outcome=Outcome.ERROR, text=f"{p.problem} " + GREETING.split("! ", 1)[1])
+        return Answer(intent=p.intent, outcome=Outcome.ERROR, text=f"{p.problem} " + _greeting(kb).split("! ", 1)[1])
     if p.kind == "greeting":
-        text = THANKS if u is not None and _THANKS.search(u.text) and not u.asks else GREETING
+        text = THANKS if u is not None and _THANKS.search(u.text) and not u.asks else _greeting(kb)
         return Answer(intent=Intent.GREETING, outcome=Outcome.ANSWERED, case_id=case_id, text="\n".join([text, *notes]))
     if p.kind == "clarify":
         return Answer(intent=Intent.GREETING, outcome=Outcome.NEEDS_INFO, case_id=case_id, text="\n".join([

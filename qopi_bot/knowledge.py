@@ -5,6 +5,7 @@ to fix it; a traceback is never the message."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.resources
 import re
 from functools import lru_cache
@@ -17,12 +18,15 @@ from pydantic import BaseModel, ValidationError
 from qopi_bot.models import RuleCitation
 
 from qopi_bot.core.kb import (
-    MEASURE_COUNT, RULE_IDS, STANDARD_COUNT, Contacts, Example, Knowledge, Measure, Module, Round, Rule,
+    MEASURE_COUNT, RULE_IDS, STANDARD_COUNT, Contacts, Example, Fact, Knowledge, Measure, Module, Round, Rule,
     StandardDomain, Unpublished,
 )
 from qopi_bot.models import Intent
 
 INTENT_MODEL_FILE = "intent-model.json"
+FACTS_FILE = "facts.yaml"
+# An amount of money in a fact's answer: the program publishes no fee, so none is ever stated.
+_MONEY = re.compile(r"[$€£]\s?\d|\b\d[\d,.]*\s?(?:usd|dollars?|eur)\b|\b(?:usd|us\$)\s?\d", re.I)
 EXAMPLES_DIR = "examples"
 
 class KnowledgeError(Exception):
@@ -116,10 +120,24 @@ def load_rounds(path: Path) -> tuple[Round, ...]:
     return tuple(rounds)
 
 
-def _load_rules(path: Path, source_text: str) -> dict[str, Rule]:
+def _load_threshold(path: Path, data: Any, rules: dict[str, Rule]) -> float:
+    """`score_threshold:` in rules.yaml, a percent the ELIG-SCORE quote itself states."""
+    value = data.get("score_threshold") if isinstance(data, dict) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 100:
+        raise KnowledgeError(f"{path}: `score_threshold:` must be the passing Overall Quality Score in percent "
+                             f"(a number above 0 and at most 100, e.g. 75); found {value!r}")
+    said = f"{float(value):g}%"
+    if "ELIG-SCORE" in rules and said not in _flatten(rules["ELIG-SCORE"].source):
+        raise KnowledgeError(f"{path}: score_threshold {value} does not match the ELIG-SCORE source quote, which does not "
+                             f"say {said}; change both together when the program's text changes")
+    return float(value)
+
+
+def _load_rules(path: Path, source_text: str) -> tuple[dict[str, Rule], float]:
     rules: dict[str, Rule] = {}
     flat_source = _flatten(source_text)
-    for index, raw in enumerate(_entries(path, _read_yaml(path), "rules"), start=1):
+    data = _read_yaml(path)
+    for index, raw in enumerate(_entries(path, data, "rules"), start=1):
         label = f"rule #{index}" + (f" ({raw.get('id')})" if isinstance(raw, dict) else "")
         rule = _parse(path, Rule, raw, label)
         if rule.id in rules:
@@ -130,7 +148,7 @@ def _load_rules(path: Path, source_text: str) -> dict[str, Rule]:
     undefined = [rid for rid in RULE_IDS if rid not in rules]
     if undefined:
         raise KnowledgeError(f"{path}: rule IDs referenced by the contract but undefined: {', '.join(undefined)}")
-    return rules
+    return rules, _load_threshold(path, data, rules)
 
 
 def load_examples(directory: Path) -> tuple[Example, ...]:
@@ -162,6 +180,38 @@ def load_examples(directory: Path) -> tuple[Example, ...]:
     return tuple(examples)
 
 
+def load_facts(path: Path, unpublished: tuple[Unpublished, ...]) -> tuple[Fact, ...]:
+    """knowledge/facts.yaml (optional): facts beyond the eligibility page, each with its sources."""
+    if not path.is_file():
+        return ()
+    known = {u.id for u in unpublished}
+    facts: list[Fact] = []
+    for index, raw in enumerate(_entries(path, _read_yaml(path), "facts"), start=1):
+        label = f"fact #{index}" + (f" ({raw.get('id')})" if isinstance(raw, dict) else "")
+        fact = _parse(path, Fact, raw, label)
+        if fact.id == "fee" or _MONEY.search(fact.answer):
+            raise KnowledgeError(f"{path}: {label}: states a fee or an amount of money; the program publishes no fee, "
+                                 "so the bot never states one (leave `fee` unanswered in answers.yaml)")
+        if fact.id in {f.id for f in facts}:
+            raise KnowledgeError(f"{path}: {label}: duplicate id")
+        if fact.id not in known and not fact.keywords:
+            raise KnowledgeError(f"{path}: {label}: a new topic needs `keywords` (or use an answers.yaml id: "
+                                 f"{', '.join(sorted(known))})")
+        facts.append(fact)
+    return tuple(facts)
+
+
+def with_facts(unpublished: tuple[Unpublished, ...], facts: tuple[Fact, ...]) -> tuple[Unpublished, ...]:
+    """The topics the understanding recognises: answers.yaml's, answered by a fact where one
+    exists (with its source), then the facts' new topics."""
+    by_id = {f.id: f for f in facts}
+    out = [u.model_copy(update={"answer": by_id[u.id].text(), "keywords": [*u.keywords, *by_id[u.id].keywords]})
+           if u.id in by_id else u for u in unpublished]
+    known = {u.id for u in unpublished}
+    out += [Unpublished(id=f.id, keywords=f.keywords, topic=f.topic, answer=f.text()) for f in facts if f.id not in known]
+    return tuple(out)
+
+
 def _flatten(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
@@ -174,7 +224,7 @@ def load_knowledge(directory: Path | None = None, rounds_file: Path | None = Non
         source_text = source_path.read_text(encoding="utf-8")
     except OSError:
         raise KnowledgeError(f"{source_path}: the program's source text is missing") from None
-    rules = _load_rules(base / "rules.yaml", source_text)
+    rules, score_threshold = _load_rules(base / "rules.yaml", source_text)
     rounds = load_rounds(rounds_file or base / "rounds.yaml")
 
     mod_path = base / "modules.yaml"
@@ -207,6 +257,8 @@ def load_knowledge(directory: Path | None = None, rounds_file: Path | None = Non
     ans_path = base / "answers.yaml"
     unpublished = tuple(_parse(ans_path, Unpublished, raw, f"entry #{i}")
                         for i, raw in enumerate(_entries(ans_path, _read_yaml(ans_path), "unpublished"), start=1))
+    facts = load_facts(base / FACTS_FILE, unpublished)
+    unpublished = with_facts(unpublished, facts)
 
     examples = load_examples(base / EXAMPLES_DIR)
     model_path = base / INTENT_MODEL_FILE
@@ -214,11 +266,27 @@ def load_knowledge(directory: Path | None = None, rounds_file: Path | None = Non
 
     return Knowledge(
         examples=examples, intent_model_json=intent_model_json,
-        rules=rules, rounds=rounds, modules=modules, measures=measures,
+        rules=rules, score_threshold=score_threshold, rounds=rounds, modules=modules, measures=measures,
         standard_count=STANDARD_COUNT, standard_domains=domains, contacts=contacts,
-        unpublished=unpublished, source_text=source_text,
+        unpublished=unpublished, facts=facts, source_text=source_text,
         citations={r.id: RuleCitation(rule_id=r.id, title=r.title, quote=r.source) for r in rules.values()},
+        version=knowledge_version(base, rounds_file),
     )
+
+
+def knowledge_version(base: Path, rounds_file: Path | None = None) -> str:
+    """A short content hash of every knowledge file (and the rounds file in use): the same
+    content gives the same version on every process and machine."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in base.rglob("*") if p.is_file() and p.suffix in (".yaml", ".yml", ".txt", ".json"))
+    for path in files + ([rounds_file] if rounds_file else []):
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        name = path.relative_to(base).as_posix() if path.is_relative_to(base) else f"rounds:{path.name}"
+        digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
+    return digest.hexdigest()[:12]
 
 
 @lru_cache(maxsize=8)

@@ -25,7 +25,9 @@ class MemoryConversations:
         return state.model_copy(deep=True) if state else None
 
     async def save_turn(self, key: str, channel: str, state: ConversationState,
-                        lines: list[tuple[str, str | None, str]]) -> None:
+                        lines: list[tuple[str, str | None, str]], answer: Any = None) -> None:
+        # `answer` (the answer-log record) is dropped: a one-off CLI run is an operator at a
+        # terminal, and keeping it off the database is what lets `ask` run without one.
         self._messages.setdefault(key, []).extend(lines)
         self._states[key] = state
 

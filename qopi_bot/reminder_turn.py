@@ -51,11 +51,11 @@ async def after_turn(store: Store | Any, settings: Settings, kb: Knowledge, msg:
     s = schedule(f_new.score, f_new.completed_round, msg.today, kb, days)
     if s.status == "no_round" or s.subject is None:
         if p.reminder == "start":  # the answer asks for the round; this says why it matters here
-            answer.text = f"{answer.text}\n\n{confirmation(s, days)}"
+            answer.text = f"{answer.text}\n\n{confirmation(s, days, kb)}"
         return answer
     items = s.items if s.status in ("scheduled", "waiting") else []
     # A reminder waiting for a close date keeps the extra lead time asked for, for later.
     items = [i.model_copy(update={"days_before": new.reminder_days}) if i.kind == "date_published" else i for i in items]
     replaced = await reminders.replace(msg.conversation_key, msg.channel, msg.origin, s.subject, items)
-    answer.text = f"{answer.text}\n\n{confirmation(s, days, replaced if changed else 0)}"
+    answer.text = f"{answer.text}\n\n{confirmation(s, days, kb, replaced if changed else 0)}"
     return answer

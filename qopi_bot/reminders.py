@@ -16,7 +16,7 @@ from qopi_bot.core.eligibility import meets_threshold
 from qopi_bot.core.kb import Knowledge
 from qopi_bot.core.validity import score_validity
 from qopi_bot.models import RoundRef
-from qopi_bot.wording import THRESHOLD, long_date, pct
+from qopi_bot.wording import long_date, pct, threshold
 
 Kind = Literal["before_close", "date_published"]
 Status = Literal["scheduled", "waiting", "expired", "too_close", "below_threshold", "no_round"]
@@ -67,7 +67,7 @@ def schedule(score: float | None, completed: RoundRef | None, today: dt.date, kb
     if completed is None:
         return Schedule(status="no_round")
     subject = Subject(score=score, completed_round=completed)
-    if score is not None and not meets_threshold(score):
+    if score is not None and not meets_threshold(score, kb):
         return Schedule(status="below_threshold", subject=subject)
     v = score_validity(completed, today, kb)
     if v.valid_until is None:
@@ -88,7 +88,7 @@ def _days(days: list[int]) -> str:
     return _and([str(n) for n in days])
 
 
-def confirmation(s: Schedule, days: list[int], replaced: int = 0) -> str:
+def confirmation(s: Schedule, days: list[int], kb: Knowledge, replaced: int = 0) -> str:
     """What the practice reads when it asks: what will be sent, and when."""
     if s.status == "no_round" or s.subject is None:
         return "I'll set up reminders before your score expires as soon as I know which round it is from."
@@ -96,7 +96,7 @@ def confirmation(s: Schedule, days: list[int], replaced: int = 0) -> str:
     target = s.subject.target.label()
     moved = " (this replaces the reminders I had set for your earlier score)" if replaced else ""
     if s.status == "below_threshold":
-        return (f"I haven't set reminders: {about} is below the {THRESHOLD} threshold, so there is no score "
+        return (f"I haven't set reminders: {about} is below the {threshold(kb)} threshold, so there is no score "
                 "to use before it expires.")
     if s.status == "expired":
         when = f" on {long_date(s.last_day)}" if s.last_day else ""

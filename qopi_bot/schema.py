@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, BigInteger, Column, Date, DateTime, Index, Integer, LargeBinary, MetaData, String, Table, Text
+from sqlalchemy import JSON, BigInteger, Column, Date, DateTime, Float, Index, Integer, LargeBinary, MetaData, String, Table, Text
 
 metadata = MetaData()
 _ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEGER PRIMARY KEY only
@@ -135,4 +135,39 @@ reminders = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("sent_at", DateTime(timezone=True), nullable=True),
     Index("ix_reminders_status_due", "status", "due"),
+)
+
+# The answer log (contract section 9): one row per answer the bot gave, scrubbed of patient
+# details, with the knowledge version in force and how sure the understanding was.
+answer_log = Table(
+    "answer_log", metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    _ts(),
+    Column("channel", String(20), nullable=False),
+    Column("conversation_key", String(300), nullable=False),
+    Column("question", Text, nullable=False),  # the practice's message, scrubbed and cut short
+    Column("intent", String(30), nullable=True),
+    Column("outcome", String(20), nullable=False),
+    Column("verdict", String(40), nullable=True),
+    Column("rules", JSON, nullable=False),
+    Column("facts", JSON, nullable=False),
+    Column("case_id", String(20), nullable=True),
+    Column("knowledge_version", String(40), nullable=False),
+    Column("confidence", Float, nullable=True),
+    Column("understood", String(20), nullable=False),  # clear | low | not_understood
+    Index("ix_answer_log_created_at", "created_at"),
+    Index("ix_answer_log_conversation_key", "conversation_key"),
+)
+
+# Staff console sign-in: one-time links (kind "link") and the sessions they open (kind
+# "session"). Only a SHA-256 of each secret is stored, so a copy of the database signs no one in.
+console_tokens = Table(
+    "console_tokens", metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("kind", String(10), nullable=False),
+    Column("user_id", String(100), nullable=False),
+    Column("csrf", String(64), nullable=True),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used_at", DateTime(timezone=True), nullable=True),
+    _ts(),
 )

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from qopi_bot import reminder_turn
+from qopi_bot.audit import answer_record
 from qopi_bot.cases import CaseService
 from qopi_bot.core.kb import Knowledge
 from qopi_bot.dialogue import compose, plan
@@ -65,7 +66,8 @@ class DialogueService:
         answer = await reminder_turn.after_turn(self.store, self.settings, self.kb, msg, state, new_state, p, answer)
         lines: list[tuple[str, str | None, str]] = [("practice", msg.user, msg.text)] if msg.text.strip() else []
         lines.append(("bot", None, answer.text))
-        await conversations.save_turn(msg.conversation_key, msg.channel, new_state, lines)
+        await conversations.save_turn(msg.conversation_key, msg.channel, new_state, lines,
+                                      answer=answer_record(msg, answer, p, self.kb))
         if case_number is not None and conversations is not self.store:
             for role, author, text in lines:
                 await self.store.add_message(msg.conversation_key, role, text, author=author)

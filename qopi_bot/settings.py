@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     authserv_id: str = Field(default="", alias="QOPI_AUTHSERV_ID")
     # After an outage the web process reads what it missed from Slack, at most this far back.
     slack_catchup_hours: float = Field(default=24.0, alias="QOPI_SLACK_CATCHUP_HOURS")
+    # How often web and worker processes look for a changed knowledge folder (contract section 7).
+    knowledge_poll_seconds: float = Field(default=10.0, gt=0, le=60, alias="QOPI_KNOWLEDGE_POLL_SECONDS")
+    # The web process's public base URL, for staff console sign-in links (contract section 9).
+    public_url: str = Field(default="", alias="QOPI_PUBLIC_URL")
     worker_health: str = Field(default="", alias="QOPI_WORKER_HEALTH")  # host:port for the worker's GET /healthz
     # The hosted help mailbox (contract section 11): set QOPI_IMAP_HOST and the worker reads
     # it over IMAP instead of listening for SMTP deliveries. See docs/email.md.
@@ -87,6 +91,10 @@ class Settings(BaseSettings):
     @property
     def db_url(self) -> str:
         return self.database_url or default_database_url()
+
+    @property
+    def console_base_url(self) -> str:
+        return (self.public_url or f"http://127.0.0.1:{self.port}").rstrip("/")
 
     @property
     def staff_user_ids(self) -> frozenset[str]:

@@ -22,6 +22,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from qopi_bot.audit import AnswerRecord, write_answer
 from qopi_bot.clock import utcnow
 from qopi_bot.schema import (  # noqa: F401  (tables re-exported for tests and tools)
     case_events, cases, conversations, email_threads, inbox, messages, metadata, outbox, processed_events,
@@ -87,11 +88,13 @@ class Store:
         return ConversationState.model_validate(row[0]) if row else None
 
     async def save_turn(self, key: str, channel: str, state: ConversationState,
-                        lines: Sequence[tuple[str, str | None, str]]) -> None:
-        """A turn's new state and transcript lines, in one transaction."""
+                        lines: Sequence[tuple[str, str | None, str]], answer: AnswerRecord | None = None) -> None:
+        """A turn's new state, transcript lines and answer-log record, in one transaction."""
         now = utcnow()
         data = state.model_dump(mode="json")
         async with self.engine.begin() as conn:
+            if answer is not None:
+                await write_answer(conn, answer)
             if lines:
                 await conn.execute(insert(messages), [
                     {"conversation_key": key, "role": role, "author": author, "text": text, "created_at": now}

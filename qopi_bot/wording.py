@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 
 from qopi_bot.core.kb import Knowledge
-from qopi_bot.core.rules import SCORE_THRESHOLD
 from qopi_bot.models import ComputedFacts, Decision, Entity, Facts, MissingFact, RuleCheck, Topic, Verdict
 
 
@@ -25,7 +24,9 @@ def pct(value: float) -> str:
     return f"{value:g}%"
 
 
-THRESHOLD = f"{SCORE_THRESHOLD:g}%"
+def threshold(kb: Knowledge) -> str:
+    """The passing threshold as said in answers ("75%"), from knowledge/rules.yaml."""
+    return f"{kb.score_threshold:g}%"
 
 QUESTIONS: dict[MissingFact, str] = {
     MissingFact.SCORE: "What was your Overall Quality Score on the QOPI Certification Pathway (for example 78%), and from which round (for example Fall 2025)?",
@@ -96,7 +97,7 @@ def _eligibility(d: Decision, today: dt.date, kb: Knowledge) -> list[str]:
         reasons = []
         for rule_id in d.failed_rules:
             if rule_id == "ELIG-SCORE":
-                reasons.append(f"{pct(f.score or 0)} is below the {THRESHOLD} threshold (it is exact, never rounded up)")
+                reasons.append(f"{pct(f.score or 0)} is below the {threshold(kb)} threshold (it is exact, never rounded up)")
             elif rule_id == "VALIDITY":
                 reasons.append(f"the {f.completed_round} score has expired")
             else:
@@ -108,12 +109,12 @@ def _eligibility(d: Decision, today: dt.date, kb: Knowledge) -> list[str]:
             lines.append("What would change this: " + "; or ".join(d.would_change) + ".")
         return lines
     if d.verdict is None:  # the score is still missing
-        return [f"To be eligible you need an Overall Quality Score of at least {THRESHOLD} on the 25 QOPI Certification "
+        return [f"To be eligible you need an Overall Quality Score of at least {threshold(kb)} on the 25 QOPI Certification "
                 "Pathway measures, with the sampling methodology followed."]
     head = "Eligible, with conditions" if d.verdict is Verdict.ELIGIBLE_WITH_CONDITIONS else "Yes, you are eligible to apply"
     if f.completed_round and f.can_apply is None:
         head += f" while your {f.completed_round} score is still valid"
-    lines.append(f"{head}: {pct(f.score or 0)} meets the {THRESHOLD} threshold.")
+    lines.append(f"{head}: {pct(f.score or 0)} meets the {threshold(kb)} threshold.")
     if "APPLY-AFTER-REPORT" in d.conditions:
         lines.append("Wait for your final QOPI Certification Report: the application opens only once it arrives.")
     if "ELIG-ATTESTATION" in d.conditions:
@@ -143,7 +144,7 @@ def _validity(d: Decision, today: dt.date, kb: Knowledge) -> list[str]:
                 "can be used until the last day of the Fall 2026 round)."]
     lines = [validity_sentence(f, today, kb)]
     if f.meets_threshold is False:
-        lines.append(f"Note that {pct(f.score or 0)} is below the {THRESHOLD} threshold, so this score cannot be used to apply.")
+        lines.append(f"Note that {pct(f.score or 0)} is below the {threshold(kb)} threshold, so this score cannot be used to apply.")
     elif f.can_apply is not False:
         lines.append("Apply after you receive your final QOPI Certification Report; at application you affirm the 20 "
                      "Certification Standards.")
@@ -171,9 +172,9 @@ def _entity(d: Decision) -> list[str]:
 def _info(d: Decision, today: dt.date, kb: Knowledge) -> list[str]:
     t = d.topic
     if t is Topic.SCORE_THRESHOLD:
-        lines = [f"The passing threshold is {THRESHOLD}: the Overall Quality Score across the 25 Certification Pathway "
-                 f"measures, in aggregate, must be at least {THRESHOLD}.",
-                 "It is exact: 75.0% passes, 74.99% does not, and nothing is rounded up."]
+        lines = [f"The passing threshold is {threshold(kb)}: the Overall Quality Score across the 25 Certification Pathway "
+                 f"measures, in aggregate, must be at least {threshold(kb)}.",
+                 f"It is exact: {kb.score_threshold:.1f}% passes, {kb.score_threshold - 0.01:.2f}% does not, and nothing is rounded up."]
         if d.facts.score is not None:
             lines.append(f"A score of {pct(d.facts.score)} {'meets' if d.facts.meets_threshold else 'does not meet'} it.")
         return lines
@@ -185,7 +186,7 @@ def _info(d: Decision, today: dt.date, kb: Knowledge) -> list[str]:
             lines.append(validity_sentence(d.facts, today, kb))
         return lines
     if t is Topic.SAMPLING:
-        return ["Besides the 75% score, you must follow the QOPI sampling methodology and meet the target chart numbers for "
+        return [f"Besides the {threshold(kb)} score, you must follow the QOPI sampling methodology and meet the target chart numbers for "
                 "your practice size and modules.",
                 "If not all oncologists' charts from all locations were in the sampling pool, an attestation form is "
                 "needed with the application.",
@@ -202,7 +203,7 @@ def _info(d: Decision, today: dt.date, kb: Knowledge) -> list[str]:
     if t is Topic.MEASURES:
         return ["The QOPI Certification Pathway has 25 certification measures, drawn from the core, symptom/toxicity "
                 "management, end of life, breast, lung and colorectal modules.",
-                f"Your aggregate score on them must be at least {THRESHOLD}.",
+                f"Your aggregate score on them must be at least {threshold(kb)}.",
                 "The full list of the 25 measures is on ASCO's Measures Landing Page."]
     if t is Topic.STANDARDS:
         return ["There are 20 Certification Standards: at application and payment you affirm that your policies and "

@@ -17,7 +17,7 @@ def test_default_schedule_is_30_and_7_days_before_the_last_day(kb: Knowledge) ->
     s = schedule(81.0, FALL_2025, d("2026-05-01"), kb, [30, 7])
     assert s.status == "scheduled" and s.last_day == d("2026-12-11")
     assert [(i.days_before, i.due) for i in s.items] == [(30, d("2026-11-11")), (7, d("2026-12-04"))]
-    text = confirmation(s, [30, 7])
+    text = confirmation(s, [30, 7], kb)
     assert "11 November 2026 (30 days before) and 4 December 2026 (7 days before)" in text
     assert "81%" in text and "Fall 2025" in text and "stop the reminders" in text
 
@@ -27,7 +27,7 @@ def test_dates_already_passed_are_not_scheduled_and_too_close_says_so(kb: Knowle
     assert [i.days_before for i in s.items] == [7]
     close = schedule(81.0, FALL_2025, d("2026-12-06"), kb, [30, 7])
     assert close.status == "too_close" and close.items == []
-    assert "fewer than 7 days away" in confirmation(close, [30, 7])
+    assert "fewer than 7 days away" in confirmation(close, [30, 7], kb)
 
 
 def test_expired_failing_and_unpublished(kb: Knowledge) -> None:
@@ -36,7 +36,7 @@ def test_expired_failing_and_unpublished(kb: Knowledge) -> None:
     waiting = schedule(80.0, RoundRef(season="fall", year=2026), d("2026-12-20"), kb, [30, 7])
     assert waiting.status == "waiting" and [i.kind for i in waiting.items] == ["date_published"]
     assert waiting.items[0].due is None
-    assert "not published yet" in confirmation(waiting, [30, 7])
+    assert "not published yet" in confirmation(waiting, [30, 7], kb)
     assert schedule(80.0, None, d("2026-05-01"), kb, [30, 7]).status == "no_round"
 
 
@@ -64,3 +64,8 @@ def test_requests_are_read_and_keep_the_threads_topic(cli: Cli) -> None:
     others = cli.stream(["I need a reminder of the rules for multi-site practices", "Can someone email me?"])
     assert all("Slack or by email" not in a["text"] for a in others)
     assert others[1]["intent"] == "human"
+
+
+def test_a_failing_score_is_named_against_the_threshold_in_knowledge(kb: Knowledge) -> None:
+    failing = schedule(74.99, FALL_2025, d("2026-05-01"), kb, [30, 7])
+    assert f"below the {kb.score_threshold:g}% threshold" in confirmation(failing, [30, 7], kb)

@@ -32,3 +32,8 @@ def test_wheel_answers_without_the_source_tree(tmp_path: Path) -> None:
     assert all(p.startswith(str(target)) for p in paths), paths  # really the wheel's copy
     answer = json.loads(done.stdout)
     assert answer["facts"]["threshold"] == 75 and "ELIG-SCORE" in answer["rules"]
+    # The staff console's templates and static files ship too.
+    console = target / "qopi_bot_handlers" / "console"
+    assert {"base.html", "queue.html", "case.html", "answers.html", "teaching.html", "charts.html"} <= \
+        {p.name for p in (console / "templates").iterdir()}
+    assert (console / "static" / "console.css").is_file() and (console / "static" / "console.js").is_file()

@@ -31,6 +31,8 @@ from qopi_bot.polling import poll_forever
 from qopi_bot.migrate import SchemaNotReady, ensure_schema
 from qopi_bot.outbox import Dispatcher
 from qopi_bot.reminder_runner import ReminderRunner, fresh_knowledge
+from qopi_bot.core.kb import Knowledge
+from qopi_bot.live_knowledge import LiveKnowledge
 from qopi_bot.runtime import load_kb
 from qopi_bot.service import DialogueService
 from qopi_bot.settings import Settings
@@ -87,6 +89,10 @@ class EmailWorker:
         self.delivery = EmailDelivery(self.store, settings, self.kb)
         self.dispatcher = Dispatcher(self.store, "email", self.delivery.send, settings)
         self.reminders = ReminderRunner(self.store, settings, fresh_knowledge(settings, self.kb), self.dispatcher.notify)
+        # A changed knowledge folder takes effect in every part that words answers or mail.
+        self.live = LiveKnowledge(settings, self.kb)
+        self.live.subscribe(self._use_knowledge)
+        self._live_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self._inbox_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -94,6 +100,9 @@ class EmailWorker:
         self._schema_ready = False
         self.health_probe = HealthProbe(self.store.engine)
         self._health_runner: web.AppRunner | None = None
+
+    def _use_knowledge(self, kb: Knowledge) -> None:
+        self.kb = self.dialogue.kb = self.processor.kb = self.delivery.kb = kb
 
     @property
     def address(self) -> tuple[str, int]:
@@ -111,6 +120,7 @@ class EmailWorker:
         except SchemaNotReady:
             await self.store.close()
             raise
+        self._live_task = asyncio.create_task(self.live.run_forever(self._stop), name="knowledge-reload")
         if self.settings.imap_host:
             await self._start_health()
             return self._start_imap()
@@ -175,7 +185,7 @@ class EmailWorker:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *([self._live_task] if self._live_task else []), return_exceptions=True)
         if self._health_runner is not None:
             await self._health_runner.cleanup()
         await self.health_probe.close()

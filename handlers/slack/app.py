@@ -62,6 +62,9 @@ def create_web_app(settings: Settings, *, api_timeout: float = 10.0, socket_mode
     app[SERVICE] = service
     app.router.add_post("/slack/events", slack_events)
     app.router.add_get("/healthz", healthz)
+    from qopi_bot_handlers.console.app import setup_console  # the staff console shares the process's store
+
+    setup_console(app, settings, service.store, notify=lambda: service.dispatcher.notify() if service.dispatcher else None)
 
     async def start(_app: web.Application) -> None:
         await service.start()

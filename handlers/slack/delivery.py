@@ -134,6 +134,19 @@ class SlackSender:
         await self.client.chat_postEphemeral(channel=p["channel"], user=p["user"], text=p["text"], blocks=p.get("blocks"))
         return {"via": "ephemeral"}
 
+    async def _send_console_link(self, item: OutboxItem) -> Result:
+        from qopi_bot.console_auth import LINK_MINUTES, issue_link_token, link_url
+
+        user = item.payload["user"]
+        opened = await self.client.conversations_open(users=user)
+        token = await issue_link_token(self.store.engine, user)
+        text = (f"Your sign-in link to the QOPI bot staff console (works once, for {LINK_MINUTES} minutes):\n"
+                f"{link_url(self.settings.console_base_url, token)}")
+        # No unfurl: Slack's link preview would open (and so spend) the one-time link.
+        await self.client.chat_postMessage(channel=opened["channel"]["id"], text=text, unfurl_links=False,
+                                           unfurl_media=False)
+        return {"via": "dm"}
+
     async def _send_ephemeral(self, item: OutboxItem) -> Result:
         p = item.payload
         text, blocks = text_message(p["text"])

@@ -118,6 +118,8 @@ class Listeners:
         text = plain_text(str(command.get("text") or ""))
         if not text:
             fallback, blocks = text_message(USAGE)
+        elif text.strip().lower() == "console":
+            fallback, blocks = text_message(await self._console_link(user, trigger))
         else:
             origin = {"channel": channel, "thread_ts": None, "user": user, "team": team, "via": "command"}
             fallback, blocks = await self._dialogue(command_key(team, channel, user), text, user, origin, f"command:{trigger}")
@@ -125,6 +127,14 @@ class Listeners:
                                                                "user": user, "text": fallback, "blocks": blocks},
                                     dedupe_key=f"slack-command:{trigger}")
         self.deps.notify_outbox()
+
+    async def _console_link(self, user: str, trigger: str) -> str:
+        """`/qopi console`: a one-time sign-in link, sent to staff in a DM (made when it is
+        sent, so no usable link sits in the outbox)."""
+        if not is_staff_user(self.deps.settings, user):
+            return "The staff console is for QCP staff only (QOPI_STAFF_USERS)."
+        await self.store.outbox_put("slack", "console_link", {"user": user}, dedupe_key=f"console-link:{trigger}")
+        return "I've sent you a sign-in link to the staff console in a DM. It works once, for 15 minutes."
 
     # ------------------------------------------------------------ staff buttons
     async def on_case_claim(self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:

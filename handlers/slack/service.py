@@ -23,6 +23,7 @@ from qopi_bot_handlers.slack.events import Inbound
 from qopi_bot_handlers.slack.inbox import InboxProcessor, InboxWriter, SocketModeIntake
 from qopi_bot_handlers.slack.listeners import SlackDeps, register
 from qopi_bot.health import Health, HealthProbe
+from qopi_bot.live_knowledge import LiveKnowledge
 from qopi_bot.logs import get_logger
 from qopi_bot.migrate import SchemaNotReady
 from qopi_bot.outbox import Dispatcher
@@ -62,6 +63,7 @@ class SlackService:
         # No secret (a Socket Mode app): no verifier, and the HTTP route refuses everything.
         self.verifier = SignatureVerifier(settings.slack_signing_secret) if settings.slack_signing_secret else None
         self.kb = load_kb(settings)  # a broken knowledge base stops the process here, with its message
+        self.live = LiveKnowledge(settings, self.kb)  # later changes are applied while running
         # One SQLite connection for the whole process: acks and processing queue in order
         # for it instead of polling SQLite's lock (see Store.from_url). No effect on PostgreSQL.
         self.store = Store.from_url(settings.db_url, sqlite_connections=1)
@@ -89,6 +91,8 @@ class SlackService:
         bolt = build_bolt_app(self.settings, web_client(self.settings.model_copy(update={"slack_bot_token": ""}),
                                                         self._session, self.api_timeout))
         dialogue = DialogueService(self.store, self.kb, self.settings)
+        self.live.subscribe(lambda kb: setattr(dialogue, "kb", kb))
+        self._tasks.append(asyncio.create_task(self.live.run_forever(self.stop_event), name="knowledge-reload"))
         sender = SlackSender(self.settings, self.store, sender_client, self._session, self.api_timeout)
         self._catchup = CatchUp(self.store, sender_client, self.settings, self.accept)
         self.dispatcher = Dispatcher(self.store, "slack", sender.send, self.settings)

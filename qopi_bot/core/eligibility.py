@@ -11,7 +11,7 @@ import datetime as dt
 from qopi_bot.core.kb import Knowledge
 from qopi_bot.core.rules import (
     APPLY_AFTER_REPORT, APPLY_STANDARDS, ELIG_ABSTRACTION, ELIG_ATTESTATION, ELIG_PATHWAY,
-    ELIG_ROUND, ELIG_SAMPLING, ELIG_SCORE, ENTITY_EXCEPTION, ENTITY_SUBSET, SCORE_THRESHOLD,
+    ELIG_ROUND, ELIG_SAMPLING, ELIG_SCORE, ENTITY_EXCEPTION, ENTITY_SUBSET,
     VALIDITY, cite, implements,
 )
 from qopi_bot.core.validity import ValidityResult, score_validity
@@ -24,16 +24,22 @@ from qopi_bot.models import (
 WOULD_CHANGE: dict[str, str] = {
     ELIG_ROUND: "taking part in a QOPI collection round on the QOPI Certification Pathway",
     ELIG_ABSTRACTION: "completing the abstraction requirements for QOPI Certification in that round",
-    ELIG_PATHWAY: "choosing the QOPI Certification Pathway in a collection round and scoring 75% or more on its 25 measures",
-    ELIG_SCORE: "an Overall Quality Score of 75% or more on the QOPI Certification Pathway, from a round whose validity covers the day you apply",
+    ELIG_PATHWAY: "choosing the QOPI Certification Pathway in a collection round and scoring {threshold} or more on its 25 measures",
+    ELIG_SCORE: "an Overall Quality Score of {threshold} or more on the QOPI Certification Pathway, from a round whose validity covers the day you apply",
     ELIG_SAMPLING: "a round in which the QOPI sampling methodology is followed and the target chart numbers for your practice size and modules are met",
-    VALIDITY: "a new score of 75% or more from a more recent round; it stays valid until the close of the next same-season round",
+    VALIDITY: "a new score of {threshold} or more from a more recent round; it stays valid until the close of the next same-season round",
 }
 
 
-def meets_threshold(score: float) -> bool:
+def meets_threshold(score: float, kb: Knowledge) -> bool:
     # Compared exactly as given: 74.99 fails, 75.0 passes, nothing is rounded.
-    return score >= SCORE_THRESHOLD
+    return score >= kb.score_threshold
+
+
+def threshold_value(kb: Knowledge) -> int | float:
+    """The threshold as the JSON `threshold` fact: 75, not 75.0 (a fractional one stays one)."""
+    t = kb.score_threshold
+    return int(t) if t == int(t) else t
 
 
 @implements(ELIG_ROUND, ELIG_ABSTRACTION, ELIG_PATHWAY, ELIG_SAMPLING)
@@ -52,13 +58,13 @@ def _requirement_checks(facts: Facts) -> list[TraceStep]:
 
 
 @implements(ELIG_SCORE)
-def _score_check(facts: Facts) -> TraceStep:
+def _score_check(facts: Facts, kb: Knowledge) -> TraceStep:
     if facts.score is None:
         return TraceStep(rule_id=ELIG_SCORE, check=RuleCheck.UNKNOWN, note="score not known")
-    passed = meets_threshold(facts.score)
+    passed = meets_threshold(facts.score, kb)
     return TraceStep(
         rule_id=ELIG_SCORE, check=RuleCheck.PASSED if passed else RuleCheck.FAILED,
-        note=f"{facts.score:g}% {'>=' if passed else '<'} {SCORE_THRESHOLD:g}%",
+        note=f"{facts.score:g}% {'>=' if passed else '<'} {kb.score_threshold:g}%",
     )
 
 
@@ -100,13 +106,13 @@ def _conditions(facts: Facts) -> tuple[list[str], list[str], list[TraceStep]]:
 
 
 def decide_eligibility(facts: Facts, today: dt.date, kb: Knowledge) -> Decision:
-    out = ComputedFacts(threshold=int(SCORE_THRESHOLD))
+    out = ComputedFacts(threshold=threshold_value(kb))
     trace = _requirement_checks(facts)
-    score_step = _score_check(facts)
+    score_step = _score_check(facts, kb)
     trace.append(score_step)
     if facts.score is not None:
         out.score = facts.score
-        out.meets_threshold = meets_threshold(facts.score)
+        out.meets_threshold = meets_threshold(facts.score, kb)
 
     validity = score_validity(facts.completed_round, today, kb) if facts.completed_round else None
     if validity is not None:
@@ -120,7 +126,7 @@ def decide_eligibility(facts: Facts, today: dt.date, kb: Knowledge) -> Decision:
         return Decision(
             topic=Topic.ELIGIBILITY, verdict=Verdict.NOT_ELIGIBLE, outcome=Outcome.ANSWERED,
             rules=failed, failed_rules=failed, citations=cite(kb, failed),
-            would_change=[WOULD_CHANGE[r] for r in failed], facts=out, trace=trace,
+            would_change=[WOULD_CHANGE[r].format(threshold=f"{kb.score_threshold:g}%") for r in failed], facts=out, trace=trace,
         )
 
     escalation = staff_escalation(facts)

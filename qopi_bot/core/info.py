@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from qopi_bot.core.eligibility import meets_threshold, validity_facts
+from qopi_bot.core.eligibility import meets_threshold, threshold_value, validity_facts
 from qopi_bot.core.kb import MEASURE_COUNT, STANDARD_COUNT, Knowledge
 from qopi_bot.core.rules import (
     APPLY_AFTER_REPORT, APPLY_STANDARDS, ELIG_ATTESTATION, ELIG_PATHWAY, ELIG_ROUND,
-    ELIG_SAMPLING, ELIG_SCORE, MODULES_APPLICABLE, SCORE_THRESHOLD, VALIDITY, cite, implements,
+    ELIG_SAMPLING, ELIG_SCORE, MODULES_APPLICABLE, VALIDITY, cite, implements,
 )
 from qopi_bot.core.validity import score_validity
 from qopi_bot.models import (
@@ -34,13 +34,13 @@ def decide_info(topic: Topic, facts: Facts, today: dt.date, kb: Knowledge) -> De
     out = ComputedFacts()
     trace = [TraceStep(rule_id=r, check=RuleCheck.INFO, note=kb.rule(r).title) for r in rules]
     if topic is Topic.SCORE_THRESHOLD:
-        out.threshold = int(SCORE_THRESHOLD)
+        out.threshold = threshold_value(kb)
         if facts.score is not None:
             out.score = facts.score
-            out.meets_threshold = meets_threshold(facts.score)
+            out.meets_threshold = meets_threshold(facts.score, kb)
     elif topic is Topic.MEASURES:
         out.measure_count = MEASURE_COUNT
-        out.threshold = int(SCORE_THRESHOLD)
+        out.threshold = threshold_value(kb)
     elif topic is Topic.STANDARDS:
         out.standard_count = STANDARD_COUNT
     elif topic is Topic.CONTACT:
@@ -74,7 +74,7 @@ def decide_validity(facts: Facts, today: dt.date, kb: Knowledge) -> Decision:
     check = {True: RuleCheck.PASSED, False: RuleCheck.FAILED, None: RuleCheck.UNKNOWN}[validity.can_apply]
     rules = [VALIDITY]
     if facts.score is not None:
-        out.score, out.meets_threshold, out.threshold = facts.score, meets_threshold(facts.score), int(SCORE_THRESHOLD)
+        out.score, out.meets_threshold, out.threshold = facts.score, meets_threshold(facts.score, kb), threshold_value(kb)
         rules.append(ELIG_SCORE)
     return Decision(
         topic=Topic.VALIDITY, outcome=Outcome.ANSWERED, rules=rules, citations=cite(kb, rules),

@@ -82,6 +82,29 @@ class Unpublished(_Strict):
     answer: str | None = None
 
 
+class FactSource(_Strict):
+    """A public page a fact comes from: its title, full URL and the day staff read it."""
+
+    title: str = Field(min_length=3)
+    url: str = Field(pattern=r"^https?://[^\s/]+\.[^\s]+$")
+    read: dt.date
+
+
+class Fact(_Strict):
+    """A fact beyond the eligibility page (knowledge/facts.yaml), stated only with its sources."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    topic: str
+    keywords: list[str] = Field(default_factory=list)
+    answer: str = Field(min_length=10)
+    sources: list[FactSource] = Field(min_length=1)
+
+    def text(self) -> str:
+        """The answer as the practice reads it, naming where it comes from."""
+        named = "; ".join(f"{s.title} ({s.url}), read {s.read.strftime('%d %B %Y').lstrip('0')}" for s in self.sources)
+        return f"{' '.join(self.answer.split())}\nSource{'s' if len(self.sources) > 1 else ''}: {named}."
+
+
 class Example(_Strict):
     """One message the understanding learns from: what a practice wrote, and what it asked."""
 
@@ -100,13 +123,19 @@ class Knowledge(_Strict):
     standard_domains: tuple[StandardDomain, ...]
     contacts: Contacts
     unpublished: tuple[Unpublished, ...]
+    facts: tuple[Fact, ...] = ()
     source_text: str
+    # The Overall Quality Score needed (percent, inclusive, never rounded): rules.yaml.
+    score_threshold: float = Field(gt=0, le=100)
     # Example messages per intent (knowledge/examples/), and the intent model trained on them
     # as stored in knowledge/intent-model.json (None when absent).
     examples: tuple[Example, ...] = ()
     intent_model_json: str | None = None
     # Built once at load: every Decision cites from here instead of building its own copies.
     citations: dict[str, RuleCitation] = Field(default_factory=dict)
+    # A content hash of the folder (and rounds file) this was loaded from: every answer
+    # records the version it was given under, and a reload is applied only when it changes.
+    version: str = ""
 
     def rule(self, rule_id: str) -> Rule:
         return self.rules[rule_id]
