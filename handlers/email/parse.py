@@ -63,7 +63,10 @@ class ParsedMail(BaseModel):
 
     @property
     def reply_address(self) -> str | None:
-        return self.reply_to_address or self.from_address
+        """Where a reply goes: a plain address only. A header that decodes to anything else (a group,
+        control characters) gets no reply rather than a reply to something we cannot address."""
+        address = self.reply_to_address or self.from_address
+        return address if address and _PLAIN_ADDRESS.fullmatch(address) else None
 
     @property
     def reply_name(self) -> str:
@@ -74,6 +77,9 @@ class ParsedMail(BaseModel):
         """Every id this message says it follows, oldest first, In-Reply-To last (newest)."""
         ids = [i for i in self.references if i not in self.in_reply_to] + self.in_reply_to
         return list(dict.fromkeys(ids))
+
+
+_PLAIN_ADDRESS = re.compile(r"[^\s<>()\[\]\\,;:@\"\x00-\x1f\x7f-\x9f]+@[^\s<>()\[\]\\,;:@\"\x00-\x1f\x7f-\x9f]+")
 
 
 def external_id(raw: bytes) -> str:
