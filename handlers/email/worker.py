@@ -25,6 +25,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from qopi_bot_handlers.email.delivery import EmailDelivery
 from qopi_bot_handlers.email.inbound import InboundProcessor
 from qopi_bot_handlers.email.parse import external_id
+from qopi_bot.batching import InboxGroupWriter, ItemBatch
 from qopi_bot.health import HealthProbe
 from qopi_bot.logs import configure_logging, get_logger
 from qopi_bot.polling import poll_forever
@@ -34,6 +35,7 @@ from qopi_bot.runtime import load_kb
 from qopi_bot.service import DialogueService
 from qopi_bot.settings import Settings
 from qopi_bot.store import Store
+from qopi_bot.unit import Unit
 
 log = get_logger("qopi_bot_handlers.email.worker")
 
@@ -90,6 +92,9 @@ class EmailWorker:
         self._tasks: list[asyncio.Task[Any]] = []
         self._server: asyncio.AbstractServer | None = None
         self._schema_ready = False
+        self._schema_retry_at = 0.0  # monotonic time of the next schema check while not ready
+        self._schema_delay = 0.5
+        self.writer = InboxGroupWriter(self.store, "email")  # one commit for every message arriving meanwhile
         self.health_probe = HealthProbe(self.store.engine)
         self._health_runner: web.AppRunner | None = None
 
@@ -104,11 +109,10 @@ class EmailWorker:
         mail_log = logging.getLogger("mail.log")
         if mail_log.getEffectiveLevel() < logging.INFO:
             mail_log.setLevel(logging.INFO)
-        try:
-            await self._ensure_schema(at_start=True)  # a database that is down now must not keep SMTP down
-        except SchemaNotReady:
-            await self.store.close()
-            raise
+        # A database that is down or not migrated yet must not keep SMTP down: the worker
+        # starts, answers 451 (the sending MTA retries), reports not_ready on /healthz and
+        # checks again with backoff until the schema is there (the web process does the same).
+        await self._ensure_schema()
         if self.settings.imap_host:
             await self._start_health()
             return self._start_imap()
@@ -183,10 +187,11 @@ class EmailWorker:
     # ------------------------------------------------------------------ SMTP side
     async def accept(self, raw: bytes, mail_from: str, rcpt_tos: list[str]) -> Accepted:
         try:
-            if not self._schema_ready:
-                await self._ensure_schema()
-            item_id = await self.store.inbox_put("email", external_id(raw), raw,
-                                                 {"mail_from": mail_from, "rcpt_tos": rcpt_tos, "size": len(raw)})
+            # A sending MTA is knocking: check now (no backoff), it may just have been migrated.
+            if not self._schema_ready and not await self._ensure_schema(now=True):
+                return "store_failed"
+            item_id = await self.writer.put(external_id(raw), raw,
+                                            {"mail_from": mail_from, "rcpt_tos": rcpt_tos, "size": len(raw)})
         except Exception as exc:
             log.error("email.store_failed", error=type(exc).__name__, size=len(raw))
             return "store_failed"
@@ -198,19 +203,24 @@ class EmailWorker:
         return "stored"
 
     # ------------------------------------------------------------------ inbox side
-    async def _ensure_schema(self, at_start: bool = False) -> bool:
+    async def _ensure_schema(self, now: bool = False) -> bool:
+        """True once the schema is current. Until then the poll loop checks once per backoff
+        step (0.5 s doubling to 10 s); an arriving message (`now`) checks at once."""
+        if self._schema_ready or (not now and time.monotonic() < self._schema_retry_at):
+            return self._schema_ready
+        try:
+            await ensure_schema(self.store)
+            self._schema_ready = True
+            log.info("email.schema_ready")
+        except SchemaNotReady as exc:
+            # An unmigrated server database is the operator's job (`qopi-bot db upgrade`);
+            # the worker keeps running and picks the schema up as soon as it is there.
+            log.error("email.schema_not_ready", detail=str(exc), retry_in=self._schema_delay)
+        except Exception as exc:
+            log.warning("email.database_unavailable", error=type(exc).__name__, retry_in=self._schema_delay)
         if not self._schema_ready:
-            try:
-                await ensure_schema(self.store)
-                self._schema_ready = True
-            except SchemaNotReady:
-                # An unmigrated server database is an operator's job (`qopi-bot db upgrade`):
-                # refuse to start; if it shows up later, keep answering 451 and say why.
-                if at_start:
-                    raise
-                log.error("email.schema_not_ready", hint="run `qopi-bot db upgrade`")
-            except Exception as exc:
-                log.warning("email.database_unavailable", error=type(exc).__name__)
+            self._schema_retry_at = time.monotonic() + self._schema_delay
+            self._schema_delay = min(10.0, self._schema_delay * 2)
         return self._schema_ready
 
     async def _inbox_loop(self) -> None:
@@ -223,18 +233,24 @@ class EmailWorker:
     async def run_inbox_once(self) -> int:
         claimed = time.monotonic()
         items = await self.store.inbox_claim("email", self.settings.lease_seconds, limit=10)
+        # Each message's writes (turn, thread links, reply, inbox finish) are one unit; the
+        # batch's units commit together and the replies go straight to the dispatcher.
+        batch = ItemBatch(self.store, self.dispatcher.hand_off)
         for n, item in enumerate(items):
             if self._stop.is_set():
                 break  # leased items come back when the lease runs out
             if time.monotonic() - claimed > self.settings.lease_seconds / 2:
                 # Not started before half the lease was gone: give them back rather than
                 # risk another worker taking one over while this one is still on it.
+                await batch.commit()
                 await self.store.inbox_release_unstarted([i.id for i in items[n:]])
                 break
             started = time.perf_counter()
+            unit = Unit(deliver_here="email", lease_seconds=self.settings.lease_seconds)
             try:
-                result = await self.processor.process(item, today=dt.date.today())
-                await self.store.inbox_finish(item.id, result.inbox_status, result.detail)
+                result = await self.processor.process(item, today=dt.date.today(), unit=unit, settle=batch.settle)
+                await self.store.inbox_finish(item.id, result.inbox_status, result.detail, unit=unit)
+                batch.add(item.id, None if not result.keys else result.keys[0], unit, result.keys)
             except Exception as exc:
                 # Bad input never stops the worker. The item stays leased and is tried
                 # again when the lease expires; after MAX_ATTEMPTS it is parked as failed.
@@ -245,7 +261,8 @@ class EmailWorker:
                         await self.store.inbox_finish(item.id, "failed", type(exc).__name__)
                     except Exception:
                         pass
-        if items:  # one wake-up per batch: under load the dispatcher then claims replies in batches too
+        await batch.commit()
+        if items:  # staff mail, relays and other rows queued outside the units
             self.dispatcher.notify()
         return len(items)
 
