@@ -61,6 +61,8 @@ class Dispatcher:
         self.concurrency = max(1, concurrency)
         self.wake = asyncio.Event()
         self._handed: list[OutboxItem] = []
+        self.handed_open = 0  # handed-off items not yet sent or given back (a channel's flow control reads it)
+        self.on_progress: Callable[[], None] | None = None  # called when handed_open went down
         # "Sent" marks are group-committed: one transaction for every send that finished meanwhile.
         self._sent: GroupCommit[tuple[int, dict[str, Any] | None]] = GroupCommit(store.outbox_sent_many)
 
@@ -72,11 +74,13 @@ class Dispatcher:
         """Items this process committed already leased to itself (qopi_bot.unit): send them
         now, without a claim. If the process dies first, their lease runs out as usual."""
         self._handed.extend(items)
+        self.handed_open += len(items)
         self.wake.set()
 
     async def run_once(self, limit: int = 20) -> int:
         lease = self.settings.lease_seconds
-        if self._handed:
+        handed = bool(self._handed)
+        if handed:
             items, self._handed = self._handed, []
             oldest = min((i.created_at for i in items if i.created_at), default=None)
             age = (utcnow() - oldest).total_seconds() if oldest else 0.0
@@ -101,11 +105,17 @@ class Dispatcher:
                         return
                     await self._deliver(item)
 
-        await asyncio.gather(*(run_group(g) for g in groups.values()))
-        if unstarted:
-            await self.store.outbox_release([i.id for i in unstarted])
-            log.info("outbox.released", channel=self.channel, items=len(unstarted))
-        await self._sent.drain()  # the batch's "sent" marks are committed before the next claim
+        try:
+            await asyncio.gather(*(run_group(g) for g in groups.values()))
+            if unstarted:
+                await self.store.outbox_release([i.id for i in unstarted])
+                log.info("outbox.released", channel=self.channel, items=len(unstarted))
+            await self._sent.drain()  # the batch's "sent" marks are committed before the next claim
+        finally:
+            if handed:
+                self.handed_open = max(0, self.handed_open - len(items))
+                if self.on_progress is not None:
+                    self.on_progress()
         return len(items)
 
     async def _deliver(self, item: OutboxItem) -> None:

@@ -11,6 +11,7 @@ email_delivery."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import signal
@@ -41,6 +42,12 @@ log = get_logger("qopi_bot_handlers.email.worker")
 
 MAX_MESSAGE_BYTES = 10 * 1024 * 1024
 MAX_ATTEMPTS = 5  # a message that fails this often is a bug: kept as `failed`, never retried forever
+# Flow control: while more than this many stored messages wait to be processed, the 250 for
+# a new one (already stored) waits too, up to BACKLOG_WAIT_SECONDS. A burst then queues at
+# the senders, as with any relay, instead of piling up unanswered in the inbox: the reply
+# latency stays about MAX_BACKLOG / throughput instead of growing with the burst.
+MAX_BACKLOG = 8
+BACKLOG_WAIT_SECONDS = 10.0
 
 Accepted = Literal["stored", "duplicate", "store_failed"]
 
@@ -82,11 +89,15 @@ class EmailWorker:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.kb = load_kb(settings)
-        self.store = Store.from_url(settings.db_url)
+        # One SQLite connection: the intake, the processor and the dispatcher then queue for it
+        # in order instead of meeting in SQLite's busy handler (sleeps of up to 100 ms).
+        self.store = Store.from_url(settings.db_url, sqlite_connections=1)
         self.dialogue = DialogueService(self.store, self.kb, settings)
         self.processor = InboundProcessor(self.store, self.dialogue, settings, self.kb)
         self.delivery = EmailDelivery(self.store, settings, self.kb)
-        self.dispatcher = Dispatcher(self.store, "email", self.delivery.send, settings)
+        # Up to 4 replies to different recipients at once, each on a relay connection of its own:
+        # a send is mostly waiting for the relay's answers.
+        self.dispatcher = Dispatcher(self.store, "email", self.delivery.send, settings, concurrency=4)
         self._stop = asyncio.Event()
         self._inbox_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -95,6 +106,9 @@ class EmailWorker:
         self._schema_retry_at = 0.0  # monotonic time of the next schema check while not ready
         self._schema_delay = 0.5
         self.writer = InboxGroupWriter(self.store, "email")  # one commit for every message arriving meanwhile
+        self._backlog = 0  # stored by this process's SMTP intake, not processed yet
+        self._room = asyncio.Event()
+        self.dispatcher.on_progress = self._room.set
         self.health_probe = HealthProbe(self.store.engine)
         self._health_runner: web.AppRunner | None = None
 
@@ -169,6 +183,7 @@ class EmailWorker:
 
     async def stop(self) -> None:
         self._stop.set()
+        self._room.set()
         self._inbox_wake.set()
         self.dispatcher.notify()
         if self._server is not None:
@@ -200,7 +215,23 @@ class EmailWorker:
             return "duplicate"
         log.info("email.received", inbox=item_id, size=len(raw))
         self._inbox_wake.set()
+        self._backlog += 1
+        await self._wait_for_room()
         return "stored"
+
+    async def _wait_for_room(self) -> None:
+        deadline = time.monotonic() + BACKLOG_WAIT_SECONDS
+        while self._backlog + self.dispatcher.handed_open > MAX_BACKLOG and not self._stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return  # stored all the same: the 250 is only late, never withheld
+            self._room.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._room.wait(), remaining)
+
+    def _processed(self, count: int) -> None:
+        self._backlog = max(0, self._backlog - count)  # another worker may have taken some: never below 0
+        self._room.set()  # the waiters look again (replies still queued count too)
 
     # ------------------------------------------------------------------ inbox side
     async def _ensure_schema(self, now: bool = False) -> bool:
@@ -263,6 +294,7 @@ class EmailWorker:
                         pass
         await batch.commit()
         if items:  # staff mail, relays and other rows queued outside the units
+            self._processed(len(items))
             self.dispatcher.notify()
         return len(items)
 
