@@ -69,7 +69,15 @@ async def _quick_current(store: Store) -> str | None:
     """alembic_version read with one query (None if the table is not there yet)."""
     from sqlalchemy import text
 
-    async with store.engine.connect() as conn:
+    try:
+        conn = await store.engine.connect()
+    except Exception:
+        # aiosqlite stops a connection that failed to open on its own thread, which then
+        # reports back to this loop: give it that moment, or a CLI that exits right away
+        # closes the loop under it and Python prints a thread traceback.
+        await asyncio.sleep(0.05)
+        raise
+    async with conn:
         try:
             return (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one_or_none()
         except Exception:  # no table: an empty database

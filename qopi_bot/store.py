@@ -130,13 +130,16 @@ class Store:
         rows = [{"conversation_key": key, "role": role, "author": author, "text": text, "created_at": now}
                 for role, author, text in lines]
 
+        upsert = (pg_insert if self.is_postgres else sqlite_insert)(conversations).values(
+            key=key, channel=channel, state=data, created_at=now, updated_at=now)
+        # One statement whether the conversation is new or not (an insert that turns into an update).
+        save = upsert.on_conflict_do_update(index_elements=[conversations.c.key],
+                                            set_={"state": upsert.excluded.state, "updated_at": upsert.excluded.updated_at})
+
         def op(conn: Connection) -> None:
             if rows:
                 conn.execute(insert(messages), rows)
-            done = conn.execute(update(conversations).where(conversations.c.key == key).values(state=data, updated_at=now))
-            if done.rowcount == 0:
-                conn.execute(insert(conversations).values(key=key, channel=channel, state=data, created_at=now,
-                                                          updated_at=now))
+            conn.execute(save)
 
         await self._write(unit, op)
 
