@@ -77,11 +77,12 @@ async def _quick_current(store: Store) -> str | None:
         # closes the loop under it and Python prints a thread traceback.
         await asyncio.sleep(0.05)
         raise
-    async with conn:
-        try:
-            return (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one_or_none()
-        except Exception:  # no table: an empty database
-            return None
+    try:
+        return (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one_or_none()
+    except Exception:  # no table: an empty database
+        return None
+    finally:
+        await conn.close()
 
 
 async def schema_is_current(store: Store) -> bool:
