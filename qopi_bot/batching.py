@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from qopi_bot.logs import get_logger
-from qopi_bot.records import OutboxItem
+from qopi_bot.records import InboxItem, OutboxItem
 from qopi_bot.unit import Unit, UnitConflict
 
 if TYPE_CHECKING:
@@ -28,10 +28,12 @@ R = TypeVar("R")
 
 
 class ItemBatch:
-    def __init__(self, store: Store, hand_off: Callable[[list[OutboxItem]], None]) -> None:
+    def __init__(self, store: Store, hand_off: Callable[[list[OutboxItem]], None],
+                 on_failed: Callable[[InboxItem, Exception], Awaitable[None]] | None = None) -> None:
         self.store = store
         self.hand_off = hand_off  # the channel's dispatcher: send these now, they are leased to us
-        self._pending: list[tuple[int, Unit]] = []
+        self.on_failed = on_failed  # an item whose writes could not be committed (a bug, a broken row)
+        self._pending: list[tuple[InboxItem, Unit]] = []
         self._touched: set[str] = set()
 
     def must_commit_before(self, conversation: str | None) -> bool:
@@ -45,8 +47,8 @@ class ItemBatch:
         if self._pending and any(k in self._touched for k in keys):
             await self.commit()
 
-    def add(self, item_id: int, conversation: str | None, unit: Unit, keys: Sequence[str] = ()) -> None:
-        self._pending.append((item_id, unit))
+    def add(self, item: InboxItem, conversation: str | None, unit: Unit, keys: Sequence[str] = ()) -> None:
+        self._pending.append((item, unit))
         self._touched.add(conversation or "")
         self._touched.update(keys)
 
@@ -58,16 +60,25 @@ class ItemBatch:
         units = [u for _, u in pending]
         try:
             await self.store.apply(*units)
-        except UnitConflict:
-            for item_id, unit in pending:
-                try:
-                    await self.store.apply(unit)
-                except UnitConflict:  # answered by another event meanwhile: nothing of this one is kept
-                    log.info("batch.already_answered", item=item_id)
-                    await self.store.inbox_finish(item_id, "done", "already answered")
-        leased = [item for u in units for item in u.leased]
+        except Exception:
+            # One item's writes sank the shared commit (already answered elsewhere, or a
+            # failing write): apply them one by one, so only that item is affected.
+            for item, unit in pending:
+                await self._apply_alone(item, unit)
+        leased = [row for u in units for row in u.leased]
         if leased:
             self.hand_off(leased)
+
+    async def _apply_alone(self, item: InboxItem, unit: Unit) -> None:
+        try:
+            await self.store.apply(unit)
+        except UnitConflict:  # answered by another event meanwhile: nothing of this one is kept
+            log.info("batch.already_answered", item=item.id)
+            await self.store.inbox_finish(item.id, "done", "already answered")
+        except Exception as exc:
+            if self.on_failed is None:
+                raise
+            await self.on_failed(item, exc)
 
 
 class GroupCommit(Generic[T]):

@@ -35,6 +35,7 @@ from qopi_bot.outbox import Dispatcher
 from qopi_bot.runtime import load_kb
 from qopi_bot.service import DialogueService
 from qopi_bot.settings import Settings
+from qopi_bot.records import InboxItem
 from qopi_bot.store import Store
 from qopi_bot.unit import Unit
 
@@ -261,12 +262,23 @@ class EmailWorker:
         await poll_forever(once, stop=self._stop, wake=self._inbox_wake, interval=self.settings.poll_interval,
                            log=log, event="email.inbox_poll_failed")
 
+    async def _failed(self, item: InboxItem, exc: Exception, started: float | None = None) -> None:
+        """Bad input (or a write that fails) never stops the worker. The item stays leased
+        and is tried again when the lease expires; after MAX_ATTEMPTS it is parked as failed."""
+        log.error("email.process_failed", inbox=item.id, attempts=item.attempts, error=type(exc).__name__,
+                  ms=round((time.perf_counter() - started) * 1000, 1) if started is not None else None)
+        if item.attempts >= MAX_ATTEMPTS:
+            try:
+                await self.store.inbox_finish(item.id, "failed", type(exc).__name__)
+            except Exception:
+                pass
+
     async def run_inbox_once(self) -> int:
         claimed = time.monotonic()
         items = await self.store.inbox_claim("email", self.settings.lease_seconds, limit=10)
         # Each message's writes (turn, thread links, reply, inbox finish) are one unit; the
         # batch's units commit together and the replies go straight to the dispatcher.
-        batch = ItemBatch(self.store, self.dispatcher.hand_off)
+        batch = ItemBatch(self.store, self.dispatcher.hand_off, on_failed=self._failed)
         for n, item in enumerate(items):
             if self._stop.is_set():
                 break  # leased items come back when the lease runs out
@@ -281,17 +293,9 @@ class EmailWorker:
             try:
                 result = await self.processor.process(item, today=dt.date.today(), unit=unit, settle=batch.settle)
                 await self.store.inbox_finish(item.id, result.inbox_status, result.detail, unit=unit)
-                batch.add(item.id, None if not result.keys else result.keys[0], unit, result.keys)
+                batch.add(item, None, unit, result.keys)
             except Exception as exc:
-                # Bad input never stops the worker. The item stays leased and is tried
-                # again when the lease expires; after MAX_ATTEMPTS it is parked as failed.
-                log.error("email.process_failed", inbox=item.id, attempts=item.attempts, error=type(exc).__name__,
-                          ms=round((time.perf_counter() - started) * 1000, 1))
-                if item.attempts >= MAX_ATTEMPTS:
-                    try:
-                        await self.store.inbox_finish(item.id, "failed", type(exc).__name__)
-                    except Exception:
-                        pass
+                await self._failed(item, exc, started)
         await batch.commit()
         if items:  # staff mail, relays and other rows queued outside the units
             self._processed(len(items))

@@ -86,7 +86,7 @@ class InboxProcessor:
     async def run_once(self) -> int:
         claimed = time.monotonic()
         items = await self.store.inbox_claim(SOURCE, self.settings.lease_seconds, self.batch)
-        batch = ItemBatch(self.store, self._handed)
+        batch = ItemBatch(self.store, self._handed, on_failed=self._commit_failed)
         try:
             for n, item in enumerate(items):
                 if time.monotonic() - claimed > self.settings.lease_seconds / 2:
@@ -100,13 +100,23 @@ class InboxProcessor:
                     await batch.commit()
                 unit = await self._process(item)
                 if unit is not None:
-                    batch.add(item.id, conversation, unit)
+                    batch.add(item, conversation, unit)
             await batch.commit()
         finally:
             if self._queued:
                 self._queued = False
                 self._wake_outbox()
         return len(items)
+
+    async def _commit_failed(self, item: InboxItem, exc: Exception) -> None:
+        """The item's writes could not be committed: like a failing listener, it comes back
+        when its lease runs out, and is parked as failed after MAX_ATTEMPTS."""
+        if item.attempts >= MAX_ATTEMPTS:
+            await self.store.inbox_finish(item.id, "failed", f"could not store the answer: {type(exc).__name__}")
+            log.error("slack.inbox_failed", item=item.id, external_id=item.external_id, attempts=item.attempts)
+        else:
+            log.warning("slack.inbox_retry_later", item=item.id, external_id=item.external_id, attempts=item.attempts,
+                        error=type(exc).__name__)
 
     def _handed(self, leased: list[OutboxItem]) -> None:
         if self._hand_off is not None:
