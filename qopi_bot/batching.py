@@ -29,8 +29,11 @@ R = TypeVar("R")
 
 class ItemBatch:
     def __init__(self, store: Store, hand_off: Callable[[list[OutboxItem]], None],
-                 on_failed: Callable[[InboxItem, Exception], Awaitable[None]] | None = None) -> None:
+                 on_failed: Callable[[InboxItem, Exception], Awaitable[None]] | None = None, max_units: int = 4) -> None:
         self.store = store
+        # A commit holds the process's one SQLite connection for about a millisecond per
+        # item; a few items per commit amortise its cost without making an ack wait long.
+        self.max_units = max_units
         self.hand_off = hand_off  # the channel's dispatcher: send these now, they are leased to us
         self.on_failed = on_failed  # an item whose writes could not be committed (a bug, a broken row)
         self._pending: list[tuple[InboxItem, Unit]] = []
@@ -47,10 +50,12 @@ class ItemBatch:
         if self._pending and any(k in self._touched for k in keys):
             await self.commit()
 
-    def add(self, item: InboxItem, conversation: str | None, unit: Unit, keys: Sequence[str] = ()) -> None:
+    async def add(self, item: InboxItem, conversation: str | None, unit: Unit, keys: Sequence[str] = ()) -> None:
         self._pending.append((item, unit))
         self._touched.add(conversation or "")
         self._touched.update(keys)
+        if len(self._pending) >= self.max_units:
+            await self.commit()
 
     async def commit(self) -> None:
         pending, self._pending = self._pending, []

@@ -293,7 +293,7 @@ class EmailWorker:
             try:
                 result = await self.processor.process(item, today=dt.date.today(), unit=unit, settle=batch.settle)
                 await self.store.inbox_finish(item.id, result.inbox_status, result.detail, unit=unit)
-                batch.add(item, None, unit, result.keys)
+                await batch.add(item, None, unit, result.keys)
             except Exception as exc:
                 await self._failed(item, exc, started)
         await batch.commit()

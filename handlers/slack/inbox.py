@@ -100,7 +100,7 @@ class InboxProcessor:
                     await batch.commit()
                 unit = await self._process(item)
                 if unit is not None:
-                    batch.add(item, conversation, unit)
+                    await batch.add(item, conversation, unit)
             await batch.commit()
         finally:
             if self._queued:
