@@ -155,6 +155,8 @@ def main() -> None:
                             dict(os.environ), bare_port, sink, args.messages, args.concurrency, 100_000)
     finally:
         sink.stop()
+    print(f"  targets (issue 15): throughput >= 0.8x bare: {'met' if ours[0] >= 0.8 * bare[0] else 'NOT met'}; "
+          f"p99 under load < 1 s: {'met' if ours[2] < 1000 else 'NOT met'}")
     print(f"  ratio ours/bare: throughput {ours[0] / bare[0]:.2f}x (target >= 0.8x); latency under load "
           f"p50 {ours[1] / bare[1]:.1f}x p99 {ours[2] / bare[2]:.1f}x; one at a time p50 {ours[3] / bare[3]:.1f}x "
           f"p99 {ours[4] / bare[4]:.1f}x")

@@ -17,7 +17,6 @@ from qopi_bot.clock import utcnow
 from qopi_bot.privacy import scrub
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncConnection
 
     from qopi_bot.core.kb import Knowledge
     from qopi_bot.dialogue import Plan
@@ -84,12 +83,12 @@ def _scrubbed(facts: dict[str, Any]) -> dict[str, Any]:
     return {k: (scrub(v) if isinstance(v, str) and k not in keep else v) for k, v in facts.items()}
 
 
-async def write_answer(conn: AsyncConnection, record: AnswerRecord) -> None:
-    """Insert one answer-log row on an open transaction (the turn's own)."""
+def answer_insert(record: AnswerRecord) -> Any:
+    """The INSERT of one answer-log row, to run in the turn's own transaction."""
     from sqlalchemy import insert
 
     from qopi_bot.schema import answer_log
 
     values = record.model_dump(mode="python")
     values["facts"] = record.model_dump(mode="json")["facts"]  # dates as text in the JSON column
-    await conn.execute(insert(answer_log).values(**values))
+    return insert(answer_log).values(**values)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import functools
 import os
+import re
 import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -40,6 +42,52 @@ def head_revision() -> str:
     head = ScriptDirectory.from_config(_config(None)).get_current_head()
     assert head is not None
     return head
+
+
+_REVISION = re.compile(r"^(down_revision|revision)\s*(?::[^=]*)?=\s*(?:['\"]([^'\"]+)['\"]|None)", re.M)
+
+
+@functools.cache
+def quick_head() -> str | None:
+    """The head revision read straight from the migration files (revision / down_revision),
+    without Alembic: a process whose schema is current never loads Alembic at all. None
+    when the files are not simple enough to tell (then Alembic decides)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        found = dict((m.group(1), m.group(2)) for m in _REVISION.finditer(path.read_text(encoding="utf-8")))
+        if "revision" not in found or not found["revision"]:
+            continue
+        revisions.add(found["revision"])
+        if found.get("down_revision"):
+            parents.add(found["down_revision"])
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+async def _quick_current(store: Store) -> str | None:
+    """alembic_version read with one query (None if the table is not there yet)."""
+    from sqlalchemy import text
+
+    try:
+        conn = await store.engine.connect()
+    except Exception:
+        # aiosqlite stops a connection that failed to open on its own thread, which then
+        # reports back to this loop: give it that moment, or a CLI that exits right away
+        # closes the loop under it and Python prints a thread traceback.
+        await asyncio.sleep(0.05)
+        raise
+    try:
+        return (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one_or_none()
+    except Exception:  # no table: an empty database
+        return None
+    finally:
+        await conn.close()
+
+
+async def schema_is_current(store: Store) -> bool:
+    head = quick_head()
+    return head is not None and await _quick_current(store) == head
 
 
 def _current(connection: Any) -> str | None:
@@ -96,6 +144,8 @@ async def _upgrade(store: Store) -> str:
 
 async def ensure_schema(store: Store) -> None:
     """Make sure the schema is current before a process does any work."""
+    if await schema_is_current(store):  # the usual case, answered without Alembic
+        return
     if store.engine.dialect.name == "sqlite":
         await upgrade(store)
         return

@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from qopi_bot.batching import GroupCommit
 from qopi_bot.logs import get_logger
 from qopi_bot.polling import poll_forever
 from qopi_bot.records import OutboxItem
@@ -42,31 +43,79 @@ def backoff_seconds(attempts: int, cap: float, base: float = 1.0, rng: random.Ra
     return delay / 2 + (rng or random).uniform(0, delay / 2)
 
 
+def order_key(item: OutboxItem) -> tuple[object, ...]:
+    """Items with the same key go out one after the other, in order (one thread, one
+    recipient); items with different keys may be sent at the same time."""
+    p = item.payload
+    return (item.recipient, p.get("channel"), p.get("thread_ts"), p.get("case"), p.get("to"))
+
+
 class Dispatcher:
-    def __init__(self, store: Store, channel: str, send: Sender, settings: Settings) -> None:
+    def __init__(self, store: Store, channel: str, send: Sender, settings: Settings, *, concurrency: int = 1) -> None:
         self.store = store
         self.channel = channel
         self.send = send
         self.settings = settings
+        # Sends in flight at once. A Web API call is a round trip the process would otherwise
+        # sit out; a channel with one connection (the SMTP relay) keeps 1.
+        self.concurrency = max(1, concurrency)
         self.wake = asyncio.Event()
+        self._handed: list[OutboxItem] = []
+        self.handed_open = 0  # handed-off items not yet sent or given back (a channel's flow control reads it)
+        self.on_progress: Callable[[], None] | None = None  # called when handed_open went down
+        # "Sent" marks are group-committed: one transaction for every send that finished meanwhile.
+        self._sent: GroupCommit[tuple[int, dict[str, Any] | None]] = GroupCommit(store.outbox_sent_many)
 
     def notify(self) -> None:
         """Something was just queued: look now instead of waiting for the next poll."""
         self.wake.set()
 
-    async def run_once(self, limit: int = 10) -> int:
+    def hand_off(self, items: list[OutboxItem]) -> None:
+        """Items this process committed already leased to itself (qopi_bot.unit): send them
+        now, without a claim. If the process dies first, their lease runs out as usual."""
+        self._handed.extend(items)
+        self.handed_open += len(items)
+        self.wake.set()
+
+    async def run_once(self, limit: int = 20) -> int:
         lease = self.settings.lease_seconds
-        claimed = time.monotonic()
-        items = await self.store.outbox_claim(self.channel, lease, limit)
-        for n, item in enumerate(items):
-            if time.monotonic() - claimed > lease / 2:
-                # Slow sends ate the lease: an item started now could still be mid-send when
-                # its lease runs out and another process takes it (and sends it too). Give
-                # the rest back instead; whoever claims them next starts with a full lease.
-                await self.store.outbox_release([i.id for i in items[n:]])
-                log.info("outbox.released", channel=self.channel, items=len(items) - n)
-                break
-            await self._deliver(item)
+        handed = bool(self._handed)
+        if handed:
+            items, self._handed = self._handed, []
+            oldest = min((i.created_at for i in items if i.created_at), default=None)
+            age = (utcnow() - oldest).total_seconds() if oldest else 0.0
+            claimed = time.monotonic() - age  # their lease started when they were written
+        else:
+            claimed = time.monotonic()
+            items = await self.store.outbox_claim(self.channel, lease, limit)
+        groups: dict[tuple[object, ...], list[OutboxItem]] = {}
+        for item in items:
+            groups.setdefault(order_key(item), []).append(item)
+        slots = asyncio.Semaphore(self.concurrency)
+        unstarted: list[OutboxItem] = []
+
+        async def run_group(group: list[OutboxItem]) -> None:
+            for n, item in enumerate(group):
+                async with slots:
+                    if time.monotonic() - claimed > lease / 2:
+                        # Slow sends ate the lease: an item started now could still be mid-send
+                        # when its lease runs out and another process takes it (and sends it
+                        # too). Give the rest back; whoever claims them next has a full lease.
+                        unstarted.extend(group[n:])
+                        return
+                    await self._deliver(item)
+
+        try:
+            await asyncio.gather(*(run_group(g) for g in groups.values()))
+            if unstarted:
+                await self.store.outbox_release([i.id for i in unstarted])
+                log.info("outbox.released", channel=self.channel, items=len(unstarted))
+            await self._sent.drain()  # the batch's "sent" marks are committed before the next claim
+        finally:
+            if handed:
+                self.handed_open = max(0, self.handed_open - len(items))
+                if self.on_progress is not None:
+                    self.on_progress()
         return len(items)
 
     async def _deliver(self, item: OutboxItem) -> None:
@@ -101,7 +150,7 @@ class Dispatcher:
         except Exception as exc:  # a bug in one item must not stop delivery of the others
             await self._failed_attempt(item, f"{type(exc).__name__}: {exc}", None, False)
             return
-        await self.store.outbox_sent(item.id, result)
+        self._sent.put((item.id, result))
         log.info("outbox.sent", channel=self.channel, kind=item.kind, item=item.id, attempts=item.attempts)
 
     async def _failed_attempt(self, item: OutboxItem, error: str, retry_after: float | None, permanent: bool) -> None:
@@ -120,3 +169,8 @@ class Dispatcher:
         """Deliver until `stop` is set. A database outage pauses delivery; it never ends it."""
         await poll_forever(self.run_once, stop=stop, wake=self.wake, interval=self.settings.poll_interval,
                            log=log, event="outbox.poll_failed", channel=self.channel)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Wait until every finished send is recorded (the end of a run, tests)."""
+        await self._sent.drain()

@@ -20,6 +20,7 @@ from qopi_bot.memory import MemoryConversations
 
 if TYPE_CHECKING:
     from qopi_bot.store import Store
+    from qopi_bot.unit import Unit
 
 
 class DialogueService:
@@ -36,15 +37,21 @@ class DialogueService:
     def _conversations(self, key: str) -> Any:
         return self.memory if self.memory is not None and self.ephemeral(key) else self.store
 
-    async def handle(self, msg: IncomingMessage, event_key: str | None = None) -> Answer:
+    async def handle(self, msg: IncomingMessage, event_key: str | None = None, *, unit: Unit | None = None) -> Answer:
+        """Answer one message. With `unit`, the turn's writes (state, transcript) join it and
+        are committed by the caller together with the rest of the item's writes."""
         event_key = event_key or uuid.uuid4().hex
         conversations = self._conversations(msg.conversation_key)
+        if conversations is not self.store:
+            unit = None  # in-memory conversations are not part of a database transaction
         state = await conversations.load_state(msg.conversation_key) or ConversationState()
         p = plan(state, msg.text, msg.today, self.kb)
         new_state = p.state
         case_number = parse_case_label(new_state.case_id) if new_state.case_id else None
 
         if p.open_case is not None and case_number is None:
+            if unit:  # rare: commit what the item wrote so far (its claim) before the case exists
+                await self.store.apply(unit)
             draft = compose(p, self.kb, case_id=None)
             case = await self.cases.open(msg, p.open_case.reason,
                                          facts=new_state.facts.model_dump(mode="json"),
@@ -66,8 +73,11 @@ class DialogueService:
         answer = await reminder_turn.after_turn(self.store, self.settings, self.kb, msg, state, new_state, p, answer)
         lines: list[tuple[str, str | None, str]] = [("practice", msg.user, msg.text)] if msg.text.strip() else []
         lines.append(("bot", None, answer.text))
-        await conversations.save_turn(msg.conversation_key, msg.channel, new_state, lines,
-                                      answer=answer_record(msg, answer, p, self.kb))
+        record = answer_record(msg, answer, p, self.kb)
+        if unit is not None:
+            await self.store.save_turn(msg.conversation_key, msg.channel, new_state, lines, answer=record, unit=unit)
+        else:
+            await conversations.save_turn(msg.conversation_key, msg.channel, new_state, lines, answer=record)
         if case_number is not None and conversations is not self.store:
             for role, author, text in lines:
                 await self.store.add_message(msg.conversation_key, role, text, author=author)

@@ -12,25 +12,30 @@ import hashlib
 import json
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
-    Table, and_, event, func, insert, or_, select, update,
+    Table, and_, bindparam, event, func, insert, or_, select, update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from qopi_bot.audit import AnswerRecord, write_answer
+from qopi_bot.audit import AnswerRecord, answer_insert
 from qopi_bot.clock import utcnow
+from qopi_bot.dbexec import SyncRunner
 from qopi_bot.schema import (  # noqa: F401  (tables re-exported for tests and tools)
     case_events, cases, conversations, email_threads, inbox, messages, metadata, outbox, processed_events,
 )
 from qopi_bot.models import ConversationState
 from qopi_bot.records import CaseEvent, CaseRecord, InboxItem, OutboxItem
+from qopi_bot.unit import Op, Unit, UnitConflict
 
-__all__ = ["Store", "StoreUnavailable", "metadata", "utcnow"]
+T = TypeVar("T")
+
+__all__ = ["Store", "StoreUnavailable", "Unit", "UnitConflict", "metadata", "utcnow"]
 
 def _aware(value: dt.datetime | None) -> dt.datetime | None:
     # SQLite hands back naive datetimes; everything we store is UTC.
@@ -48,12 +53,16 @@ class Store:
         self.engine = engine
         self.is_postgres = engine.dialect.name == "postgresql"
         self.owner = uuid.uuid4().hex[:16]
+        self.runner = SyncRunner(engine)  # one hop per transaction on SQLite (qopi_bot.dbexec)
 
     @classmethod
     def from_url(cls, url: str, *, sqlite_connections: int | None = None) -> Store:
         kwargs: dict[str, Any] = {}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"timeout": 30}
+            # Every transaction ends in a commit or rollback of its own; the pool's extra
+            # rollback on return would be one more thread hop per use.
+            kwargs["pool_reset_on_return"] = None
             if sqlite_connections:
                 # SQLite has one writer at a time. With one connection, a process's statements
                 # queue in order in the pool instead of polling SQLite's lock (sleeps up to
@@ -81,34 +90,68 @@ class Store:
     async def close(self) -> None:
         await self.engine.dispose()
 
+    # ------------------------------------------------------------ units of work
+    async def apply(self, *units: Unit) -> None:
+        """Commit the writes collected on `units` in one transaction: all of them or none.
+        Raises UnitConflict (everything rolled back, the units keep their writes, so they
+        can be applied again one by one) when one finds its work done elsewhere."""
+        ops = [op for u in units for op in u.ops]
+        if not ops:
+            return
+        for u in units:
+            u._pending_leased = []
+        await self.runner.run(lambda c: [op(c) for op in ops])
+        for u in units:
+            u.ops = []
+            u.leased.extend(u._pending_leased)
+            u._pending_leased = []
+
+    async def _write(self, unit: Unit | None, op: Op) -> Any:
+        """Run a write now, in its own transaction, or collect it on `unit` (then None)."""
+        if unit is not None:
+            unit.add(op)
+            return None
+        return await self.runner.run(op)
+
+    def _insert_ignore(self, table: Table, *conflict: Any) -> Any:
+        upsert = pg_insert if self.is_postgres else sqlite_insert
+        return lambda values: upsert(table).values(values).on_conflict_do_nothing(index_elements=list(conflict))
+
     # ------------------------------------------------------------ conversations
     async def load_state(self, key: str) -> ConversationState | None:
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(select(conversations.c.state).where(conversations.c.key == key))).first()
+        query = select(conversations.c.state).where(conversations.c.key == key)
+        row = await self.runner.run(lambda conn: conn.execute(query).first(), write=False)
         return ConversationState.model_validate(row[0]) if row else None
 
     async def save_turn(self, key: str, channel: str, state: ConversationState,
-                        lines: Sequence[tuple[str, str | None, str]], answer: AnswerRecord | None = None) -> None:
-        """A turn's new state, transcript lines and answer-log record, in one transaction."""
+                        lines: Sequence[tuple[str, str | None, str]], answer: AnswerRecord | None = None, *,
+                        unit: Unit | None = None) -> None:
+        """A turn's new state, transcript lines and answer-log record, in one transaction (or in `unit`'s)."""
         now = utcnow()
+        logged = answer_insert(answer) if answer is not None else None
         data = state.model_dump(mode="json")
-        async with self.engine.begin() as conn:
-            if answer is not None:
-                await write_answer(conn, answer)
-            if lines:
-                await conn.execute(insert(messages), [
-                    {"conversation_key": key, "role": role, "author": author, "text": text, "created_at": now}
-                    for role, author, text in lines])
-            done = await conn.execute(update(conversations).where(conversations.c.key == key)
-                                      .values(state=data, updated_at=now))
-            if done.rowcount == 0:
-                await conn.execute(insert(conversations).values(key=key, channel=channel, state=data,
-                                                                created_at=now, updated_at=now))
+        rows = [{"conversation_key": key, "role": role, "author": author, "text": text, "created_at": now}
+                for role, author, text in lines]
 
-    async def add_message(self, key: str, role: str, text: str, author: str | None = None) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(insert(messages).values(conversation_key=key, role=role, author=author,
-                                                       text=text, created_at=utcnow()))
+        upsert = (pg_insert if self.is_postgres else sqlite_insert)(conversations).values(
+            key=key, channel=channel, state=data, created_at=now, updated_at=now)
+        # One statement whether the conversation is new or not (an insert that turns into an update).
+        save = upsert.on_conflict_do_update(index_elements=[conversations.c.key],
+                                            set_={"state": upsert.excluded.state, "updated_at": upsert.excluded.updated_at})
+
+        def op(conn: Connection) -> None:
+            if logged is not None:
+                conn.execute(logged)
+            if rows:
+                conn.execute(insert(messages), rows)
+            conn.execute(save)
+
+        await self._write(unit, op)
+
+    async def add_message(self, key: str, role: str, text: str, author: str | None = None, *,
+                          unit: Unit | None = None) -> None:
+        row = dict(conversation_key=key, role=role, author=author, text=text, created_at=utcnow())
+        await self._write(unit, lambda conn: conn.execute(insert(messages).values(row)))
 
     async def transcript(self, key: str, limit: int = 50) -> list[tuple[str, str | None, str]]:
         async with self.engine.connect() as conn:
@@ -193,12 +236,34 @@ class Store:
         except IntegrityError:
             return False
 
-    async def claim_message(self, message_key: str, event_id: str) -> bool:
+    async def claim_message(self, message_key: str, event_id: str, *, unit: Unit | None = None) -> bool:
         """True if `event_id` may answer this message: the first to claim it, or the same
         event again (a retried inbox item whose answer's outbox key dedupes it anyway).
         Stops a message that arrived twice -- as a live event and again from the catch-up
-        after an outage -- from being answered twice."""
+        after an outage -- from being answered twice.
+
+        With `unit`, the check is a read now and the claim joins the unit: if another event
+        claimed the message in between, applying the unit raises UnitConflict and nothing
+        of this answer is written."""
         owner = hashlib.sha256(event_id.encode()).hexdigest()[:20]  # fits the source column
+        if unit is not None:
+            query = select(processed_events.c.source).where(processed_events.c.event_id == message_key)
+            row = await self.runner.run(lambda conn: conn.execute(query).first(), write=False)
+            if row is not None:
+                return bool(row[0] == owner)
+            values = dict(event_id=message_key, source=owner, created_at=utcnow())
+            stmt = self._insert_ignore(processed_events, processed_events.c.event_id)(values)
+
+            def op(conn: Connection) -> None:
+                if conn.execute(stmt).rowcount == 1:
+                    return
+                held = conn.execute(select(processed_events.c.source)
+                                    .where(processed_events.c.event_id == message_key)).scalar_one_or_none()
+                if held != owner:
+                    raise UnitConflict(f"{message_key} already answered")
+
+            unit.add(op)
+            return True
         if await self.claim_event(message_key, source=owner):
             return True
         async with self.engine.connect() as conn:
@@ -233,10 +298,10 @@ class Store:
         now = utcnow()
         rows = [dict(source=source, external_id=e, payload=p, meta=m, status="pending", attempts=0, created_at=now)
                 for e, p, m in items]
-        async with self.engine.begin() as conn:
-            result = await conn.execute(upsert(inbox).values(rows).on_conflict_do_nothing(
-                index_elements=[inbox.c.source, inbox.c.external_id]).returning(inbox.c.id, inbox.c.external_id))
-            new = {r[1]: int(r[0]) for r in result.all()}
+        stmt = upsert(inbox).values(rows).on_conflict_do_nothing(
+            index_elements=[inbox.c.source, inbox.c.external_id]).returning(inbox.c.id, inbox.c.external_id)
+        found = await self.runner.run(lambda conn: conn.execute(stmt).all())
+        new = {r[1]: int(r[0]) for r in found}
         return [new.pop(e, None) for e, _, _ in items]  # pop: a repeat within the batch is not new either
 
     async def inbox_claim(self, source: str, lease_seconds: int, limit: int = 10) -> list[InboxItem]:
@@ -247,10 +312,11 @@ class Store:
         return [InboxItem(id=r["id"], source=r["source"], external_id=r["external_id"], payload=r["payload"],
                           meta=r["meta"], attempts=r["attempts"]) for r in rows]
 
-    async def inbox_finish(self, item_id: int, status: str, error: str | None = None) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(update(inbox).where(and_(inbox.c.id == item_id, inbox.c.lease_owner == self.owner))
-                               .values(status=status, last_error=error, processed_at=utcnow(), lease_until=None))
+    async def inbox_finish(self, item_id: int, status: str, error: str | None = None, *,
+                           unit: Unit | None = None) -> None:
+        stmt = (update(inbox).where(and_(inbox.c.id == item_id, inbox.c.lease_owner == self.owner))
+                .values(status=status, last_error=error, processed_at=utcnow(), lease_until=None))
+        await self._write(unit, lambda conn: conn.execute(stmt))
 
     async def inbox_release(self, item_id: int, error: str) -> None:
         async with self.engine.begin() as conn:
@@ -261,11 +327,11 @@ class Store:
         """Give back claimed items this process did not start: pending again, for any process."""
         await self._release(inbox, item_ids)
 
-    async def inbox_set_payload(self, item_id: int, payload: bytes) -> None:
+    async def inbox_set_payload(self, item_id: int, payload: bytes, *, unit: Unit | None = None) -> None:
         """Replace a stored payload, e.g. with a copy whose attachments were dropped after
         processing (attachments may carry patient data and are never kept)."""
-        async with self.engine.begin() as conn:
-            await conn.execute(update(inbox).where(inbox.c.id == item_id).values(payload=payload))
+        stmt = update(inbox).where(inbox.c.id == item_id).values(payload=payload)
+        await self._write(unit, lambda conn: conn.execute(stmt))
 
     async def inbox_list(self, status: str | None = None) -> list[dict[str, Any]]:
         """Inbound items for operators, without their payloads (message bodies)."""
@@ -294,15 +360,36 @@ class Store:
 
     # ------------------------------------------------------------ outbox
     async def outbox_put(self, channel: str, kind: str, payload: dict[str, Any], dedupe_key: str,
-                         recipient: str | None = None) -> int | None:
-        try:
-            async with self.engine.begin() as conn:
-                result = await conn.execute(insert(outbox).values(
-                    channel=channel, kind=kind, recipient=recipient, payload=payload, dedupe_key=dedupe_key,
-                    status="pending", attempts=0, next_attempt_at=utcnow(), created_at=utcnow()).returning(outbox.c.id))
-                return int(result.scalar_one())
-        except IntegrityError:
-            return None
+                         recipient: str | None = None, *, unit: Unit | None = None) -> int | None:
+        """Queue an outbound item; None when `dedupe_key` was queued before (or with `unit`:
+        the row is written when the unit is applied)."""
+        now = utcnow()
+        values: dict[str, Any] = dict(channel=channel, kind=kind, recipient=recipient, payload=payload,
+                                      dedupe_key=dedupe_key, status="pending", attempts=0, next_attempt_at=now,
+                                      created_at=now)
+        if unit is None:
+            try:
+                async with self.engine.begin() as conn:
+                    result = await conn.execute(insert(outbox).values(values).returning(outbox.c.id))
+                    return int(result.scalar_one())
+            except IntegrityError:
+                return None
+        held = unit.deliver_here == channel
+        if held:  # this process sends it right after the commit: no claim needed
+            values.update(status="leased", attempts=1, lease_owner=self.owner,
+                          lease_until=now + dt.timedelta(seconds=unit.lease_seconds))
+        stmt = self._insert_ignore(outbox, outbox.c.dedupe_key)(values).returning(outbox.c.id)
+
+        def op(conn: Connection) -> None:
+            new_id = conn.execute(stmt).scalar_one_or_none()
+            if held and new_id is not None:
+                unit._pending_leased.append(OutboxItem(
+                    id=int(new_id), channel=channel, kind=kind, recipient=recipient, payload=payload,
+                    dedupe_key=dedupe_key, status="leased", attempts=1, next_attempt_at=now, last_error=None,
+                    created_at=now, sent_at=None))
+
+        unit.add(op)
+        return None
 
     async def outbox_claim(self, channel: str, lease_seconds: int, limit: int = 10) -> list[OutboxItem]:
         now = utcnow()
@@ -316,6 +403,16 @@ class Store:
         async with self.engine.begin() as conn:
             await conn.execute(update(outbox).where(outbox.c.id == item_id)
                                .values(status="sent", sent_at=utcnow(), result=result, lease_until=None, last_error=None))
+
+    async def outbox_sent_many(self, done: Sequence[tuple[int, dict[str, Any] | None]]) -> None:
+        """Record several deliveries in one transaction (the dispatcher's group commit)."""
+        if not done:
+            return
+        stmt = (update(outbox).where(outbox.c.id == bindparam("item_id"))
+                .values(status="sent", sent_at=utcnow(), result=bindparam("sent_result", type_=outbox.c.result.type),
+                        lease_until=None, last_error=None))
+        params = [{"item_id": i, "sent_result": r} for i, r in done]
+        await self.runner.run(lambda conn: conn.execute(stmt, params))
 
     def _held(self, item_id: int) -> Any:
         # Only while this process still holds the item: after its lease ran out another
@@ -376,27 +473,24 @@ class Store:
         return _outbox(row) if row else None
 
     async def replies_since(self, recipient: str, since: dt.datetime, kind: str = "reply") -> int:
-        async with self.engine.connect() as conn:
-            n = (await conn.execute(select(func.count()).select_from(outbox).where(and_(
-                outbox.c.recipient == recipient.lower(), outbox.c.kind == kind, outbox.c.created_at >= since)))).scalar_one()
-        return int(n)
+        query = select(func.count()).select_from(outbox).where(and_(
+            outbox.c.recipient == recipient.lower(), outbox.c.kind == kind, outbox.c.created_at >= since))
+        return int(await self.runner.run(lambda conn: conn.execute(query).scalar_one(), write=False))
 
     # ------------------------------------------------------------ email threads
-    async def link_message_id(self, message_id: str, conversation_key: str, case_id: int | None = None) -> None:
-        try:
-            async with self.engine.begin() as conn:
-                await conn.execute(insert(email_threads).values(message_id=message_id, conversation_key=conversation_key,
-                                                                case_id=case_id, created_at=utcnow()))
-        except IntegrityError:
-            pass
+    async def link_message_id(self, message_id: str, conversation_key: str, case_id: int | None = None, *,
+                              unit: Unit | None = None) -> None:
+        """Remember which conversation (and case) an email Message-ID belongs to; the first link wins."""
+        values = dict(message_id=message_id, conversation_key=conversation_key, case_id=case_id, created_at=utcnow())
+        stmt = self._insert_ignore(email_threads, email_threads.c.message_id)(values)
+        await self._write(unit, lambda conn: conn.execute(stmt))
 
     async def thread_for(self, message_ids: Sequence[str]) -> tuple[str, int | None] | None:
         if not message_ids:
             return None
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(select(email_threads.c.message_id, email_threads.c.conversation_key,
-                                              email_threads.c.case_id)
-                                       .where(email_threads.c.message_id.in_(list(message_ids))))).all()
+        query = (select(email_threads.c.message_id, email_threads.c.conversation_key, email_threads.c.case_id)
+                 .where(email_threads.c.message_id.in_(list(message_ids))))
+        rows = await self.runner.run(lambda conn: conn.execute(query).all(), write=False)
         if not rows:
             return None
         by_id = {r[0]: (r[1], r[2]) for r in rows}
@@ -418,21 +512,23 @@ class Store:
     async def _claim(self, table: Table, claimable: Any, order: Any, lease_seconds: int, limit: int) -> list[Any]:
         now = utcnow()
         lease_until = now + dt.timedelta(seconds=lease_seconds)
-        async with self.engine.begin() as conn:
-            query = select(table.c.id).where(claimable).order_by(order).limit(limit)
-            if self.is_postgres:
-                query = query.with_for_update(skip_locked=True)
-            ids = [r[0] for r in (await conn.execute(query)).all()]
+        query = select(table.c.id).where(claimable).order_by(order).limit(limit)
+        if self.is_postgres:
+            query = query.with_for_update(skip_locked=True)
+
+        def claim(conn: Connection) -> list[Any]:
+            ids = [r[0] for r in conn.execute(query).all()]
             if not ids:
                 return []
             # The WHERE re-check makes the claim safe on SQLite too: a row another process
             # leased in between is simply not updated, and not returned.
-            await conn.execute(update(table).where(and_(table.c.id.in_(ids), claimable))
-                               .values(status="leased", lease_until=lease_until, lease_owner=self.owner,
-                                       attempts=table.c.attempts + 1))
-            rows = (await conn.execute(select(table).where(and_(table.c.id.in_(ids), table.c.lease_owner == self.owner,
-                                                                table.c.lease_until == lease_until)))).mappings().all()
-        return list(rows)
+            conn.execute(update(table).where(and_(table.c.id.in_(ids), claimable))
+                         .values(status="leased", lease_until=lease_until, lease_owner=self.owner,
+                                 attempts=table.c.attempts + 1))
+            return list(conn.execute(select(table).where(and_(table.c.id.in_(ids), table.c.lease_owner == self.owner,
+                                                             table.c.lease_until == lease_until))).mappings().all())
+
+        return await self.runner.run(claim)
 
 
 def _case(row: Any, evs: Sequence[Any]) -> CaseRecord:

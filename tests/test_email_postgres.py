@@ -1,5 +1,5 @@
 """The email worker on PostgreSQL (the multi-process deployment): NUL bytes and odd charsets
-store fine, and an unmigrated database is refused at start with the command that fixes it."""
+store fine. (An unmigrated database: tests/test_unmigrated_database.py.)"""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from qopi_bot_handlers.email.worker import start_worker
-from qopi_bot.migrate import SchemaNotReady, upgrade
+from qopi_bot.migrate import upgrade
 from qopi_bot.store import Store
 from tests.email_support import CORPUS, manifest, norm, practice_messages, running_worker, send, settings_for, settle
 from tests.fakes.pg_fixture import postgres_server, postgres_url  # noqa: F401  (fixtures)
@@ -34,10 +33,3 @@ async def test_worker_on_postgres(tmp_path: Path, smtp_sink: SmtpSink, postgres_
             assert any(norm(entries[name]["question_contains"]) in t for t in texts), name
         # 4 answers + 1 staff case mail; the bounce is not answered.
         assert len(smtp_sink.messages) == 5
-
-
-async def test_unmigrated_postgres_is_refused_at_start(tmp_path: Path, smtp_sink: SmtpSink,
-                                                      postgres_url: str) -> None:  # noqa: F811
-    settings = settings_for(tmp_path / "unused.sqlite3", smtp_sink, DATABASE_URL=postgres_url)
-    with pytest.raises(SchemaNotReady, match="qopi-bot db upgrade"):
-        await start_worker(settings)

@@ -181,14 +181,41 @@ def replied_to(sink: SmtpSink) -> collections.Counter[str]:
 
 
 # ---------------------------------------------------------------------------- tests
-def test_unmigrated_database_refused_by_both_processes(stack: Stack) -> None:
-    for kind, own in (("web", {"PORT": str(find_free_port())}),
-                      ("worker", {"QOPI_SMTP_LISTEN": f"127.0.0.1:{find_free_port()}"})):
-        done = subprocess.run(procfile_command(kind), cwd=ROOT, env=process_env({**stack.env(), **own}),
-                              capture_output=True, text=True, timeout=30)
-        assert done.returncode != 0, f"{kind} started on an unmigrated database"
-        assert "qopi-bot db upgrade" in done.stderr, done.stderr
-        assert "Traceback" not in done.stderr, done.stderr
+def test_unmigrated_database_waits_in_both_processes(stack: Stack) -> None:
+    """One policy for both channels (issue 15): on an unmigrated database `web` and `worker`
+    keep running, report not_ready, answer "try later" (503 / 451, so Slack and the MTA
+    retry) and log the command that fixes it; once `qopi-bot db upgrade` has run they serve,
+    without a restart."""
+    health = find_free_port()
+    web = Proc("web", stack.env(), stack.tmp_path / "web.log")
+    worker = Proc("worker", stack.env(QOPI_WORKER_HEALTH=f"127.0.0.1:{health}"), stack.tmp_path / "worker.log")
+    stack.procs += [web, worker]
+
+    def worker_state() -> str | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{health}/healthz", timeout=1) as resp:
+                return str(json.loads(resp.read())["database_state"])
+        except OSError:
+            return None
+
+    wait_until(lambda: (web.healthz() or {}).get("database_state") == "not_ready", 30, "web to report not_ready")
+    wait_until(lambda: worker.listening() and worker_state() == "not_ready", 30, "the worker to report not_ready")
+    assert web.post(mention("CUNM")) == 503
+    sender, raw, _ = practice_mail(0, "Is the certification threshold 75%?")
+    with pytest.raises(smtplib.SMTPResponseException) as refused:
+        worker.mail(raw, sender)
+    assert refused.value.smtp_code == 451
+    for p in (web, worker):
+        assert p.alive() and "qopi-bot db upgrade" in p.log.read_text()
+        assert "Traceback" not in p.log.read_text()
+
+    stack.upgrade()
+    web.wait_ready()  # /healthz says the database is there
+    wait_until(lambda: worker_state() == "ok", 30, "the worker to notice the migration")
+    assert web.post(mention("CUNM")) == 200  # Slack's retry
+    worker.mail(raw, sender)  # the MTA's retry
+    wait_until(lambda: answers(stack.fake, "CUNM") and len(stack.sink.messages) == 1, 30, "both answers")
+    assert list(answers(stack.fake, "CUNM").values()) == [1]
 
 
 def test_two_web_and_two_workers_answer_each_message_once(stack: Stack) -> None:

@@ -4,8 +4,9 @@ The shared Dispatcher (qopi_bot.outbox) owns retries, backoff and giving up; thi
 renders one item and hands it to the relay, turning relay answers into DeliveryError:
 4xx, refused connections and timeouts are temporary, 5xx for the message or recipient
 permanent. Items are rendered at send time from the durable payload, with a Message-ID that
-is fixed per item, so a retry sends the very same message. One relay connection is kept
-and reused between items (a fresh one per message costs more than the send itself)."""
+is fixed per item, so a retry sends the very same message. Relay connections are kept and
+reused between items (a fresh one per message costs more than the send itself); the
+dispatcher may send to different recipients at once, each send on a connection of its own."""
 
 from __future__ import annotations
 
@@ -39,8 +40,8 @@ class EmailDelivery:
         self.store = store
         self.settings = settings
         self.kb = kb
-        self._client: aiosmtplib.SMTP | None = None
-        self._last_used = 0.0
+        self._idle: list[tuple[aiosmtplib.SMTP, float]] = []  # open connections not in use, with their last use
+        self._busy: set[aiosmtplib.SMTP] = set()
 
     async def send(self, item: OutboxItem) -> dict[str, Any] | None:
         msg, recipient = await self._render(item)
@@ -48,7 +49,10 @@ class EmailDelivery:
         return {"message_id": msg["Message-ID"]}
 
     async def close(self) -> None:
-        await self._drop_connection()
+        clients = [c for c, _ in self._idle] + list(self._busy)
+        self._idle, self._busy = [], set()
+        for client in clients:
+            await self._drop(client)
 
     # ------------------------------------------------------------------ rendering
     async def _render(self, item: OutboxItem) -> tuple[EmailMessage, str]:
@@ -120,10 +124,12 @@ class EmailDelivery:
 
     # ------------------------------------------------------------------ the wire
     async def _connect(self) -> aiosmtplib.SMTP:
-        idle = time.monotonic() - self._last_used
-        if self._client is not None and self._client.is_connected and idle < _IDLE_RECONNECT_SECONDS:
-            return self._client
-        await self._drop_connection()
+        while self._idle:
+            client, last_used = self._idle.pop()
+            if client.is_connected and time.monotonic() - last_used < _IDLE_RECONNECT_SECONDS:
+                self._busy.add(client)
+                return client
+            await self._drop(client)
         host, port = self.settings.smtp_relay_host_port
         s = self.settings
         client = aiosmtplib.SMTP(hostname=host, port=port, timeout=15, use_tls=port == 465,
@@ -131,12 +137,18 @@ class EmailDelivery:
                                  username=s.smtp_username or None, password=s.smtp_password or None,
                                  local_hostname=self.settings.help_address.rpartition("@")[2] or None)
         await client.connect()
-        self._client = client
+        self._busy.add(client)
         return client
 
-    async def _drop_connection(self) -> None:
-        client, self._client = self._client, None
-        if client is not None and client.is_connected:
+    def _release(self, client: aiosmtplib.SMTP) -> None:
+        self._busy.discard(client)
+        self._idle.append((client, time.monotonic()))
+
+    async def _drop(self, client: aiosmtplib.SMTP | None) -> None:
+        if client is None:
+            return
+        self._busy.discard(client)
+        if client.is_connected:
             try:
                 await client.quit(timeout=2)
             except Exception:
@@ -147,26 +159,32 @@ class EmailDelivery:
         # Flattened here, not by aiosmtplib (78-column folding): see email_compose.WIRE_POLICY.
         wire = msg.as_bytes(policy=WIRE_POLICY)
         for attempt in (1, 2):
+            client: aiosmtplib.SMTP | None = None
             try:
                 client = await self._connect()
                 await client.sendmail(sender, [recipient], wire)
-                self._last_used = time.monotonic()
+                self._release(client)
                 return
             except aiosmtplib.SMTPServerDisconnected as exc:
-                await self._drop_connection()
+                await self._drop(client)
                 if attempt == 1:  # a reused connection the relay had closed: one fresh try
                     continue
                 raise DeliveryError(f"relay disconnected: {exc}") from exc
             except aiosmtplib.SMTPRecipientsRefused as exc:
-                await self._drop_connection()
+                await self._drop(client)
                 codes = [r.code for r in exc.recipients]
                 raise DeliveryError(f"relay refused the recipient ({codes})",
                                     permanent=all(500 <= c < 600 for c in codes)) from exc
             except aiosmtplib.SMTPResponseException as exc:
-                await self._drop_connection()
+                await self._drop(client)
                 permanent = 500 <= exc.code < 600 and exc.code not in _AUTH_CODES
                 raise DeliveryError(f"relay answered {exc.code} {exc.message[:120]}", permanent=permanent) from exc
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-                await self._drop_connection()
+                await self._drop(client)
                 raise DeliveryError(f"relay unreachable: {type(exc).__name__}") from exc
+            except BaseException:
+                if client is not None:  # cancelled mid-send: the connection is in an unknown state
+                    self._busy.discard(client)
+                    client.close()
+                raise
         raise AssertionError("unreachable")

@@ -8,8 +8,10 @@ a second time. Logs carry ids and outcomes only, never bodies."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Literal
 
 from pydantic import BaseModel
@@ -27,6 +29,7 @@ from qopi_bot.records import CaseRecord, InboxItem, IncomingMessage, case_label,
 from qopi_bot.service import DialogueService
 from qopi_bot.settings import Settings
 from qopi_bot.store import Store, utcnow
+from qopi_bot.unit import Unit
 
 log = get_logger("qopi_bot_handlers.email.worker")
 REFUSAL_TEXT = {
@@ -35,6 +38,17 @@ REFUSAL_TEXT = {
     "unknown_case": "there is no such case",
     "not_authenticated": "the receiving server did not confirm DMARC/DKIM for the sender's domain",
 }
+
+# Past this size parsing takes long enough to stall the loop (acks, other SMTP sessions):
+# such a message is parsed in a thread. Below it, the thread hop costs more than it saves.
+PARSE_IN_THREAD_BYTES = 256 * 1024
+
+Settle = Callable[[Sequence[str]], Awaitable[None]]
+
+
+async def _no_settle(_keys: Sequence[str]) -> None:
+    return None
+
 
 Outcome = Literal["answered", "already_answered", "relayed", "refused", "automated", "no_sender", "capped",
                   "staff_empty"]
@@ -46,6 +60,7 @@ class Processed(BaseModel):
     detail: str | None = None  # a reason code for the log (never text from the message)
     case: str | None = None
     intent: str | None = None
+    keys: list[str] = []  # what this item wrote that a later item of the same batch must read
 
 
 def reply_dedupe_key(inbox_id: int) -> str:
@@ -59,20 +74,30 @@ class InboundProcessor:
         self.settings = settings
         self.kb = kb
 
-    async def process(self, item: InboxItem, today: dt.date) -> Processed:
+    async def process(self, item: InboxItem, today: dt.date, *, unit: Unit | None = None,
+                      settle: Settle = _no_settle) -> Processed:
+        """Handle one stored message. With `unit`, the answer's writes (turn, thread links,
+        reply) join it; `settle(keys)` is awaited before reading what an earlier item of
+        the same batch may have written under those keys (qopi_bot.batching.ItemBatch)."""
         started = time.perf_counter()
-        mail = parse_mail(item.payload)
-        result = await self._decide(item, mail, today)
+        if len(item.payload) > PARSE_IN_THREAD_BYTES:
+            mail = await asyncio.to_thread(parse_mail, item.payload)
+        else:
+            mail = parse_mail(item.payload)
+        result = await self._decide(item, mail, today, unit, settle)
         if mail.attachments:
             # The raw copy was kept only until the message was handled: attachments may
             # carry patient data and are never stored.
-            await self.store.inbox_set_payload(item.id, without_attachments(item.payload))
+            stripped = (await asyncio.to_thread(without_attachments, item.payload)
+                        if len(item.payload) > PARSE_IN_THREAD_BYTES else without_attachments(item.payload))
+            await self.store.inbox_set_payload(item.id, stripped, unit=unit)
         log.info("email.processed", inbox=item.id, outcome=result.outcome, detail=result.detail, case=result.case,
                  intent=result.intent, attachments=mail.attachments, defects=mail.defects,
                  ms=round((time.perf_counter() - started) * 1000, 1))
         return result
 
-    async def _decide(self, item: InboxItem, mail: ParsedMail, today: dt.date) -> Processed:
+    async def _decide(self, item: InboxItem, mail: ParsedMail, today: dt.date, unit: Unit | None,
+                      settle: Settle) -> Processed:
         # Only a redelivery (a crash after queueing, before finishing) can find its answer queued.
         if item.attempts > 1 and await self.store.outbox_find(reply_dedupe_key(item.id)) is not None:
             return Processed(outcome="already_answered", inbox_status="done")
@@ -101,7 +126,9 @@ class InboundProcessor:
             if check.verdict == "refused":
                 return await self._refuse_staff_reply(mail, check)
 
+        await settle(mail.thread_ids)  # a link an earlier item of this batch wrote
         conversation_key, case_number = await self._thread(mail, fallback=item.external_id)
+        await settle([conversation_key, f"rcpt:{address.lower()}"])
         since = utcnow() - dt.timedelta(hours=1)
         if await self.store.replies_since(address, since) >= self.settings.reply_cap_per_hour:
             return Processed(outcome="capped", inbox_status="ignored", detail="reply_cap_per_hour")
@@ -110,12 +137,12 @@ class InboundProcessor:
                             message_id=mail.message_id, references=mail.references)
         msg = IncomingMessage(conversation_key=conversation_key, channel="email", text=mail.text, today=today,
                               user=address, origin=origin)
-        answer = await self.dialogue.handle(msg, event_key=f"email:{item.id}")
+        answer = await self.dialogue.handle(msg, event_key=f"email:{item.id}", unit=unit)
         case_number = await self._follow_case(answer.case_id, case_number, origin)
         if mail.message_id:
-            await self.store.link_message_id(mail.message_id, conversation_key, case_number)
+            await self.store.link_message_id(mail.message_id, conversation_key, case_number, unit=unit)
         reply_id = new_message_id(self.settings.help_address)
-        await self.store.link_message_id(reply_id, conversation_key, case_number)
+        await self.store.link_message_id(reply_id, conversation_key, case_number, unit=unit)
         payload = ReplyPayload(
             to=address, to_name=mail.reply_name, subject=reply_subject(mail.subject), message_id=reply_id,
             in_reply_to=mail.message_id,
@@ -124,9 +151,10 @@ class InboundProcessor:
             conversation_key=conversation_key, case=case_number,
         )
         await self.store.outbox_put("email", "reply", payload.model_dump(mode="json"),
-                                    dedupe_key=reply_dedupe_key(item.id), recipient=address.lower())
+                                    dedupe_key=reply_dedupe_key(item.id), recipient=address.lower(), unit=unit)
+        keys = [conversation_key, f"rcpt:{address.lower()}", reply_id] + ([mail.message_id] if mail.message_id else [])
         return Processed(outcome="answered", inbox_status="done", case=answer.case_id,
-                         intent=answer.intent.value if answer.intent else None)
+                         intent=answer.intent.value if answer.intent else None, keys=keys)
 
     async def _thread(self, mail: ParsedMail, fallback: str) -> tuple[str, int | None]:
         """The conversation this mail continues (via In-Reply-To/References), else a new one.

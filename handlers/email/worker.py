@@ -11,6 +11,7 @@ email_delivery."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import signal
@@ -25,6 +26,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from qopi_bot_handlers.email.delivery import EmailDelivery
 from qopi_bot_handlers.email.inbound import InboundProcessor
 from qopi_bot_handlers.email.parse import external_id
+from qopi_bot.batching import InboxGroupWriter, ItemBatch
 from qopi_bot.health import HealthProbe
 from qopi_bot.logs import configure_logging, get_logger
 from qopi_bot.polling import poll_forever
@@ -36,12 +38,20 @@ from qopi_bot.live_knowledge import LiveKnowledge
 from qopi_bot.runtime import load_kb
 from qopi_bot.service import DialogueService
 from qopi_bot.settings import Settings
+from qopi_bot.records import InboxItem
 from qopi_bot.store import Store
+from qopi_bot.unit import Unit
 
 log = get_logger("qopi_bot_handlers.email.worker")
 
 MAX_MESSAGE_BYTES = 10 * 1024 * 1024
 MAX_ATTEMPTS = 5  # a message that fails this often is a bug: kept as `failed`, never retried forever
+# Flow control: while more than this many stored messages wait to be processed, the 250 for
+# a new one (already stored) waits too, up to BACKLOG_WAIT_SECONDS. A burst then queues at
+# the senders, as with any relay, instead of piling up unanswered in the inbox: the reply
+# latency stays about MAX_BACKLOG / throughput instead of growing with the burst.
+MAX_BACKLOG = 8
+BACKLOG_WAIT_SECONDS = 10.0
 
 Accepted = Literal["stored", "duplicate", "store_failed"]
 
@@ -83,11 +93,15 @@ class EmailWorker:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.kb = load_kb(settings)
-        self.store = Store.from_url(settings.db_url)
+        # One SQLite connection: the intake, the processor and the dispatcher then queue for it
+        # in order instead of meeting in SQLite's busy handler (sleeps of up to 100 ms).
+        self.store = Store.from_url(settings.db_url, sqlite_connections=1)
         self.dialogue = DialogueService(self.store, self.kb, settings)
         self.processor = InboundProcessor(self.store, self.dialogue, settings, self.kb)
         self.delivery = EmailDelivery(self.store, settings, self.kb)
-        self.dispatcher = Dispatcher(self.store, "email", self.delivery.send, settings)
+        # Up to 4 replies to different recipients at once, each on a relay connection of its own:
+        # a send is mostly waiting for the relay's answers.
+        self.dispatcher = Dispatcher(self.store, "email", self.delivery.send, settings, concurrency=4)
         self.reminders = ReminderRunner(self.store, settings, fresh_knowledge(settings, self.kb), self.dispatcher.notify)
         # A changed knowledge folder takes effect in every part that words answers or mail.
         self.live = LiveKnowledge(settings, self.kb)
@@ -98,6 +112,12 @@ class EmailWorker:
         self._tasks: list[asyncio.Task[Any]] = []
         self._server: asyncio.AbstractServer | None = None
         self._schema_ready = False
+        self._schema_retry_at = 0.0  # monotonic time of the next schema check while not ready
+        self._schema_delay = 0.5
+        self.writer = InboxGroupWriter(self.store, "email")  # one commit for every message arriving meanwhile
+        self._backlog = 0  # stored by this process's SMTP intake, not processed yet
+        self._room = asyncio.Event()
+        self.dispatcher.on_progress = self._room.set
         self.health_probe = HealthProbe(self.store.engine)
         self._health_runner: web.AppRunner | None = None
 
@@ -115,11 +135,10 @@ class EmailWorker:
         mail_log = logging.getLogger("mail.log")
         if mail_log.getEffectiveLevel() < logging.INFO:
             mail_log.setLevel(logging.INFO)
-        try:
-            await self._ensure_schema(at_start=True)  # a database that is down now must not keep SMTP down
-        except SchemaNotReady:
-            await self.store.close()
-            raise
+        # A database that is down or not migrated yet must not keep SMTP down: the worker
+        # starts, answers 451 (the sending MTA retries), reports not_ready on /healthz and
+        # checks again with backoff until the schema is there (the web process does the same).
+        await self._ensure_schema()
         self._live_task = asyncio.create_task(self.live.run_forever(self._stop), name="knowledge-reload")
         if self.settings.imap_host:
             await self._start_health()
@@ -179,6 +198,7 @@ class EmailWorker:
 
     async def stop(self) -> None:
         self._stop.set()
+        self._room.set()
         self._inbox_wake.set()
         self.dispatcher.notify()
         self.reminders.wake.set()
@@ -198,10 +218,11 @@ class EmailWorker:
     # ------------------------------------------------------------------ SMTP side
     async def accept(self, raw: bytes, mail_from: str, rcpt_tos: list[str]) -> Accepted:
         try:
-            if not self._schema_ready:
-                await self._ensure_schema()
-            item_id = await self.store.inbox_put("email", external_id(raw), raw,
-                                                 {"mail_from": mail_from, "rcpt_tos": rcpt_tos, "size": len(raw)})
+            # A sending MTA is knocking: check now (no backoff), it may just have been migrated.
+            if not self._schema_ready and not await self._ensure_schema(now=True):
+                return "store_failed"
+            item_id = await self.writer.put(external_id(raw), raw,
+                                            {"mail_from": mail_from, "rcpt_tos": rcpt_tos, "size": len(raw)})
         except Exception as exc:
             log.error("email.store_failed", error=type(exc).__name__, size=len(raw))
             return "store_failed"
@@ -210,22 +231,43 @@ class EmailWorker:
             return "duplicate"
         log.info("email.received", inbox=item_id, size=len(raw))
         self._inbox_wake.set()
+        self._backlog += 1
+        await self._wait_for_room()
         return "stored"
 
+    async def _wait_for_room(self) -> None:
+        deadline = time.monotonic() + BACKLOG_WAIT_SECONDS
+        while self._backlog + self.dispatcher.handed_open > MAX_BACKLOG and not self._stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return  # stored all the same: the 250 is only late, never withheld
+            self._room.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._room.wait(), remaining)
+
+    def _processed(self, count: int) -> None:
+        self._backlog = max(0, self._backlog - count)  # another worker may have taken some: never below 0
+        self._room.set()  # the waiters look again (replies still queued count too)
+
     # ------------------------------------------------------------------ inbox side
-    async def _ensure_schema(self, at_start: bool = False) -> bool:
+    async def _ensure_schema(self, now: bool = False) -> bool:
+        """True once the schema is current. Until then the poll loop checks once per backoff
+        step (0.5 s doubling to 10 s); an arriving message (`now`) checks at once."""
+        if self._schema_ready or (not now and time.monotonic() < self._schema_retry_at):
+            return self._schema_ready
+        try:
+            await ensure_schema(self.store)
+            self._schema_ready = True
+            log.info("email.schema_ready")
+        except SchemaNotReady as exc:
+            # An unmigrated server database is the operator's job (`qopi-bot db upgrade`);
+            # the worker keeps running and picks the schema up as soon as it is there.
+            log.error("email.schema_not_ready", detail=str(exc), retry_in=self._schema_delay)
+        except Exception as exc:
+            log.warning("email.database_unavailable", error=type(exc).__name__, retry_in=self._schema_delay)
         if not self._schema_ready:
-            try:
-                await ensure_schema(self.store)
-                self._schema_ready = True
-            except SchemaNotReady:
-                # An unmigrated server database is an operator's job (`qopi-bot db upgrade`):
-                # refuse to start; if it shows up later, keep answering 451 and say why.
-                if at_start:
-                    raise
-                log.error("email.schema_not_ready", hint="run `qopi-bot db upgrade`")
-            except Exception as exc:
-                log.warning("email.database_unavailable", error=type(exc).__name__)
+            self._schema_retry_at = time.monotonic() + self._schema_delay
+            self._schema_delay = min(10.0, self._schema_delay * 2)
         return self._schema_ready
 
     async def _inbox_loop(self) -> None:
@@ -235,32 +277,43 @@ class EmailWorker:
         await poll_forever(once, stop=self._stop, wake=self._inbox_wake, interval=self.settings.poll_interval,
                            log=log, event="email.inbox_poll_failed")
 
+    async def _failed(self, item: InboxItem, exc: Exception, started: float | None = None) -> None:
+        """Bad input (or a write that fails) never stops the worker. The item stays leased
+        and is tried again when the lease expires; after MAX_ATTEMPTS it is parked as failed."""
+        log.error("email.process_failed", inbox=item.id, attempts=item.attempts, error=type(exc).__name__,
+                  ms=round((time.perf_counter() - started) * 1000, 1) if started is not None else None)
+        if item.attempts >= MAX_ATTEMPTS:
+            try:
+                await self.store.inbox_finish(item.id, "failed", type(exc).__name__)
+            except Exception:
+                pass
+
     async def run_inbox_once(self) -> int:
         claimed = time.monotonic()
         items = await self.store.inbox_claim("email", self.settings.lease_seconds, limit=10)
+        # Each message's writes (turn, thread links, reply, inbox finish) are one unit; the
+        # batch's units commit together and the replies go straight to the dispatcher.
+        batch = ItemBatch(self.store, self.dispatcher.hand_off, on_failed=self._failed)
         for n, item in enumerate(items):
             if self._stop.is_set():
                 break  # leased items come back when the lease runs out
             if time.monotonic() - claimed > self.settings.lease_seconds / 2:
                 # Not started before half the lease was gone: give them back rather than
                 # risk another worker taking one over while this one is still on it.
+                await batch.commit()
                 await self.store.inbox_release_unstarted([i.id for i in items[n:]])
                 break
             started = time.perf_counter()
+            unit = Unit(deliver_here="email", lease_seconds=self.settings.lease_seconds)
             try:
-                result = await self.processor.process(item, today=dt.date.today())
-                await self.store.inbox_finish(item.id, result.inbox_status, result.detail)
+                result = await self.processor.process(item, today=dt.date.today(), unit=unit, settle=batch.settle)
+                await self.store.inbox_finish(item.id, result.inbox_status, result.detail, unit=unit)
+                await batch.add(item, None, unit, result.keys)
             except Exception as exc:
-                # Bad input never stops the worker. The item stays leased and is tried
-                # again when the lease expires; after MAX_ATTEMPTS it is parked as failed.
-                log.error("email.process_failed", inbox=item.id, attempts=item.attempts, error=type(exc).__name__,
-                          ms=round((time.perf_counter() - started) * 1000, 1))
-                if item.attempts >= MAX_ATTEMPTS:
-                    try:
-                        await self.store.inbox_finish(item.id, "failed", type(exc).__name__)
-                    except Exception:
-                        pass
-        if items:  # one wake-up per batch: under load the dispatcher then claims replies in batches too
+                await self._failed(item, exc, started)
+        await batch.commit()
+        if items:  # staff mail, relays and other rows queued outside the units
+            self._processed(len(items))
             self.dispatcher.notify()
         return len(items)
 

@@ -132,10 +132,10 @@ async def slack_events(request: web.Request) -> web.Response:
 
 
 def check_schema(settings: Settings) -> None:
-    """Refuse to start on an unmigrated server database, as the worker does: that is the
-    operator's job (`qopi-bot db upgrade`) and no amount of waiting fixes it. A database
-    that is merely unreachable is no reason to stay down: the service keeps trying and
-    answers 503 meanwhile, so Slack retries."""
+    """Say at start when the database is not ready, then start anyway -- the worker does the
+    same. Until the schema is current (`qopi-bot db upgrade` on a server database) or the
+    database answers, the service keeps checking with backoff, /healthz reports
+    `not_ready` and events get 503, so Slack retries them; nothing is lost."""
     import asyncio
 
     from qopi_bot.migrate import SchemaNotReady, ensure_schema
@@ -151,7 +151,7 @@ def check_schema(settings: Settings) -> None:
     try:
         asyncio.run(check())
     except SchemaNotReady as exc:
-        raise ConfigurationError(str(exc)) from None
+        log.error("slack.database_not_migrated_at_start", detail=str(exc))
     except Exception as exc:
         log.warning("slack.database_unreachable_at_start", error=type(exc).__name__)
 

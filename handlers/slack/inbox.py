@@ -24,11 +24,13 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from qopi_bot_handlers.slack.events import BadRequest, Inbound, triage_socket
+from qopi_bot.batching import InboxGroupWriter, ItemBatch
 from qopi_bot.logs import get_logger
 from qopi_bot.polling import poll_forever
-from qopi_bot.records import InboxItem
+from qopi_bot.records import InboxItem, OutboxItem
 from qopi_bot.settings import Settings
 from qopi_bot.store import Store
+from qopi_bot.unit import Unit
 
 log = get_logger("handlers.slack.inbox")
 
@@ -38,63 +40,39 @@ MAX_ATTEMPTS = 5  # a request that fails this often is parked as `failed`, not r
 Accept = Callable[[Inbound, bytes, dict[str, Any]], Awaitable[bool]]
 
 
-def bolt_request(item: InboxItem) -> AsyncBoltRequest:
+def bolt_request(item: InboxItem, unit: Unit | None = None) -> AsyncBoltRequest:
+    # The listeners find the item's unit of work in bolt's context (context["unit"]).
+    context = {"unit": unit} if unit is not None else None
     if item.meta.get("mode") == "socket_mode":
-        return AsyncBoltRequest(body=json.loads(item.payload), mode="socket_mode")
+        return AsyncBoltRequest(body=json.loads(item.payload), mode="socket_mode", context=context)
     content_type = str(item.meta.get("content_type") or "application/json")
-    return AsyncBoltRequest(body=item.payload.decode("utf-8"), headers={"content-type": [content_type]})
+    return AsyncBoltRequest(body=item.payload.decode("utf-8"), headers={"content-type": [content_type]},
+                            context=context)
 
 
-class InboxWriter:
-    """Group commit for the ack path: requests that arrive while a write is in flight are
-    stored together by the next one, so a burst of N events costs a few commits, not N,
-    and every request is still stored before its own ack."""
-
-    def __init__(self, store: Store, max_batch: int = 100) -> None:
-        self.store = store
-        self.max_batch = max_batch
-        self._pending: list[tuple[str, bytes, dict[str, Any], asyncio.Future[bool]]] = []
-        self._flusher: asyncio.Task[None] | None = None
-
-    async def put(self, external_id: str, raw: bytes, meta: dict[str, Any]) -> bool:
-        """True once stored; False if it was stored before (a Slack retry). Raises if not stored."""
-        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending.append((external_id, raw, meta, done))
-        if self._flusher is None:
-            self._flusher = asyncio.create_task(self._flush())
-        return await done
-
-    async def _flush(self) -> None:
-        try:
-            while self._pending:
-                batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch:]
-                try:
-                    ids = await self.store.inbox_put_many(SOURCE, [(e, r, m) for e, r, m, _ in batch])
-                except Exception as exc:  # each waiting request answers 503 on its own
-                    for *_, done in batch:
-                        if not done.done():
-                            done.set_exception(exc)
-                    continue
-                for (*_, done), new_id in zip(batch, ids, strict=True):
-                    if not done.done():
-                        done.set_result(new_id is not None)
-        finally:
-            self._flusher = None
+def InboxWriter(store: Store, max_batch: int = 100) -> InboxGroupWriter:  # noqa: N802  (the old name)
+    """Group commit for the ack path (qopi_bot.batching.InboxGroupWriter) for Slack requests."""
+    return InboxGroupWriter(store, SOURCE, max_batch)
 
 
 class InboxProcessor:
     """Claims stored requests with a lease and runs them, one at a time and in arrival
     order, through the bolt app. One at a time is deliberate: on SQLite the process has one
-    connection, so parallel items would only wait for it (and reorder a conversation)."""
+    connection, so parallel items would only wait for it (and reorder a conversation).
+
+    Each item's writes (its claim, the turn, the answer's outbox row, the inbox finish) form
+    one unit of work; the units of a claimed batch commit together (qopi_bot.batching), and
+    the answers go straight to the dispatcher, leased to this process."""
 
     def __init__(self, store: Store, app: AsyncApp, settings: Settings, *, outbox: Callable[[], None],
-                 batch: int = 16) -> None:
+                 hand_off: Callable[[list[OutboxItem]], None] | None = None, batch: int = 16) -> None:
         self.store = store
         self.app = app
         self.settings = settings
         self.batch = batch
         self.wake = asyncio.Event()
         self._wake_outbox = outbox
+        self._hand_off = hand_off
         self._queued = False
 
     def notify(self) -> None:
@@ -108,24 +86,50 @@ class InboxProcessor:
     async def run_once(self) -> int:
         claimed = time.monotonic()
         items = await self.store.inbox_claim(SOURCE, self.settings.lease_seconds, self.batch)
+        batch = ItemBatch(self.store, self._handed, on_failed=self._commit_failed)
         try:
             for n, item in enumerate(items):
                 if time.monotonic() - claimed > self.settings.lease_seconds / 2:
                     # Not started before half the lease was gone: give them back rather than
                     # risk another process taking one over while this one is still on it.
+                    await batch.commit()
                     await self.store.inbox_release_unstarted([i.id for i in items[n:]])
                     break
-                await self._process(item)
+                conversation = item.meta.get("conversation")
+                if batch.must_commit_before(conversation):
+                    await batch.commit()
+                unit = await self._process(item)
+                if unit is not None:
+                    await batch.add(item, conversation, unit)
+            await batch.commit()
         finally:
             if self._queued:
                 self._queued = False
                 self._wake_outbox()
         return len(items)
 
-    async def _process(self, item: InboxItem) -> None:
+    async def _commit_failed(self, item: InboxItem, exc: Exception) -> None:
+        """The item's writes could not be committed: like a failing listener, it comes back
+        when its lease runs out, and is parked as failed after MAX_ATTEMPTS."""
+        if item.attempts >= MAX_ATTEMPTS:
+            await self.store.inbox_finish(item.id, "failed", f"could not store the answer: {type(exc).__name__}")
+            log.error("slack.inbox_failed", item=item.id, external_id=item.external_id, attempts=item.attempts)
+        else:
+            log.warning("slack.inbox_retry_later", item=item.id, external_id=item.external_id, attempts=item.attempts,
+                        error=type(exc).__name__)
+
+    def _handed(self, leased: list[OutboxItem]) -> None:
+        if self._hand_off is not None:
+            self._hand_off(leased)
+        else:  # no dispatcher of our own here: the rows wait for their lease to run out
+            self._queued = True
+
+    async def _process(self, item: InboxItem) -> Unit | None:
+        """Run one item; its unit of work to commit, or None when it must be tried again later."""
         started = time.perf_counter()
+        unit = Unit(deliver_here=SOURCE if self._hand_off is not None else None, lease_seconds=self.settings.lease_seconds)
         try:
-            status = (await self.app.async_dispatch(bolt_request(item))).status
+            status = (await self.app.async_dispatch(bolt_request(item, unit))).status
         except Exception as exc:  # bolt catches listener errors; this is for malformed stored bodies
             log.error("slack.inbox_dispatch_failed", item=item.id, error=type(exc).__name__)
             status = 500
@@ -137,11 +141,12 @@ class InboxProcessor:
             else:
                 # Keep the lease: the item comes back when it runs out, which is our backoff.
                 log.warning("slack.inbox_retry_later", item=item.id, external_id=item.external_id, attempts=item.attempts)
-            return
+            return None  # whatever the failed listener collected is dropped with it
         outcome = "ignored" if status == 404 else "done"
-        await self.store.inbox_finish(item.id, outcome)
+        await self.store.inbox_finish(item.id, outcome, unit=unit)
         log.info("slack.processed", item=item.id, external_id=item.external_id, kind=item.meta.get("kind"),
                  outcome=outcome, ms=ms, retry_num=item.meta.get("retry_num"))
+        return unit
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         """Process until `stop`; a database outage pauses processing, it never ends it."""

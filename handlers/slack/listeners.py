@@ -15,6 +15,7 @@ from typing import Any
 
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.async_context import AsyncBoltContext
 
 from qopi_bot_handlers.slack.blocks import REPLY_VIEW, answer_message, mention_ids, reply_from_view, reply_modal, text_message
 from qopi_bot_handlers.slack.events import (
@@ -26,6 +27,7 @@ from qopi_bot.records import CaseRecord, IncomingMessage
 from qopi_bot.service import DialogueService
 from qopi_bot.settings import Settings
 from qopi_bot.store import Store
+from qopi_bot.unit import Unit
 
 log = get_logger("handlers.slack.listeners")
 
@@ -41,26 +43,33 @@ class SlackDeps:
     notify_outbox: Callable[[], None]  # wake the dispatcher: something was queued
 
 
+def unit_of(context: AsyncBoltContext | None) -> Unit | None:
+    """The item's unit of work (handlers.slack.inbox puts it in bolt's context): the
+    listener's writes join it and commit with the item's inbox finish."""
+    unit = context.get("unit") if context is not None else None
+    return unit if isinstance(unit, Unit) else None
+
+
 class Listeners:
     def __init__(self, deps: SlackDeps) -> None:
         self.deps = deps
         self.store = deps.store
 
     # ------------------------------------------------------------ events
-    async def on_app_mention(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+    async def on_app_mention(self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext) -> None:
         if not wanted_event(event, bot_user_id(body)):
             return
         thread_ts = event.get("thread_ts")
         if thread_ts and (case := await self.store.find_case_by_staff_thread(event["channel"], thread_ts)):
             await self._staff_thread_message(case, body, event)
             return
-        await self._answer_event(body, event)
+        await self._answer_event(body, event, unit_of(context))
 
-    async def on_message(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+    async def on_message(self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext) -> None:
         if not wanted_event(event, bot_user_id(body)):
             return  # the web layer filters too; this keeps replays of old inbox items safe
         if is_dm(event):
-            await self._answer_event(body, event)
+            await self._answer_event(body, event, unit_of(context))
             return
         channel, thread_ts = event["channel"], event["thread_ts"]
         if case := await self.store.find_case_by_staff_thread(channel, thread_ts):
@@ -69,29 +78,34 @@ class Listeners:
         # Continue only threads the bot is part of: those it has a conversation for.
         if await self.store.load_state(thread_key(event_team(body), channel, thread_ts)) is None:
             return
-        await self._answer_event(body, event)
+        await self._answer_event(body, event, unit_of(context))
 
-    async def _answer_event(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+    async def _answer_event(self, body: dict[str, Any], event: dict[str, Any], unit: Unit | None) -> None:
         team, channel, user = event_team(body), event["channel"], event["user"]
         # One answer per Slack message (channel + ts), whichever way it reached us: as a
         # live event, or read back from history by the catch-up after an outage.
-        if event.get("ts") and not await self.store.claim_message(f"slack-msg:{channel}:{event['ts']}", str(body["event_id"])):
+        if event.get("ts") and not await self.store.claim_message(f"slack-msg:{channel}:{event['ts']}",
+                                                                  str(body["event_id"]), unit=unit):
             log.info("slack.message_already_answered", external_id=str(body["event_id"]))
             return
         key, reply_thread = conversation_for(body, event)
         text = plain_text(str(event.get("text") or ""), bot_user_id(body))
         origin = {"channel": channel, "thread_ts": reply_thread, "user": user, "team": team}
         event_id = str(body["event_id"])
-        fallback, blocks = await self._dialogue(key, text, user, origin, event_id)
+        fallback, blocks = await self._dialogue(key, text, user, origin, event_id, unit)
         await self.store.outbox_put("slack", "answer", {"channel": channel, "thread_ts": reply_thread,
                                                         "text": fallback, "blocks": blocks},
-                                    dedupe_key=f"slack-answer:{event_id}")
-        self.deps.notify_outbox()
+                                    dedupe_key=f"slack-answer:{event_id}", unit=unit)
+        if unit is None:
+            self.deps.notify_outbox()
 
-    async def _dialogue(self, key: str, text: str, user: str, origin: dict[str, Any], event_key: str) -> tuple[str, list[dict[str, Any]]]:
+    async def _dialogue(self, key: str, text: str, user: str, origin: dict[str, Any], event_key: str,
+                        unit: Unit | None) -> tuple[str, list[dict[str, Any]]]:
         msg = IncomingMessage(conversation_key=key, channel="slack", text=text, today=dt.date.today(), user=user,
                               origin=origin)
-        answer = await self.deps.dialogue.handle(msg, event_key=event_key)
+        answer = await self.deps.dialogue.handle(msg, event_key=event_key, unit=unit)
+        if answer.case_id:  # the case service queued staff messages of its own
+            self.deps.notify_outbox()
         log.info("slack.answered", event_key=event_key, intent=answer.intent.value if answer.intent else None,
                  outcome=answer.outcome.value, verdict=answer.verdict.value if answer.verdict else None,
                  rules=answer.rules, case=answer.case_id)
@@ -111,9 +125,10 @@ class Listeners:
         self.deps.notify_outbox()
 
     # ------------------------------------------------------------ /qopi
-    async def on_command(self, ack: AsyncAck, command: dict[str, Any]) -> None:
+    async def on_command(self, ack: AsyncAck, command: dict[str, Any], context: AsyncBoltContext) -> None:
         await ack()  # the HTTP ack already went out; bolt wants the call anyway
         user, channel, team = command["user_id"], command["channel_id"], command["team_id"]
+        unit = unit_of(context)
         trigger = str(command.get("trigger_id") or command.get("response_url") or dt.datetime.now().timestamp())
         text = plain_text(str(command.get("text") or ""))
         if not text:
@@ -122,11 +137,13 @@ class Listeners:
             fallback, blocks = text_message(await self._console_link(user, trigger))
         else:
             origin = {"channel": channel, "thread_ts": None, "user": user, "team": team, "via": "command"}
-            fallback, blocks = await self._dialogue(command_key(team, channel, user), text, user, origin, f"command:{trigger}")
+            fallback, blocks = await self._dialogue(command_key(team, channel, user), text, user, origin,
+                                                    f"command:{trigger}", unit)
         await self.store.outbox_put("slack", "command_reply", {"response_url": command.get("response_url"), "channel": channel,
                                                                "user": user, "text": fallback, "blocks": blocks},
-                                    dedupe_key=f"slack-command:{trigger}")
-        self.deps.notify_outbox()
+                                    dedupe_key=f"slack-command:{trigger}", unit=unit)
+        if unit is None:
+            self.deps.notify_outbox()
 
     async def _console_link(self, user: str, trigger: str) -> str:
         """`/qopi console`: a one-time sign-in link, sent to staff in a DM (made when it is

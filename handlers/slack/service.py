@@ -95,8 +95,9 @@ class SlackService:
         self._tasks.append(asyncio.create_task(self.live.run_forever(self.stop_event), name="knowledge-reload"))
         sender = SlackSender(self.settings, self.store, sender_client, self._session, self.api_timeout)
         self._catchup = CatchUp(self.store, sender_client, self.settings, self.accept)
-        self.dispatcher = Dispatcher(self.store, "slack", sender.send, self.settings)
-        self.processor = InboxProcessor(self.store, bolt, self.settings, outbox=self.dispatcher.notify)
+        self.dispatcher = Dispatcher(self.store, "slack", sender.send, self.settings, concurrency=16)
+        self.processor = InboxProcessor(self.store, bolt, self.settings, outbox=self.dispatcher.notify,
+                                        hand_off=self.dispatcher.hand_off)
         register(bolt, SlackDeps(self.settings, self.store, dialogue, self.processor.outbox_queued))
         if self.socket_mode:
             self._socket = SocketModeIntake(bolt, self.settings.slack_app_token, self.accept, sender_client)
