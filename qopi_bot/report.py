@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from qopi_bot.audit import AnswerRecord
 from qopi_bot.schema import answer_log, cases
 
 CASE_STATUSES = ("open", "claimed", "resolved")
@@ -51,21 +52,10 @@ def _start(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
 
 
-class AnswerRow(BaseModel):
+class AnswerRow(AnswerRecord):
+    """A stored answer-log record, with its row id."""
+
     id: int
-    created_at: dt.datetime
-    channel: str
-    conversation_key: str
-    question: str
-    intent: str | None
-    outcome: str
-    verdict: str | None
-    rules: list[str]
-    facts: dict[str, Any]
-    case_id: str | None
-    knowledge_version: str
-    confidence: float | None
-    understood: str
 
 
 async def fetch_answers(engine: AsyncEngine, flt: AnswerFilter, limit: int | None = None,
