@@ -103,11 +103,16 @@ async def list_outbox(settings: Any, status: str | None, as_json: bool) -> None:
 
 
 async def retry_outbox(settings: Any, ids: list[int]) -> None:
+    await _requeue(settings, ids, lambda store: store.outbox_requeue(ids), "send them")
+
+
+async def _requeue(settings: Any, ids: list[int], requeue: Any, then: str) -> None:
+    """Put failed items back in their queue; name the ones that were not failed (exit 1)."""
     async with open_runtime(settings) as rt:
-        requeued = await rt.store.outbox_requeue(ids)
+        requeued = await requeue(rt.store)
     skipped = sorted(set(ids) - set(requeued))
     if requeued:
-        typer.echo(f"queued again: {', '.join(f'#{i}' for i in requeued)} (the running processes send them on their next poll)")
+        typer.echo(f"queued again: {', '.join(f'#{i}' for i in requeued)} (the running processes {then} on their next poll)")
     if skipped:
         typer.echo(f"not failed (or unknown), left alone: {', '.join(f'#{i}' for i in skipped)}", err=True)
         raise typer.Exit(1)
@@ -129,14 +134,7 @@ async def list_inbox(settings: Any, status: str | None, as_json: bool) -> None:
 
 
 async def retry_inbox(settings: Any, ids: list[int]) -> None:
-    async with open_runtime(settings) as rt:
-        requeued = await rt.store.inbox_requeue(ids)
-    skipped = sorted(set(ids) - set(requeued))
-    if requeued:
-        typer.echo(f"queued again: {', '.join(f'#{i}' for i in requeued)} (the running processes take them on their next poll)")
-    if skipped:
-        typer.echo(f"not failed (or unknown), left alone: {', '.join(f'#{i}' for i in skipped)}", err=True)
-        raise typer.Exit(1)
+    await _requeue(settings, ids, lambda store: store.inbox_requeue(ids), "take them")
 
 
 async def db_upgrade(settings: Any) -> None:
