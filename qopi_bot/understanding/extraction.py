@@ -331,7 +331,7 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
         rf"\bnone of (our |the )?(sites|offices|locations|clinics|practices)\s+(\w+\s+){{0,2}}(share|use|follow|have|run under)\b|"
         rf"\b{_NEG}\s+(share|use|follow|have|run under|operate under)\s+(the same |common |shared |one set of )?(\w+\s+)?(policies|procedures|p&ps?|p & ps?)\b|"
         rf"\bloose(ly)?\s+(\w+\s+)?(affiliat\w*|connected|linked|tied|associated|related)|"
-        rf"\b(its|their) own\s+(\w+\s+){{0,3}}(polic\w*|procedures?|rule ?books?|p&ps?|manuals?|playbooks?|way of doing things)\b|\b(its|their) own (medical director and (its|their) own )?(policy|policies|procedure) (manual|book|binder)s?|\bloose (affiliation|network|group|federation|confederation|collection)\b|"
+        rf"\b(its|their) own\s+(\w+\s+){{0,3}}(polic\w*|procedures?|rule ?books?|p&ps?|manuals?|playbooks?|way of doing things)\b|\bloose (affiliation|network|group|federation|confederation|collection)\b|"
         rf"\b{_NEG}\s+(\w+\s+){{0,3}}(the same|same|shared|common|identical)\s+(\w+\s+){{0,1}}(policies|procedures)|"
         rf"\bpolicies (and procedures )?(differ|vary|are different|aren't the same|are not the same)|"
         rf"\bnot (all|every) (of )?(our |the )?(sites?|offices?|locations?|clinics?)\s+(\w+\s+){{0,2}}(follow|use|share|have|operate under|run under)\s+the same")),

@@ -212,8 +212,7 @@ def scope(r: _Reading) -> None:
     in_domain = bool(cues._DOMAIN.search(text))
     foreign = bool(cues._FOREIGN.search(text))
     # "unrelated to QOPI, but ..." and a nurse's own certification are not ours, whatever words they share.
-    not_ours = bool(cues._UNRELATED.search(text)) or (bool(cues._OTHER_CERT.search(text)) and not re.search(r"\b(qopi|qcp)\b", text)
-                                                      and not _has_facts(r.ex.facts))
+    not_ours = bool(cues._UNRELATED.search(text)) or (_another_certification(text) and not _has_facts(r.ex.facts))
     ours = in_domain or bool(cues._PROGRAM_WORDS.search(text)) or _has_facts(r.ex.facts)
     if (not_ours or (foreign and not ours)) and not any(i in ESCALATIONS for i in r.intents):
         r.intents[:] = [Intent.OUT_OF_SCOPE]
@@ -228,6 +227,11 @@ def scope(r: _Reading) -> None:
         r.applied.append("scope:ours")
     elif Intent.OUT_OF_SCOPE in r.intents and len(r.intents) > 1:
         r.intents.remove(Intent.OUT_OF_SCOPE)
+
+
+def _another_certification(text: str) -> bool:
+    """A person's own certification (a nurse's OCN, board certification), not the program's."""
+    return bool(cues._OTHER_CERT.search(text)) and not re.search(r"\b(qopi|qcp)\b", text)
 
 
 def _has_facts(f: Facts) -> bool:
@@ -247,11 +251,17 @@ def _covered(intent: Intent, by: list[Intent], f: Facts) -> bool:
     return intent in by
 
 
+def _read_one(r: _Reading, topic: Intent, question: str, sure: bool = False) -> Intent:
+    """The per-question reading rules, in order, on the model's reading of one question."""
+    topic = facts_make_a_case(r, topic, question)
+    topic = sites_make_it_multi_site(r, topic, question, sure)
+    topic = dates_make_it_validity(r, topic, question)
+    return threshold_words_ask_the_threshold(r, topic, question)
+
+
 def read_questions(r: _Reading) -> None:
     if not r.asked:
-        topic = Intent(r.whole.intent)
-        topic = dates_make_it_validity(r, sites_make_it_multi_site(r, facts_make_a_case(r, topic, r.text), r.text), r.text)
-        topic = threshold_words_ask_the_threshold(r, topic, r.text)
+        topic = _read_one(r, Intent(r.whole.intent), r.text)
         if topic not in r.intents:
             r.intents.append(topic)
         return
@@ -264,8 +274,7 @@ def read_questions(r: _Reading) -> None:
         if topic in ESCALATIONS and topic not in r.intents:
             # A weak escalation reading of one question the escalation rule did not accept.
             continue
-        topic = dates_make_it_validity(r, sites_make_it_multi_site(r, facts_make_a_case(r, topic, question), question, p.confident), question)
-        topic = threshold_words_ask_the_threshold(r, topic, question)
+        topic = _read_one(r, topic, question, sure=p.confident)
         if any(i in ESCALATIONS for i in r.intents) and topic in (Intent.CONTACT, Intent.GREETING):
             continue  # "can someone call me? what's your number?" is one request
         if not _covered(topic, r.intents, r.ex.facts):
@@ -323,8 +332,7 @@ def understand(raw: str, today: dt.date, kb: Knowledge, pending: MissingFact | N
         runner_up=Intent(whole.runner_up) if whole.runner_up else None,
         facts=ex.facts, problems=ex.problems, threshold_question=ex.threshold_question,
         in_domain=(bool(cues._DOMAIN.search(text)) or (whole.intent != Intent.OUT_OF_SCOPE.value and whole.score > 0.2))
-        and not cues._UNRELATED.search(text)
-        and not (cues._OTHER_CERT.search(text) and not re.search(r"\b(qopi|qcp)\b", text)),
+        and not cues._UNRELATED.search(text) and not _another_certification(text),
         answered_pending=answered_pending, asks=message_asks,
         mentions_attachment=bool(cues._ATTACHMENT.search(text)),
         unpublished_topic=cues.unpublished(text, [(e.id, e.keywords) for e in kb.unpublished]),
