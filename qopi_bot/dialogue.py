@@ -127,12 +127,16 @@ def plan(state: ConversationState, text: str, today: dt.date, kb: Knowledge) -> 
     u = understand(text, today, kb, state.pending)
     phi = looks_like_phi(text)
     intent = u.intent
-    if state.topic in THREAD_TOPICS and not u.asks and intent not in ESCALATIONS and _facts_given(u.facts) \
-            and len(text.split()) <= 12:
-        intent = None  # "it was fall 2024" in a thread: a short statement continues the thread's topic
+    if state.topic in THREAD_TOPICS and intent not in ESCALATIONS and _facts_given(u.facts) \
+            and ((not u.asks and len(text.split()) <= 12) or not u.sure):
+        # "it was fall 2024" or "one doc wasn't in the pool, does that change anything?" in a
+        # thread: a short statement, or facts with no clear question of their own, continue the topic.
+        intent = None
     kind: Kind = "decision"
-    if state.case_id and not u.asks and not u.answered_pending and intent not in ESCALATIONS and u.reminder is None:
-        # More details for staff ("we're Harbor Oncology, 3 sites"): they go onto the case.
+    if state.case_id and (not u.asks or (not u.sure and "?" not in text)) and not u.answered_pending and intent not in ESCALATIONS \
+            and u.reminder is None:
+        # More details for staff ("we're Harbor Oncology, 3 sites; let me know what else you need"):
+        # they go onto the case unless the message asks a question of its own.
         intent, kind = state.topic or Intent.HUMAN, "case_followup"
     elif intent is None:
         carried = state.topic if state.topic not in (None, Intent.GREETING, Intent.OUT_OF_SCOPE) else None

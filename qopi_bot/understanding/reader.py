@@ -8,7 +8,7 @@ The reading happens in named steps, each a plain function:
    message and each question in it.
 4. reading rules turn those predictions into the questions to answer, in order:
    `escalation_first`, `facts_make_a_case`, `sites_make_it_multi_site`,
-   `dates_make_it_validity`, `threshold_words_ask_the_threshold`, `greeting_only_alone`, `scope`. Each says why in its docstring.
+   `dates_make_it_validity`, `pool_membership_is_attestation`, `threshold_words_ask_the_threshold`, `greeting_only_alone`, `scope`. Each says why in its docstring.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ class Understanding(BaseModel):
     intent: Intent | None  # the main question; None: no question, only facts (a reply)
     intents: list[Intent] = Field(default_factory=list)  # every question asked, main first (at most 3)
     confidence: float = 0.0  # the intent model's score for the main question
+    sure: bool = False  # the model read the message, or one of its questions, with a clear margin
     runner_up: Intent | None = None
     facts: Facts = Field(default_factory=Facts)
     problems: list[Problem] = Field(default_factory=list)
@@ -197,6 +198,20 @@ def dates_make_it_validity(r: _Reading, topic: Intent, question: str) -> Intent:
     return topic
 
 
+_POOL_MEMBERSHIP = re.compile(r"\b(every|all|each|everyone|everybody|any)\b.{0,60}\b(in|into|part of|from) (the |our |a )?(sampling |chart )?pool\b|"
+                              r"\b(left out of|not in|n't in|missing from|excluded from|outside) (the |our )?(sampling |chart )?pool\b")
+
+
+def pool_membership_is_attestation(r: _Reading, topic: Intent, question: str) -> Intent:
+    """"does every heme onc at every site have to be in the sampling pool?" asks who must be in
+    the pool: that is the attestation question (ELIG-ATTESTATION), though it says "sampling"."""
+    if topic in (Intent.SAMPLING, Intent.MULTI_SITE, Intent.APPLICATION) and _POOL_MEMBERSHIP.search(question) \
+            and r.ex.facts.score is None:
+        r.applied.append("pool_membership_is_attestation")
+        return Intent.ATTESTATION
+    return topic
+
+
 def greeting_only_alone(r: _Reading) -> None:
     """"hi all - can our practice apply?" is a question, not a greeting: a greeting or thanks
     is the answer only when nothing else is asked or stated."""
@@ -214,7 +229,8 @@ def scope(r: _Reading) -> None:
     # "unrelated to QOPI, but ..." and a nurse's own certification are not ours, whatever words they share.
     not_ours = bool(cues._UNRELATED.search(text)) or (_another_certification(text) and not _has_facts(r.ex.facts))
     ours = in_domain or bool(cues._PROGRAM_WORDS.search(text)) or _has_facts(r.ex.facts)
-    if (not_ours or (foreign and not ours)) and not any(i in ESCALATIONS for i in r.intents):
+    confidently_foreign = r.whole.confident and r.whole.intent == Intent.OUT_OF_SCOPE.value
+    if (not_ours or ((foreign or confidently_foreign) and not ours)) and not any(i in ESCALATIONS for i in r.intents):
         r.intents[:] = [Intent.OUT_OF_SCOPE]
         r.applied.append("scope:not_ours")
     elif not in_domain and not _has_facts(r.ex.facts) and not r.whole.confident and r.asked \
@@ -222,8 +238,8 @@ def scope(r: _Reading) -> None:
         r.intents[:] = [Intent.OUT_OF_SCOPE]  # a question with nothing of the program in it
         r.applied.append("scope:nothing_ours")
     elif Intent.OUT_OF_SCOPE in r.intents and (in_domain or _has_facts(r.ex.facts)) and len(r.intents) == 1:
-        runner = r.whole.runner_up
-        r.intents[:] = [Intent(runner)] if runner and runner != Intent.OUT_OF_SCOPE.value else [Intent.GREETING]
+        ours_reading = next((i for i in (r.whole.intent, r.whole.runner_up) if i and i != Intent.OUT_OF_SCOPE.value), None)
+        r.intents[:] = [Intent(ours_reading)] if ours_reading else [Intent.GREETING]
         r.applied.append("scope:ours")
     elif Intent.OUT_OF_SCOPE in r.intents and len(r.intents) > 1:
         r.intents.remove(Intent.OUT_OF_SCOPE)
@@ -256,6 +272,7 @@ def _read_one(r: _Reading, topic: Intent, question: str, sure: bool = False) -> 
     topic = facts_make_a_case(r, topic, question)
     topic = sites_make_it_multi_site(r, topic, question, sure)
     topic = dates_make_it_validity(r, topic, question)
+    topic = pool_membership_is_attestation(r, topic, question)
     return threshold_words_ask_the_threshold(r, topic, question)
 
 
@@ -270,6 +287,10 @@ def read_questions(r: _Reading) -> None:
         # question ("Second, do we need a form for that?") keeps its own reading when the model still
         # clearly prefers it (a wide margin over the runner-up): the whole message speaks of the first.
         clear = p.confident or p.score >= r.whole.score or (index > 0 and p.margin >= 0.3 and p.score > -0.4)
+        if not clear and p.margin >= 0.3 and any(q is not p and q.confident and q.intent == r.whole.intent for _, q in r.asked):
+            # "explain sampling, and also when is an attestation form needed?": the whole message
+            # leans to the clear second question; the first keeps its own reading.
+            clear = True
         topic = Intent(p.intent) if clear else Intent(r.whole.intent)
         if topic in ESCALATIONS and topic not in r.intents:
             # A weak escalation reading of one question the escalation rule did not accept.
@@ -327,7 +348,7 @@ def understand(raw: str, today: dt.date, kb: Knowledge, pending: MissingFact | N
         intent, intents = None, []  # bare facts ("fall 2025, 81%"): the dialogue decides the topic
     escalation = next((i for i in intents if i in ESCALATIONS), None)
     doubt = _doubt(r, intents, ex)
-    return Understanding(doubt=doubt,
+    return Understanding(doubt=doubt, sure=whole.confident or any(p.confident for _, p in r.asked),
         text=text, intent=intent, intents=intents, confidence=round(whole.score, 3),
         runner_up=Intent(whole.runner_up) if whole.runner_up else None,
         facts=ex.facts, problems=ex.problems, threshold_question=ex.threshold_question,
