@@ -132,6 +132,9 @@ def plan(state: ConversationState, text: str, today: dt.date, kb: Knowledge) -> 
         # "it was fall 2024" or "one doc wasn't in the pool, does that change anything?" in a
         # thread: a short statement, or facts with no clear question of their own, continue the topic.
         intent = None
+    elif state.topic in THREAD_TOPICS and u.nothing_ours and len(text.split()) <= 10 and intent not in ESCALATIONS \
+            and intent is not Intent.GREETING and not (intent is Intent.OUT_OF_SCOPE and u.sure) and u.reminder is None:
+        intent = state.topic  # "wait, so that's a no?": a short follow-up asks about the thread's answer
     kind: Kind = "decision"
     if state.case_id and (not u.asks or (not u.sure and "?" not in text)) and not u.answered_pending and intent not in ESCALATIONS \
             and u.reminder is None:

@@ -44,8 +44,10 @@ ESCALATION_CUES: dict[Intent, _W] = {
         (5, r"\b(join|come in|come on board|be added|be included|follow|catch up)\s+(\w+\s+){0,2}(later|next (cycle|round|year|time))\b"),
         (6, r"\b(certif\w*)\b.{0,40}\b(now|first)\b.{0,80}\b(bring|add|include)\s+(\w+\s+){0,2}(in\s+)?(later|next)\b|\b(bring|add)\s+(\w+\s+){0,2}in\s+(later|next (cycle|round|year|time))"),
         (5, r"\b(certif\w*|apply\w*|application)\b.{0,40}\b(separate(ly)? from|apart from|independent(ly)? (of|from)|without) (the |our )?(rest|main|other|remaining|whole)\b"),
-        (5, r"\b(leave|leaving|exclude|excluding|keep|keeping|drop|dropping|carve|carving)\s+(\w+\s+){0,4}(site|location|office|clinic|campus|center|centre|satellite|practice)s?\s+out\b"),
-        (5, r"\b(leave|leaving|keep|keeping|drop|dropping|carve|carving)\s+(\w+\s+){1,4}out of (the |our )?(application|certification|submission)\b"),
+        (5, r"\b(leave|leaving|exclude|excluding|keep|keeping|drop|dropping|carve|carving|take|taking)\s+(\w+\s+){0,4}(site|location|office|clinic|campus|center|centre|satellite|practice|department|group|team)s?\s+(out|off)\b"),
+        (5, r"\b(keep|keeping|leave|leaving|set|setting)\s+(\w+\s+){0,3}(apart|aside|separate|outside)\b.{0,60}\b(certif|apply|application)|\b(certif\w*|apply|application)\b.{0,80}\b(keep|keeping|leave|leaving|set|setting)\s+(\w+\s+){0,3}(apart|aside|separate|outside)\b"),
+        (5, r"\b(do|get|apply|applying|certify|go for)\s+(it\s+|certified\s+|certification\s+)?(only|just)\s+(with|for)\s+(the\s+|our\s+)?(\w+\s+){0,3}(doctors|physicians|oncologists|sites?|clinics?|offices?|team|group|department|locations?)\b"),
+        (5, r"\b(leave|leaving|keep|keeping|drop|dropping|carve|carving|take|taking)\s+(\w+\s+){1,4}(out of|off) (the |our )?(application|certification|submission)\b"),
         (6, r"\bonly\s+(our|the|some|a few|\d+|one|two|three|four|five)\s+(\w+\s+){0,3}(sites|clinics|locations|offices|campuses)\s+(\w+\s+){0,3}"
             r"(want|wants|go|going|apply|applying|participate|ready|move forward|go forward|pursue|get certified)"),
         (5, r"\b(only|just|solely)\b.{0,40}\b(site|clinic|location|office|campus|program|department|center|unit|suite|division)s?\b.{0,25}\bcertif"),
@@ -89,7 +91,8 @@ _DOMAIN = re.compile(
     r"sampling|attestation)\b"
 )
 # Words of the certification business beyond the program's name: a question using them is ours.
-_PROGRAM_WORDS = re.compile(r"\b(score|round|site|sites|clinics?|offices?|locations?|tax ids?|practice|apply|application|charts?|policies|measures?|standards?|"
+_PROGRAM_WORDS = re.compile(r"\d\s*%|\b([4-9]\d|100)(\.\d+)?\b|\b(grade|pass|passing|percent\w*|minimum|cut ?off|qualif\w*|integrat\w*|entity|entities|"
+                            r"emr|ehr|tax id|affiliat\w*|merg\w*|score|round|site|sites|clinics?|offices?|locations?|tax ids?|practice|apply|application|charts?|policies|measures?|standards?|"
                             r"report|threshold|deadline|expire\w*|valid|modules?|team|help desk|call|phone|email|person|someone)\b")
 _QUESTION = re.compile(
     r"\?|^((also|and|oh|so|ok|okay|btw|hey|hi|hello|actually|um|well|sorry|thanks|one more thing|quick q(uestion)?)[,:!.\s-]+)*"

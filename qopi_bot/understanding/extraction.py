@@ -13,7 +13,7 @@ from decimal import Decimal
 from pydantic import BaseModel, Field
 
 from qopi_bot.models import Facts, RoundRef, Season
-from qopi_bot.understanding.numbers import NUMBER_WORDS, parse_decimal, words_to_decimal
+from qopi_bot.understanding.numbers import NUMBER_WORDS, parse_decimal, words_to_decimal, years_to_digits
 
 
 class Problem(BaseModel):
@@ -33,13 +33,14 @@ _PCT = r"(?:\s?%|\s?percent\b|\s?per cent\b|\s?pct\b)"
 _NUM = r"-?\d{1,4}(?:[.,]\d+)?"
 # A bare number (no % sign) is a score only next to a word that says so.
 _SCORE_CONTEXT = re.compile(
-    r"\b(scor\w*|oqs|quality score|overall quality|got|received|achieved|earned|reached|hit|land(?:ed)? at|"
+    r"\b(scor\w*|oqs|quality score|overall quality|grade|got|we get|received|achieved|earned|reached|hit|land(?:ed)? at|written|gives|gave|"
+    r"end(?:ed|s)? up (?:with|w|at)|(?:apply|applying|qualify|eligible|certified) with|"
     r"came back(?: at| with)?|cleared|number (?:was|is|came)|sits? at|sitting at|"
     r"came in at|came out at|ended (?:up )?(?:with|at)|finished (?:with|at)|result\w*|aggregate|overall|"
     r"numbers? (?:show|shows|showed|say|says|said|are|were|was|is|at)|shows?|showed|practice-wide|report says)\b"
 )
 _OWNED = re.compile(
-    r"\b(we|our|us|i|my|we've|we're|we'd|ours|practice|clinic|got|scored|received|achieved|earned|"
+    r"\b(we|our|us|i|my|we've|we're|we'd|ours|practice|clinic|got|get|gives|scored|received|achieved|earned|"
     r"reached|came in|came back|cleared|ended|finished|oqs|score (?:of|was|is|were)|score ?[:=])(?:\W|$)"
 )
 _THRESHOLD_WORDS = re.compile(r"\b(passing|pass mark|threshold|cut ?off|minimum|required|requirement|bar|benchmark)\b")
@@ -52,16 +53,23 @@ _NOT_SCORE_AFTER = re.compile(
 
 
 # Words right after a bare number that say it is the practice's score: "a 76.5 overall", "68 on fall 2025".
-_LABEL_AFTER = re.compile(r"^\s*(?:%\s*)?(?:overall|oqs|aggregate|(?:(?:on|for|in|from) )?(?:the )?(?:certification |cert )?(?:pathway|measures|fall|spring|autumn|round|report|last (?:fall|spring)))\b")
-_ADJACENT_LABEL = re.compile(r"\b(score|oqs|overall|aggregate|quality score|result|numbers? (?:show|shows|showed|say|says|are|were|at)|"
+_LABEL_AFTER = re.compile(r"^\s*(?:%\s*)?(?:(?:for |as )?(?:the )?overall|oqs|aggregate|(?:(?:on|for|in|from) )?(?:the )?(?:certification |cert )?(?:pathway|measures|fall|spring|autumn|round|report|last (?:fall|spring)))\b")
+_ADJACENT_LABEL = re.compile(r"\b(score|oqs|overall|aggregate|quality score|result|grade|numbers? (?:show|shows|showed|say|says|are|were|at)|"
                              r"practice-wide|report says|says|got|scored|at|as)\W{0,3}(?:of|was|is|=|:)?\s*(?:a|an)?\s*$|(?:^|\s)an?\s+$")
 # "our score preview for the fall 2025 round is 80.5": the label may sit before a year.
-_SCORE_IS = re.compile(r"\b(score|oqs|quality score|result)s?\b[^.?!]{0,45}\b(is|was|are|were|came back|came in|came out|=|:)\s*(?:at\s+)?(?:an?\s+)?$")
+_SCORE_IS = re.compile(r"\b(score|oqs|quality score|result|grade|number|percentage|mark)s?\b[^.?!]{0,45}\b(is|was|are|were|came back|came in|came out|=|:)\s*(?:at\s+|exactly\s+|just\s+|only\s+)?(?:an?\s+)?$")
+# "if it is 74.6, does it become 75?": a score supposed for the question is read as one.
+_SUPPOSED = re.compile(r"\b(if|say|suppose|assuming|what if) (it|the (score|grade|result|oqs)|we|our (score|grade|result|oqs)) "
+                       r"(is|was|were|got|get|had|scored|came (in|back) at|end(ed)? up (with|at))\s+(exactly\s+|only\s+|just\s+)?(an?\s+)?$")
 _COMPARED = re.compile(r"\b((?:has|have|need|needs|must|needed|required) to (?:hit|reach|get|score|be|achieve|clear|meet)(?: at least)?(?: an?)?|"
                        r"(?:believes?|thinks?|thought|said|says|heard|told (?:me|us))\s+(?:that\s+)?(?:it'?s|it is|it was|the (?:threshold|cutoff|minimum) is)|"
                        r"(?:need|needs|require|requires|required)(?: an?)?|[<>]=?|"
+                       r"(?:once|when|after|until|till) (?:we|you|they|i) (?:hit|get|reach|achieve|clear)(?: at least)?(?: an?)?|"
+                       r"(?:he|she|they|someone|somebody|everyone|people|admin|administrator|manager|boss|director|colleague|predecessor|cfo|ceo|coo)\s+"
+                       r"(?:says|said|thinks|believes|claims|told (?:me|us))(?:\s+that)?(?:\s+it'?s|\s+it is)?|"
+                       r"(?:is|does|would|will) (?:that|this|it)(?: be| count as| mean| equal| make| round to)?|becomes?|become|turns? into|"
                        r"round(?:ed|s)?(?: it)?(?: up| down)? to|count(?:s|ed)? as|equal to|same as|higher than|lower than|more than|less than|above|below|instead of|vs\.?|versus)\s+(?:a\s+)?$")
-_ALTERNATIVE_AFTER = re.compile(r"^\s*(?:%|pct|percent)?\s*(?:exactly (?:a )?pass|on the nose|or\s+\d|(?:pass(?:es)?|passing|counts?) or\b|(?:per|for each|on each|for every|each)\s+(?:measure|site|module|location|clinic))")
+_ALTERNATIVE_AFTER = re.compile(r"^\s*(?:%|pct|percent)?\s*(?:exactly (?:a )?pass|on the nose|or\s+\d|(?:pass(?:es)?|passing|counts?) or\b(?!\s+(?:not|nah|no|nope)\b)|(?:per|for each|on each|for every|each)\s+(?:measure|site|module|location|clinic))")
 _ALTERNATIVE_BEFORE = re.compile(r"\d\s*(?:%|pct|percent)?\s+or\s+$")
 _SHARE_OF = re.compile(r"^\s*(?:%|percent|per cent|pct)?\s*(?:of|among|for)\s+(?:our |the |all |their |those )?(?:\w+\s+){0,2}"
                        r"(?:patients?|pts|charts?|cases?|records?|staff|physicians?|oncologists?|docs?|doctors?|nurses?|sites?|"
@@ -101,7 +109,7 @@ def _candidate_scores(text: str, expecting_score: bool = False) -> list[tuple[De
             continue  # "2. What would we need...": a list number
         if not pct and not proportion and value < 30 and not expecting_score and not re.search(r"(scor\w*|oqs|quality score|overall)[\s:=]*(?:of|was|is|=|:)?\s*(?:an?)?\s*$", before):
             continue  # "sites in 2 states": a small bare number is a count unless it is called a score
-        labelled = _ADJACENT_LABEL.search(before) or _SCORE_IS.search(text[max(0, m.start() - 70):m.start()]) or _SCORE_CONTEXT.search(before) or _ROUND_WITH.search(before) or _ROUNDING.search(before) or _LABEL_AFTER.match(after) \
+        labelled = _ADJACENT_LABEL.search(before) or _SUPPOSED.search(before) or _SCORE_IS.search(text[max(0, m.start() - 70):m.start()]) or _SCORE_CONTEXT.search(before) or _ROUND_WITH.search(before) or _ROUNDING.search(before) or _LABEL_AFTER.match(after) \
             or _ENOUGH_AFTER.match(after) or (not text[:m.start()].strip(" ,.:;-") and Decimal(30) <= value <= Decimal(100))
         # A bare number replying to "what was your score?" needs no label.
         bare_reply = expecting_score and (not text[:m.start()].strip(" ,.:;-") or len(text.split()) <= 8)
@@ -133,11 +141,15 @@ def _extract_score(text: str, expecting_score: bool, ex: Extraction) -> None:
     for value, start, end, pct in _candidate_scores(text, expecting_score):
         before = text[max(0, start - 60):start]
         after = text[end:end + 40]
+        if re.search(r"\b(passing|minimum|min|required|cut ?off|threshold|needed)\s+(score|grade|mark|oqs|percentage)\s*(is|was|=|:|of)?\s*(an?\s+)?$", before) \
+                or re.match(r"^\s*%?\s*(still |really |actually |now )?(the |a )?(cut ?off|threshold|minimum|passing (score|mark|grade|bar)|pass mark)\b", after):
+            ex.threshold_question = True  # "passing score is 75 right?" names the threshold
+            continue
         if re.search(r"\bthe\s+$", before) and pct and not re.search(r"\b(our|we|my)\b[^.?!]{0,20}$", before):
             ex.threshold_question = True  # "is the 75% per measure?" names the threshold
             continue
         adjacent = bool(_ADJACENT_LABEL.search(before)) or bool(_LABEL_AFTER.match(after))
-        owned = bool(_SCORE_IS.search(text[max(0, start - 70):start])) or bool(_OWNED.search(before)) or bool(_ENOUGH_AFTER.match(after)) or expecting_score or bool(_ROUNDING.search(before)) \
+        owned = bool(_SCORE_IS.search(text[max(0, start - 70):start])) or bool(_SUPPOSED.search(before)) or bool(_OWNED.search(before)) or bool(_ENOUGH_AFTER.match(after)) or expecting_score or bool(_ROUNDING.search(before)) \
             or ((adjacent or not text[:start].strip(" ,.:;-")) and (pct or Decimal(30) <= value <= Decimal(100)))
         if not owned and (_THRESHOLD_WORDS.search(after[:30]) or _THRESHOLD_WORDS.search(before[-30:])):
             ex.threshold_question = True
@@ -186,7 +198,7 @@ def _current_half(today: dt.date) -> RoundRef:
 
 
 def _relative_round(text: str, today: dt.date) -> RoundRef | None:
-    m = re.search(rf"\b(last|this past|past|previous|this|current|most recent|latest)\s+(?:year'?s?\s+)?{_SEASON}\b", text)
+    m = re.search(rf"\b(last|this past|past|previous|this|current|most recent|latest)\s+(?:year'?s?\s+)?(?:(?:round|window|session|cycle)\s+(?:in|of)\s+(?:the\s+)?)?{_SEASON}\b", text)
     m_year = re.search(rf"\b{_SEASON}\s+(?:round\s+)?(?:of\s+|earlier\s+|from\s+|held\s+)?(last|this)\s+year\b", text) or \
         re.search(rf"\b(?:the\s+)?{_SEASON}\s+round\s+(last|this)\s+year\b", text)
     if m_year:
@@ -234,7 +246,7 @@ _ROUND_PATTERNS = (
     re.compile(r"\b(fa|fl|fal|sp|spr)\s?'?(\d{2}|20\d{2})\b"),  # FA25, SP'24
 )
 # "the fall 2025 round closes dec 12": a calendar date asked about, not the round the score is from.
-_CALENDAR_AFTER = re.compile(r"^\s*(?:round\s+)?(?:closes|closed|close date|opens|opened|ends|ended|deadline|is due|was due|window)\b")
+_CALENDAR_AFTER = re.compile(r"^\s*(?:round\s+)?(?:closes|closed|close date|opens|opened|ends|ended|deadline|is due|was due|window (?:opens|opened|closes|closed|dates?|ends))\b")
 _OWNED_ROUND_BEFORE = re.compile(r"\b(our|we|we've|my|score from|scored|from the|in the|did|completed|finished)\b[^.?!]{0,25}$")
 
 
@@ -321,13 +333,13 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
         rf"\b{_NEG}\s+(\w+\s+){{0,3}}(receiv\w*|got|gotten|get|seen)\s+(\w+\s+){{0,3}}(final\s+)?(\w+\s+)?report|"
         r"\b(still |currently )?(waiting|awaiting|wait)\s+(on|for)?\s*(\w+\s+){0,5}report|"
         rf"\breport\s+(\w+\s+){{0,2}}(hasn't|has not|hasnt|isn't|is not|not)\s+(\w+\s+){{0,1}}(come|arrived|out|in|been (released|sent|issued))|"
-        r"\breport (is )?(still )?(pending|not (yet )?(available|out|in))|\bno report yet|\bbefore (we get|getting|receiving) (the |our )?(final )?(\w+ )?report")),
+        r"\breport (is )?(still )?(pending|not (yet )?(available|out|in))|\breport\b[^.?!]{0,30}\b(still (waiting|awaiting|pending)|(is|has) not (yet )?(arrived|come))|\bno report yet|\bbefore (we get|getting|receiving) (the |our )?(final )?(\w+ )?report")),
     ("report_received", True, re.compile(
         r"\b(received|got|have|get|downloaded|seen)\s+(\w+\s+){0,2}(final\s+)?(qopi\s+)?(certification\s+)?report\b|\breport (came|arrived|was released)")),
     ("same_policies", False, re.compile(
         rf"\b(each|every)\s+(\w+\s+){{0,2}}(site|clinic|location|office|practice)s?\s+(\w+\s+){{0,3}}(has|have|with|uses|use|runs|keeps|follows|sets)\s+(its|their)\s+own\s+(\w+\s+){{0,2}}(polic|procedure|rules|protocol)|"
         rf"\b(each|every)\s+(\w+\s+){{0,2}}(site|clinic|location|office)s?\s+(does|do|has|runs|sets|writes|makes)\s+(its|their)\s+own\s+(thing|way|playbook|rules)|"
-        rf"\bown (set of )?(policies|procedures|protocols|playbooks?)\b|\b(different|separate|independent|varying|distinct) (\w+\s+){{0,2}}(policies|procedures|protocols)|"
+        rf"\bown (set of )?(policies|procedures|protocols|playbooks?)\b|\b(?<!our )(?<!my )own\s+(\w+\s+){{1,2}}(policies|procedures|protocols|binders?|manuals?|rule ?books?)\b|\b(different|separate|independent|varying|distinct) (\w+\s+){{0,2}}(policies|procedures|protocols)|"
         rf"\bnone of (our |the )?(sites|offices|locations|clinics|practices)\s+(\w+\s+){{0,2}}(share|use|follow|have|run under)\b|"
         rf"\b{_NEG}\s+(share|use|follow|have|run under|operate under)\s+(the same |common |shared |one set of )?(\w+\s+)?(policies|procedures|p&ps?|p & ps?)\b|"
         rf"\bloose(ly)?\s+(\w+\s+)?(affiliat\w*|connected|linked|tied|associated|related)|"
@@ -338,17 +350,20 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
     ("same_policies", True, re.compile(
         r"\b(same|shared|common|identical|single|one set of|unified|uniform|standardi[sz]ed|centrali[sz]ed)\s+(\w+\s+){0,2}(policies|procedures|protocols|p&ps?|p & p|policy (manual|book|binder|handbook))|"
         r"\bone (policy|policies and procedures|procedure) (manual|book|binder|handbook)\b|"
+        r"\b(same|shared|common|single|one)\s+(\w+\s+)?(rules?|policy|procedures?|office) (binder|manual|book|handbook)s?\b|"
+        r"\b(one|a single|the same|single)\s+(\w+\s+){0,2}(director|leader|leadership|committee|person|office|team)\s+(\w+\s+){0,2}(owns|sets|writes|approves|manages|maintains|controls|decides)\s+(\w+\s+){0,3}polic(y|ies)|"
         r"\b(policies|procedures)\s+(\w+\s+){0,3}(are |is )?(the same|shared|identical|uniform|standardi[sz]ed)\b|"
         r"\b(policies|procedures)\s+(apply|applied)\s+(across|at|to)\s+all\b|"
         r"\b(policies|procedures) (are |is )?(all )?(set|managed|written|maintained|decided|made|run|controlled) (centrally|by (one|a single|our central))|"
         r"\bcentral(ly)? (set|managed|written) (policies|procedures)|\b(we are|we're|are all|sites are|locations are|they are|they're)\s+(\w+\s+)?functionally integrated\b")),
     ("participated_round", False, re.compile(
-        rf"\b{_NEG}\s+(\w+\s+){{0,3}}(participat\w*|taken part|take part|joined|join|done|did)\s+(\w+\s+){{0,3}}(qopi\s+)?(collection\s+)?round|"
+        rf"\b{_NEG}\s+(\w+\s+){{0,3}}(participat\w*|taken part|take part|joined|join|done|did)\s+(\w+\s+){{0,3}}(qopi\s+)?(collection\s+)?(round|session|cycle|window)s?\b|"
         r"\bnever (participated|taken part|done a round)")),
     ("participated_round", True, re.compile(r"\b(participated|took part|completed|finished|did|submitted)\s+(\w+\s+){0,3}(collection\s+)?round")),
     ("abstraction_complete", False, re.compile(
         rf"\b{_NEG}\s+(\w+\s+){{0,3}}(complete|completed|finish|finished|done)\s+(\w+\s+){{0,3}}abstraction|"
         r"\babstraction (is |was )?(still )?(incomplete|not (yet )?(complete|finished|done))|\bincomplete abstraction|"
+        rf"\b{_NEG}\s+(\w+\s+){{0,2}}(the\s+|our\s+)?abstraction\s+(\w+\s+){{0,2}}(finished|done|completed|complete|in)\b|"
         r"\babstraction\s+(\w+\s+){0,2}(isn't|is not|wasn't|was not|hasn't been|has not been)\s+(yet\s+)?(complete|completed|finished|done)|"
         r"\babstraction\s+(\w+\s+){0,5}(never|not|wasn't|was not|isn't|is not|hasn't|has not|weren't|didn't|did not)\s+(\w+\s+){0,2}(finished|completed|complete|done)\b|"
         r"\b(only|just|got|made it|were|was|are|is)\s+(\w+\s+)?(halfway|half way|part way|partway|partially|partly|part of the way)\s+(through|done with|into)\s+(the\s+|our\s+)?abstraction|"
@@ -435,7 +450,7 @@ def _digits_for_number_words(text: str) -> str:
 
 def extract(text: str, today: dt.date, expecting_score: bool = False) -> Extraction:
     ex = Extraction()
-    text = _LEADING_DOT.sub(r"0.\1", _digits_for_number_words(_NOT_A_QUANTITY.sub(" ", text)))
+    text = _LEADING_DOT.sub(r"0.\1", _digits_for_number_words(years_to_digits(_NOT_A_QUANTITY.sub(" ", text))))
     _extract_round(text, today, ex)
     _extract_score(text, expecting_score, ex)
     _extract_statements(text, ex)

@@ -19,6 +19,18 @@ _WORD = "|".join(sorted([*_UNITS, *_TENS, "hundred", "point", "and"], key=len, r
 NUMBER_WORDS = re.compile(rf"\b(?:{_WORD})(?:[\s-]+(?:{_WORD}))*\b")
 
 
+_YEAR_UNITS = "one|two|three|four|five|six|seven|eight|nine"
+_YEAR_WORDS = re.compile(rf"\b(?:twenty|two thousand(?: and)?)[\s-]+(?:twenty[\s-]+({_YEAR_UNITS})|(twenty))\b")
+
+
+def years_to_digits(text: str) -> str:
+    """'twenty twenty four' and 'two thousand twenty-five' -> '2024', '2025' (dictated years)."""
+    def swap(m: re.Match[str]) -> str:
+        unit = m.group(1)
+        return str(2020 + (_UNITS[unit] if unit else 0))
+    return _YEAR_WORDS.sub(swap, text)
+
+
 def words_to_decimal(phrase: str) -> Decimal | None:
     """'seventy-eight point five' -> 78.5; None when the words do not make one number."""
     tokens = [t for t in re.split(r"[\s-]+", phrase.lower()) if t and t != "and"]

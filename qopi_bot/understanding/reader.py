@@ -34,7 +34,8 @@ INFO_TOPICS = (Intent.SAMPLING, Intent.ATTESTATION, Intent.MODULES, Intent.MEASU
                Intent.APPLICATION, Intent.SCORE_THRESHOLD, Intent.CONTACT)
 
 
-_OWN_SCORE = re.compile(r"\b(our|my)\s+(\w+\s+){0,3}(score|scores|result|results|oqs|numbers?|percentage)\b|\bours\b|"
+_OWN_SCORE = re.compile(r"\b(our|my|are)\s+(\w+\s+){0,3}(score|scores|result|results|oqs|numbers?|percentage|grade)\b|\bours\b|\b(for|to) us\b|"
+                        r"^(?!.*\b(a|any|in general|generally|once you)\b).*\bthe (score|oqs|result|grade)\b|"
                         r"\bwe (got|scored|received|have|had|did|completed|finished|earned|took|were)\b|\b(is|was) (it|that) still\b")
 
 
@@ -44,6 +45,7 @@ class Understanding(BaseModel):
     intents: list[Intent] = Field(default_factory=list)  # every question asked, main first (at most 3)
     confidence: float = 0.0  # the intent model's score for the main question
     sure: bool = False  # the model read the message, or one of its questions, with a clear margin
+    nothing_ours: bool = False  # no program word, no fact: only a thread's context can give it a topic
     runner_up: Intent | None = None
     facts: Facts = Field(default_factory=Facts)
     problems: list[Problem] = Field(default_factory=list)
@@ -150,6 +152,9 @@ def facts_make_a_case(r: _Reading, topic: Intent, question: str) -> Intent:
             if topic is Intent.SCORE_THRESHOLD and not _asks_about_applying(question) and f.score is None:
                 return topic
             return Intent.ELIGIBILITY
+    if topic is Intent.MULTI_SITE and f.score is not None and f.site_count is None and f.same_policies is None \
+            and not re.search(r"\b(sites?|locations?|clinics?|offices?|campus\w*|entit\w+|together|separate\w*)\b", r.text):
+        return Intent.ELIGIBILITY  # "if we get a 74.6, does that count?": a score and no sites in sight
     if topic is Intent.VALIDITY and _asks_about_applying(question) and f.score is not None \
             and not re.search(r"\b(until when|how long|when does|expire|last day|deadline|what date)\b", question):
         return Intent.ELIGIBILITY  # "Spring 2024, 90% - is it too late to apply?" wants a verdict
@@ -179,8 +184,8 @@ def threshold_words_ask_the_threshold(r: _Reading, topic: Intent, question: str)
     f = r.ex.facts
     if f.score is not None:
         return topic
-    if topic is Intent.ELIGIBILITY and _THRESHOLD_WORDS.search(question):
-        return Intent.SCORE_THRESHOLD
+    if topic is Intent.ELIGIBILITY and (_THRESHOLD_WORDS.search(question) or r.ex.threshold_question):
+        return Intent.SCORE_THRESHOLD  # "is it 75 or 80 now?" asks which threshold
     if topic is Intent.VALIDITY and f.completed_round is None and _THRESHOLD_WORDS.search(r.text) \
             and not re.search(r"\b(valid|expir\w*|until|how long|last day|deadline|good for|laps\w*)\b", question):
         return Intent.SCORE_THRESHOLD  # "the passing score is going up? is it still 75?"
@@ -205,8 +210,10 @@ _POOL_MEMBERSHIP = re.compile(r"\b(every|all|each|everyone|everybody|any)\b.{0,6
 def pool_membership_is_attestation(r: _Reading, topic: Intent, question: str) -> Intent:
     """"does every heme onc at every site have to be in the sampling pool?" asks who must be in
     the pool: that is the attestation question (ELIG-ATTESTATION), though it says "sampling"."""
-    if topic in (Intent.SAMPLING, Intent.MULTI_SITE, Intent.APPLICATION) and _POOL_MEMBERSHIP.search(question) \
-            and r.ex.facts.score is None:
+    about_left_out = r.ex.facts.charts_pool_complete is False and re.search(
+        r"\b(left out|excluded|omitted|not in the (\w+ )?pool|missing from|who was(n't| not) in)\b", question)
+    if topic in (Intent.SAMPLING, Intent.MULTI_SITE, Intent.APPLICATION, Intent.CONTACT, Intent.GREETING) \
+            and (_POOL_MEMBERSHIP.search(question) or about_left_out) and r.ex.facts.score is None:
         r.applied.append("pool_membership_is_attestation")
         return Intent.ATTESTATION
     return topic
@@ -233,9 +240,12 @@ def scope(r: _Reading) -> None:
     if (not_ours or ((foreign or confidently_foreign) and not ours)) and not any(i in ESCALATIONS for i in r.intents):
         r.intents[:] = [Intent.OUT_OF_SCOPE]
         r.applied.append("scope:not_ours")
-    elif not in_domain and not _has_facts(r.ex.facts) and not r.whole.confident and r.asked \
-            and r.intents in ([Intent.GREETING], [Intent.OUT_OF_SCOPE]) and not cues._PROGRAM_WORDS.search(text):
-        r.intents[:] = [Intent.OUT_OF_SCOPE]  # a question with nothing of the program in it
+    elif not ours and not r.whole.confident and not any(i in ESCALATIONS for i in r.intents) and (
+            (r.asked and (r.intents in ([Intent.GREETING], [Intent.OUT_OF_SCOPE]) or len(text.split()) >= 6))
+            or (r.whole.score < -0.3 and r.intents != [Intent.GREETING])):
+        # "can you move my 3pm tumor board to thursday?": a question with nothing of the program in
+        # it, which the model could only guess at. (A short follow-up in a thread is the dialogue's.)
+        r.intents[:] = [Intent.OUT_OF_SCOPE]
         r.applied.append("scope:nothing_ours")
     elif Intent.OUT_OF_SCOPE in r.intents and (in_domain or _has_facts(r.ex.facts)) and len(r.intents) == 1:
         ours_reading = next((i for i in (r.whole.intent, r.whole.runner_up) if i and i != Intent.OUT_OF_SCOPE.value), None)
@@ -282,7 +292,14 @@ def read_questions(r: _Reading) -> None:
         if topic not in r.intents:
             r.intents.append(topic)
         return
+    previous: Intent | None = None
+    previous_end = 0
     for index, (question, p) in enumerate(r.asked):
+        start = r.text.find(question, previous_end)
+        joined = previous is not None and start >= 0 and re.fullmatch(r"[\s,?]*(and|also|or|plus)?[\s,]*", r.text[previous_end:start])
+        previous_end = start + len(question) if start >= 0 else previous_end
+        if joined and not p.confident and len(question.split()) <= 6 and re.search(r"\b(it|that|this|them|those|one)\b", question):
+            continue  # "what is this attestation and when do we need it?": "it" is the same topic
         # A question too short or too unusual for the model is read with the whole message. A later
         # question ("Second, do we need a form for that?") keeps its own reading when the model still
         # clearly prefers it (a wide margin over the runner-up): the whole message speaks of the first.
@@ -296,6 +313,7 @@ def read_questions(r: _Reading) -> None:
             # A weak escalation reading of one question the escalation rule did not accept.
             continue
         topic = _read_one(r, topic, question, sure=p.confident)
+        previous = topic
         if any(i in ESCALATIONS for i in r.intents) and topic in (Intent.CONTACT, Intent.GREETING):
             continue  # "can someone call me? what's your number?" is one request
         if not _covered(topic, r.intents, r.ex.facts):
@@ -336,7 +354,15 @@ def understand(raw: str, today: dt.date, kb: Knowledge, pending: MissingFact | N
     read_questions(r)
     greeting_only_alone(r)
     scope(r)
-    intents = list(dict.fromkeys(r.intents))[:MAX_QUESTIONS]
+    intents = list(dict.fromkeys(r.intents))
+    if Intent.ELIGIBILITY in intents and Intent.VALIDITY in intents and ex.facts.score is not None \
+            and ex.facts.completed_round is not None:
+        # "86 in fall 2025 - is today the last day? can we still apply?": the verdict states the
+        # last day too, so the eligibility answer covers both and leads.
+        intents.remove(Intent.VALIDITY)
+        intents.remove(Intent.ELIGIBILITY)
+        intents.insert(0, Intent.ELIGIBILITY)
+    intents = intents[:MAX_QUESTIONS]
     message_asks = bool(asked_texts) or bool(cues._QUESTION.search(text))
     intent: Intent | None = intents[0] if intents else None
     # A reply to the bot's question that asks nothing new carries no intent of its own: the
@@ -348,7 +374,8 @@ def understand(raw: str, today: dt.date, kb: Knowledge, pending: MissingFact | N
         intent, intents = None, []  # bare facts ("fall 2025, 81%"): the dialogue decides the topic
     escalation = next((i for i in intents if i in ESCALATIONS), None)
     doubt = _doubt(r, intents, ex)
-    return Understanding(doubt=doubt, sure=whole.confident or any(p.confident for _, p in r.asked),
+    nothing_ours = not (cues._DOMAIN.search(text) or cues._PROGRAM_WORDS.search(text) or _has_facts(ex.facts))
+    return Understanding(doubt=doubt, sure=whole.confident or any(p.confident for _, p in r.asked), nothing_ours=nothing_ours,
         text=text, intent=intent, intents=intents, confidence=round(whole.score, 3),
         runner_up=Intent(whole.runner_up) if whole.runner_up else None,
         facts=ex.facts, problems=ex.problems, threshold_question=ex.threshold_question,
@@ -360,6 +387,6 @@ def understand(raw: str, today: dt.date, kb: Knowledge, pending: MissingFact | N
         asks_round_dates=bool(re.search(r"\bwhen (does|do|will|is)\b.{0,30}\bround\b.{0,20}\b(open|close|start|end|due)|\bround (dates?|schedule|calendar|deadlines?)\b|\bwhen is the (next )?(\w+ )?round\b|\bwhen('s| is) the next\b", text)),
         escalation=escalation, rules_applied=r.applied, own_score=bool(_OWN_SCORE.search(text)),
         reminder=cues.reminder_request(text), reminder_days=cues.reminder_lead_days(text),
-        asks_integration_evidence=bool(re.search(r"\b(proof|prove|show|demonstrate|evidence|document\w*)\b.{0,60}\bintegrat", text)),
+        asks_integration_evidence=bool(re.search(r"\b(proof|prove|show|demonstrate|evidence|document\w*)\b.{0,60}\b(integrat|work(ing)? together|function(ing)? as one|as one (practice|entity)|one entity)", text)),
     )
 

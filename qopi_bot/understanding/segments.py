@@ -46,12 +46,14 @@ _QUESTION_START = (
     r"any idea|is there|are there|tell me|let me know|wondering|need to know|pls confirm|please confirm|confirm)\b"
 )
 _LEAD = r"((also|and|oh|so|ok|okay|btw|plus|but|then|one more thing|second|2nd|another q(uestion)?|quick q(uestion)?|q|\d[.)]|[a-c][.)])[,:!.\s-]+)*"
-_ASKS = re.compile(rf"\?\s*$|^{_LEAD}{_QUESTION_START}|^(\S+\s+){{1,4}}(what|what's|whats|when|how|who|which|why|where)\s+\S+\s+\S+|\b(wondering|not sure) (if|whether)\b|\b(need|want|would like|'d like|trying|hoping) to (know|find out|confirm|check|understand|clarify)\b|\bcan you (tell|confirm|let)\b|\b(please|pls) (advise|confirm|let us know)\b|"
+# Typed without a question mark, the question may start mid-sentence: "85 fall 2025 can we apply".
+_INVERTED = r"\b(can|could|do|does|did|are|should|will|would)\s+(we|i|you|they)\b(?!\s+(know|think|believe)\b)|\b(until|til|till) when\b|\bgood (until|til|till)\s*$"
+_ASKS = re.compile(rf"\?\s*$|^{_LEAD}{_QUESTION_START}|:\s*{_QUESTION_START}|{_INVERTED}|^(\S+\s+){{1,4}}(what|what's|whats|when|how|who|which|why|where)\s+\S+\s+\S+|\b(wondering|not sure) (if|whether)\b|\b(need|want|would like|'d like|trying|hoping) to (know|find out|confirm|check|understand|clarify)\b|\bcan you (tell|confirm|let)\b|\b(please|pls) (advise|confirm|let us know)\b|"
                    r",?\s+(right|correct|yes or no|true)\s*[.?!]*$")
 # A full stop ends a sentence only before a space or the end: "74.9%" and "p.m." stay whole.
 _SENTENCE = re.compile(r"(?:[^?!\n;.]|\.(?!\s|$))*\?+|(?:[^?!\n;.]|\.(?!\s|$))+(?:[.!;\n]|$)")
 # "can we apply, and do we apply together?": a second question inside one sentence.
-_INNER_WORDS = r"(?:can|could|is|are|do|does|did|what|whats|what's|when|how|who|which|why|should|will|would|where|until when)"
+_INNER_WORDS = r"(?:can|could|is|are|do|does|did|what|whats|what's|where's|who's|how's|when's|when|how|who|which|why|should|will|would|where|until when)"
 _INNER_SPLIT = re.compile(rf"(?:,\s*(?:and\s+|also\s+|plus\s+|or\s+)?|\s+(?:and|also|plus)\s+|\s+-\s+)(?={_INNER_WORDS}\s+\S+\s+\S+)")
 
 
