@@ -47,8 +47,8 @@ ABOUT: dict[Intent, str] = {
     Intent.SAMPLING: "the sampling and chart requirements",
     Intent.ATTESTATION: "the attestation form for charts left out of the pool",
     Intent.MODULES: "which modules to submit",
-    Intent.MEASURES: "the 25 certification measures",
-    Intent.STANDARDS: "the 20 Certification Standards",
+    Intent.MEASURES: "the certification measures",
+    Intent.STANDARDS: "the Certification Standards",
 }
 
 

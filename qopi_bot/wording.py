@@ -109,7 +109,7 @@ def _eligibility(d: Decision, today: dt.date, kb: Knowledge) -> list[str]:
             lines.append("What would change this: " + "; or ".join(d.would_change) + ".")
         return lines
     if d.verdict is None:  # the score is still missing
-        return [f"To be eligible you need an Overall Quality Score of at least {threshold(kb)} on the 25 QOPI Certification "
+        return [f"To be eligible you need an Overall Quality Score of at least {threshold(kb)} on the {len(kb.measures)} QOPI Certification "
                 "Pathway measures, with the sampling methodology followed."]
     head = "Eligible, with conditions" if d.verdict is Verdict.ELIGIBLE_WITH_CONDITIONS else "Yes, you are eligible to apply"
     if f.completed_round and f.can_apply is None:
@@ -127,7 +127,7 @@ def _eligibility(d: Decision, today: dt.date, kb: Knowledge) -> list[str]:
     step = "Next step: "
     if "APPLY-AFTER-REPORT" in d.next_steps:
         step += "apply once you have your final QOPI Certification Report; "
-    step += "at application and payment you affirm that your policies comply with the 20 Certification Standards."
+    step += f"at application and payment you affirm that your policies comply with the {kb.standard_count} Certification Standards."
     lines.append(step)
     assumed = {"ELIG-PATHWAY": "the score is from the Certification Pathway",
                "ELIG-SAMPLING": "you followed the sampling methodology"}
@@ -146,8 +146,8 @@ def _validity(d: Decision, today: dt.date, kb: Knowledge) -> list[str]:
     if f.meets_threshold is False:
         lines.append(f"Note that {pct(f.score or 0)} is below the {threshold(kb)} threshold, so this score cannot be used to apply.")
     elif f.can_apply is not False:
-        lines.append("Apply after you receive your final QOPI Certification Report; at application you affirm the 20 "
-                     "Certification Standards.")
+        lines.append("Apply after you receive your final QOPI Certification Report; at application you affirm the "
+                     f"{kb.standard_count} Certification Standards.")
     return lines
 
 
@@ -172,7 +172,7 @@ def _entity(d: Decision) -> list[str]:
 def _info(d: Decision, today: dt.date, kb: Knowledge) -> list[str]:
     t = d.topic
     if t is Topic.SCORE_THRESHOLD:
-        lines = [f"The passing threshold is {threshold(kb)}: the Overall Quality Score across the 25 Certification Pathway "
+        lines = [f"The passing threshold is {threshold(kb)}: the Overall Quality Score across the {len(kb.measures)} Certification Pathway "
                  f"measures, in aggregate, must be at least {threshold(kb)}.",
                  f"It is exact: {kb.score_threshold:.1f}% passes, {kb.score_threshold - 0.01:.2f}% does not, and nothing is rounded up."]
         if d.facts.score is not None:
@@ -181,7 +181,7 @@ def _info(d: Decision, today: dt.date, kb: Knowledge) -> list[str]:
     if t is Topic.APPLICATION:
         lines = ["The application opens once you receive your final QOPI Certification Report with your Overall Quality Score.",
                  "Certification then starts with the application and payment, where you affirm that your policies and "
-                 "procedures comply with the 20 Certification Standards."]
+                 f"procedures comply with the {kb.standard_count} Certification Standards."]
         if d.facts.completed_round:
             lines.append(validity_sentence(d.facts, today, kb))
         return lines
@@ -199,15 +199,15 @@ def _info(d: Decision, today: dt.date, kb: Knowledge) -> list[str]:
     if t is Topic.MODULES:
         names = ", ".join(m.name for m in kb.modules)
         return ["Submit data only for the modules that apply to your patient population.",
-                f"The 25 certification measures come from these modules: {names}; choose the QOPI Certification Pathway."]
+                f"The {len(kb.measures)} certification measures come from these modules: {names}; choose the QOPI Certification Pathway."]
     if t is Topic.MEASURES:
-        return ["The QOPI Certification Pathway has 25 certification measures, drawn from the core, symptom/toxicity "
+        return [f"The QOPI Certification Pathway has {len(kb.measures)} certification measures, drawn from the core, symptom/toxicity "
                 "management, end of life, breast, lung and colorectal modules.",
                 f"Your aggregate score on them must be at least {threshold(kb)}.",
-                "The full list of the 25 measures is on ASCO's Measures Landing Page."]
+                f"The full list of the {len(kb.measures)} measures is on ASCO's Measures Landing Page."]
     if t is Topic.STANDARDS:
-        return ["There are 20 Certification Standards: at application and payment you affirm that your policies and "
-                "procedures comply with all 20.",
+        return [f"There are {kb.standard_count} Certification Standards: at application and payment you affirm that your policies and "
+                f"procedures comply with all {kb.standard_count}.",
                 f"For the text of the standards and what each one asks, contact the QCP team: {contact_line(kb)}."]
     if t is Topic.CONTACT:
         return [f"You can reach the {kb.contacts.team} at {kb.contacts.email} or {kb.contacts.phone}."]

@@ -57,7 +57,7 @@ _LABEL_AFTER = re.compile(r"^\s*(?:%\s*)?(?:(?:for |as )?(?:the )?overall|oqs|ag
 _ADJACENT_LABEL = re.compile(r"\b(score|oqs|overall|aggregate|quality score|result|grade|numbers? (?:show|shows|showed|say|says|are|were|at)|"
                              r"practice-wide|report says|says|got|scored|at|as)\W{0,3}(?:of|was|is|=|:)?\s*(?:a|an)?\s*$|(?:^|\s)an?\s+$")
 # "our score preview for the fall 2025 round is 80.5": the label may sit before a year.
-_SCORE_IS = re.compile(r"\b(score|oqs|quality score|result|grade|number|percentage|mark)s?\b[^.?!]{0,45}\b(is|was|are|were|came back|came in|came out|=|:)\s*(?:at\s+|exactly\s+|just\s+|only\s+)?(?:an?\s+)?$")
+_SCORE_IS = re.compile(r"\b(score|oqs|quality score|result|grade|number|percentage|mark|figure)s?\b[^.?!]{0,45}\b(is|was|are|were|came back|came in|came out|=|:)\s*(?:at\s+|exactly\s+|just\s+|only\s+)?(?:an?\s+)?$")
 # "if it is 74.6, does it become 75?": a score supposed for the question is read as one.
 _SUPPOSED = re.compile(r"\b(if|say|suppose|assuming|what if) (it|the (score|grade|result|oqs)|we|our (score|grade|result|oqs)) "
                        r"(is|was|were|got|get|had|scored|came (in|back) at|end(ed)? up (with|at))\s+(exactly\s+|only\s+|just\s+)?(an?\s+)?$")
@@ -68,6 +68,7 @@ _COMPARED = re.compile(r"\b((?:has|have|need|needs|must|needed|required) to (?:h
                        r"(?:he|she|they|someone|somebody|everyone|people|admin|administrator|manager|boss|director|colleague|predecessor|cfo|ceo|coo)\s+"
                        r"(?:says|said|thinks|believes|claims|told (?:me|us))(?:\s+that)?(?:\s+it'?s|\s+it is)?|"
                        r"(?:is|does|would|will) (?:that|this|it)(?: be| count as| mean| equal| make| round to)?|becomes?|become|turns? into|"
+                       r"compar\w*(?: it| them| that)? (?:to|with|against)|"
                        r"round(?:ed|s)?(?: it)?(?: up| down)? to|count(?:s|ed)? as|equal to|same as|higher than|lower than|more than|less than|above|below|instead of|vs\.?|versus)\s+(?:a\s+)?$")
 _ALTERNATIVE_AFTER = re.compile(r"^\s*(?:%|pct|percent)?\s*(?:exactly (?:a )?pass|on the nose|or\s+\d|(?:pass(?:es)?|passing|counts?) or\b(?!\s+(?:not|nah|no|nope)\b)|(?:per|for each|on each|for every|each)\s+(?:measure|site|module|location|clinic))")
 _ALTERNATIVE_BEFORE = re.compile(r"\d\s*(?:%|pct|percent)?\s+or\s+$")
@@ -105,7 +106,7 @@ def _candidate_scores(text: str, expecting_score: bool = False) -> list[tuple[De
         if _COMPARED.search(before) or _ALTERNATIVE_AFTER.match(after) or _ALTERNATIVE_BEFORE.search(text[max(0, m.start() - 12):m.start()]):
             continue  # "count as 75", "is it 75 or 80": the threshold being asked about, not a score
         proportion = "." in raw.replace(",", ".") and Decimal(0) <= value <= Decimal(1)
-        if not pct and value <= 20 and re.match(r"[.)](\s|$)", after) and re.search(r"(^|[.?!:;]\s*)$", text[:m.start()]):
+        if not pct and value <= 20 and "." not in raw and re.match(r"[.)](\s|$)", after) and re.search(r"(^|[.?!:;]\s*)$", text[:m.start()]):
             continue  # "2. What would we need...": a list number
         if not pct and not proportion and value < 30 and not expecting_score and not re.search(r"(scor\w*|oqs|quality score|overall)[\s:=]*(?:of|was|is|=|:)?\s*(?:an?)?\s*$", before):
             continue  # "sites in 2 states": a small bare number is a count unless it is called a score
@@ -142,7 +143,7 @@ def _extract_score(text: str, expecting_score: bool, ex: Extraction) -> None:
         before = text[max(0, start - 60):start]
         after = text[end:end + 40]
         if re.search(r"\b(passing|minimum|min|required|cut ?off|threshold|needed)\s+(score|grade|mark|oqs|percentage)\s*(is|was|=|:|of)?\s*(an?\s+)?$", before) \
-                or re.match(r"^\s*%?\s*(still |really |actually |now )?(the |a )?(cut ?off|threshold|minimum|passing (score|mark|grade|bar)|pass mark)\b", after):
+                or re.match(r"^\s*%?\s*(is |are |was )?(still |really |actually |now )?(the |a )?(cut ?off|threshold|minimum|passing (score|mark|grade|bar|threshold)|pass mark)\b", after):
             ex.threshold_question = True  # "passing score is 75 right?" names the threshold
             continue
         if re.search(r"\bthe\s+$", before) and pct and not re.search(r"\b(our|we|my)\b[^.?!]{0,20}$", before):
@@ -214,6 +215,8 @@ def _relative_round(text: str, today: dt.date) -> RoundRef | None:
                 candidate = RoundRef(season=season, year=today.year - 1)
             return candidate
         return None
+    if re.search(r"\b(will|going to|plan(ning)? to|about to|hope to|hoping to)\b[^.?!]{0,60}$", text[:m.start()]):
+        return None  # "we will be on the pathway for the first time this fall": not done yet
     which, season = m.group(1), _season(m.group(2))
     if which in ("most recent", "latest", "recent"):
         candidate = RoundRef(season=season, year=today.year)
@@ -311,7 +314,8 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
         rf"\b(missed|didn't hit|did not hit|short of) (the )?(target|chart target|chart numbers|chart requirement)|"
         rf"\b(hand-?picked|cherry-?picked|picked|chose|selected)\s+(\w+\s+){{0,2}}charts\b(?!\s+(at random|randomly))|"
         rf"\b{_NEG}\s+(do|did|use|used|follow|followed)\s+(the\s+)?random\s+(chart\s+)?(picking|selection|sampling|draw)|"
-        rf"\binstead of (doing |using |following )?(the )?random (\w+\s+){{0,2}}(selection|sampling|picking)")),
+        rf"\binstead of (doing |using |following )?(the )?random (\w+\s+){{0,2}}(selection|sampling|picking)|"
+        rf"\bconvenience sampl\w*|\b(rather than|instead of)\s+(following|using|doing|applying)\s+(the\s+)?(qopi\s+)?sampling")),
     ("sampling_followed", True, re.compile(
         r"\b(followed|follow|used|met|meet|hit|complied with)\s+(\w+\s+){0,3}(sampling|target chart|chart target|chart requirement)")),
     ("charts_pool_complete", True, re.compile(
@@ -339,7 +343,8 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
     ("same_policies", False, re.compile(
         rf"\b(each|every)\s+(\w+\s+){{0,2}}(site|clinic|location|office|practice)s?\s+(\w+\s+){{0,3}}(has|have|with|uses|use|runs|keeps|follows|sets)\s+(its|their)\s+own\s+(\w+\s+){{0,2}}(polic|procedure|rules|protocol)|"
         rf"\b(each|every)\s+(\w+\s+){{0,2}}(site|clinic|location|office)s?\s+(does|do|has|runs|sets|writes|makes)\s+(its|their)\s+own\s+(thing|way|playbook|rules)|"
-        rf"\bown (set of )?(policies|procedures|protocols|playbooks?)\b|\b(?<!our )(?<!my )own\s+(\w+\s+){{1,2}}(policies|procedures|protocols|binders?|manuals?|rule ?books?)\b|\b(different|separate|independent|varying|distinct) (\w+\s+){{0,2}}(policies|procedures|protocols)|"
+        rf"\bown (set of )?(policies|procedures|protocols|playbooks?)\b|\b(?<!our )(?<!my )(\w+'s) own\s+(\w+\s+){{0,4}}(polic\w*|procedures?|protocols?|manuals?)\b|"
+        rf"\b(never|not yet|haven't|have not|didn't|did not|not)\s+(\w+\s+){{0,2}}(harmoni[sz]ed|reconciled|unified|standardi[sz]ed|aligned|consolidated)\b|\b(?<!our )(?<!my )own\s+(\w+\s+){{1,2}}(policies|procedures|protocols|binders?|manuals?|rule ?books?)\b|\b(different|separate|independent|varying|distinct) (\w+\s+){{0,2}}(policies|procedures|protocols|(policy|procedure|p&p) (manuals?|binders?|books?))|"
         rf"\bnone of (our |the )?(sites|offices|locations|clinics|practices)\s+(\w+\s+){{0,2}}(share|use|follow|have|run under)\b|"
         rf"\b{_NEG}\s+(share|use|follow|have|run under|operate under)\s+(the same |common |shared |one set of )?(\w+\s+)?(policies|procedures|p&ps?|p & ps?)\b|"
         rf"\bloose(ly)?\s+(\w+\s+)?(affiliat\w*|connected|linked|tied|associated|related)|"

@@ -73,6 +73,7 @@ class _Reading(BaseModel):
     whole: Prediction
     asked: list[tuple[str, Prediction]]
     escalation_strength: dict[Intent, float]
+    staff_topic: str | None = None  # a topic staff answered in knowledge/facts.yaml, by its keywords
     intents: list[Intent] = Field(default_factory=list)
     applied: list[str] = Field(default_factory=list)
 
@@ -161,6 +162,14 @@ def facts_make_a_case(r: _Reading, topic: Intent, question: str) -> Intent:
     return topic
 
 
+# Words that keep a question on its own topic even among sites.
+_TOPIC_WORDS = {
+    Intent.SCORE_THRESHOLD: r"\b(threshold|cut ?off|minimum|passing)\b|\d\s*%", Intent.SAMPLING: r"\bsampl\w*",
+    Intent.ATTESTATION: r"\b(attestation|pool)\b", Intent.MODULES: r"\bmodules?\b", Intent.MEASURES: r"\bmeasures?\b",
+    Intent.STANDARDS: r"\bstandards\b",
+}
+
+
 def sites_make_it_multi_site(r: _Reading, topic: Intent, question: str, sure: bool = False) -> Intent:
     """Sites described with their policies, and a question about how to apply, is the
     multi-site question (unless the practice's score is also on the table)."""
@@ -168,14 +177,21 @@ def sites_make_it_multi_site(r: _Reading, topic: Intent, question: str, sure: bo
     if (f.same_policies is None and (f.site_count or 0) < 2) or f.score is not None:
         return topic
     how = re.search(r"\b(how|together|separate\w*|one application|single application|as one|each|individual\w*|either way)\b", question)
-    if topic in (Intent.APPLICATION, Intent.GREETING, Intent.OUT_OF_SCOPE) or (topic is Intent.ELIGIBILITY and how) \
+    about_sites = f.same_policies is not None or re.search(r"\b(polic\w*|procedures?)\b", r.text) or re.search(
+        r"\b(sites?|locations?|clinics?|offices?|campus\w*|entit\w+|together|separate\w*|as one|(1|one|a single|single|how many) applications?)\b", question)
+    if not about_sites:
+        return topic  # "we are seven sites on OncoEMR. When does the application open?"
+    own_word = _TOPIC_WORDS.get(topic)
+    if own_word is not None and re.search(own_word, question):
+        return topic  # "is the 75% threshold calculated per site?" still asks about the threshold
+    if topic in (Intent.APPLICATION, Intent.GREETING) or (topic is Intent.ELIGIBILITY and how) \
             or (not sure and topic in INFO_TOPICS and topic is not Intent.CONTACT and r.whole.intent == Intent.MULTI_SITE.value):
         return Intent.MULTI_SITE
     return topic
 
 
 _THRESHOLD_WORDS = re.compile(r"\b(minimum|cut ?off|threshold|passing (score|mark|grade|bar|percentage)|pass mark|required score|score required|"
-                              r"what score|which score|how high|what (percentage|percent|number))\b")
+                              r"what (\w+ )?score|which score|how high|the bar|what (percentage|percent|number))\b")
 
 
 def threshold_words_ask_the_threshold(r: _Reading, topic: Intent, question: str) -> Intent:
@@ -235,7 +251,7 @@ def scope(r: _Reading) -> None:
     foreign = bool(cues._FOREIGN.search(text))
     # "unrelated to QOPI, but ..." and a nurse's own certification are not ours, whatever words they share.
     not_ours = bool(cues._UNRELATED.search(text)) or (_another_certification(text) and not _has_facts(r.ex.facts))
-    ours = in_domain or bool(cues._PROGRAM_WORDS.search(text)) or _has_facts(r.ex.facts)
+    ours = in_domain or bool(cues._PROGRAM_WORDS.search(text)) or _has_facts(r.ex.facts) or r.staff_topic is not None
     confidently_foreign = r.whole.confident and r.whole.intent == Intent.OUT_OF_SCOPE.value
     if (not_ours or ((foreign or confidently_foreign) and not ours)) and not any(i in ESCALATIONS for i in r.intents):
         r.intents[:] = [Intent.OUT_OF_SCOPE]
@@ -304,6 +320,11 @@ def read_questions(r: _Reading) -> None:
         # question ("Second, do we need a form for that?") keeps its own reading when the model still
         # clearly prefers it (a wide margin over the runner-up): the whole message speaks of the first.
         clear = p.confident or p.score >= r.whole.score or (index > 0 and p.margin >= 0.3 and p.score > -0.4)
+        if not clear and len(question.split()) >= 6 and len(r.text.split()) >= 3 * len(question.split()) and p.margin >= 0.2 \
+                and p.score >= 0:
+            # A long message's context ("we are seven sites on OncoEMR") colours its whole reading;
+            # a question of some length, read with a margin, says what is asked.
+            clear = True
         if not clear and p.margin >= 0.3 and any(q is not p and q.confident and q.intent == r.whole.intent for _, q in r.asked):
             # "explain sampling, and also when is an attestation form needed?": the whole message
             # leans to the clear second question; the first keeps its own reading.
@@ -348,8 +369,9 @@ def understand(raw: str, today: dt.date, kb: Knowledge, pending: MissingFact | N
     answered_pending = cues.answer_to_pending(text, pending, ex)
     asked_texts = [q for line in lines for q in questions(line)]
     whole = model.predict(text)
+    staff_topic = cues.unpublished(text, [(e.id, e.keywords) for e in kb.unpublished])
     r = _Reading(text=text, ex=ex, whole=whole, asked=[(q, model.predict(q)) for q in asked_texts[:6]],
-                 escalation_strength=cues.escalation_strength(text))
+                 escalation_strength=cues.escalation_strength(text), staff_topic=staff_topic)
     escalation_first(r)
     read_questions(r)
     greeting_only_alone(r)
@@ -374,7 +396,7 @@ def understand(raw: str, today: dt.date, kb: Knowledge, pending: MissingFact | N
         intent, intents = None, []  # bare facts ("fall 2025, 81%"): the dialogue decides the topic
     escalation = next((i for i in intents if i in ESCALATIONS), None)
     doubt = _doubt(r, intents, ex)
-    nothing_ours = not (cues._DOMAIN.search(text) or cues._PROGRAM_WORDS.search(text) or _has_facts(ex.facts))
+    nothing_ours = not (cues._DOMAIN.search(text) or cues._PROGRAM_WORDS.search(text) or _has_facts(ex.facts) or staff_topic)
     return Understanding(doubt=doubt, sure=whole.confident or any(p.confident for _, p in r.asked), nothing_ours=nothing_ours,
         text=text, intent=intent, intents=intents, confidence=round(whole.score, 3),
         runner_up=Intent(whole.runner_up) if whole.runner_up else None,
@@ -383,7 +405,7 @@ def understand(raw: str, today: dt.date, kb: Knowledge, pending: MissingFact | N
         and not cues._UNRELATED.search(text) and not _another_certification(text),
         answered_pending=answered_pending, asks=message_asks,
         mentions_attachment=bool(cues._ATTACHMENT.search(text)),
-        unpublished_topic=cues.unpublished(text, [(e.id, e.keywords) for e in kb.unpublished]),
+        unpublished_topic=staff_topic,
         asks_round_dates=bool(re.search(r"\bwhen (does|do|will|is)\b.{0,30}\bround\b.{0,20}\b(open|close|start|end|due)|\bround (dates?|schedule|calendar|deadlines?)\b|\bwhen is the (next )?(\w+ )?round\b|\bwhen('s| is) the next\b", text)),
         escalation=escalation, rules_applied=r.applied, own_score=bool(_OWN_SCORE.search(text)),
         reminder=cues.reminder_request(text), reminder_days=cues.reminder_lead_days(text),
