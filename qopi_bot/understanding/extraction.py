@@ -238,7 +238,7 @@ def _relative_round(text: str, today: dt.date) -> RoundRef | None:
 _NOT_COMPLETED = re.compile(
     r"\b(not (yet )?(started|begun|done|completed|finished|participated in|submitted)|haven't (yet )?(started|begun|done|completed|finished|participated in|submitted)|"
     r"hasn't (started|begun)|will (do|join|participate in|start|enter)|going to (do|join|participate in|start)|plan(ning)? to (do|join|participate in|start|enter)|"
-    r"about to (start|begin|join)|signed up for|registered for|currently in|in the middle of|upcoming|next|"
+    r"about to (start|begin|join)|signed up for|registered for|currently in|in the middle of|upcoming|next(?! to)|"
     r"sit out|sitting out|skip|skipping|miss|missing|pass on|passing on|not do|not doing|drop out of)\s+(\w+\s+){0,3}$"
 )
 
@@ -298,7 +298,7 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
         rf"\b{_NEG}\s+(\w+\s+){{0,3}}(the\s+)?(regular|standard|general|normal|usual|basic)\s+(qopi\s+)?(reporting\s+)?(track|option|reporting)\b")),
     ("pathway", False, re.compile(
         rf"\b(regular|standard|general|normal|usual|non-certification|basic|other)\s+(qopi\s+)?(reporting\s+)?(track|pathway|option)|"
-        rf"\b(regular|standard|general|normal|usual|basic)\s+(qopi\s+)?reporting\b|\binstead of (the )?(qopi )?certification (reporting )?(pathway|track)|"
+        rf"\b(regular|standard|general|normal|usual|basic)\s+(qopi\s+)?reporting\b|\b(instead of|rather than) (the )?(qopi )?certification (reporting )?(pathway|track)|"
         rf"\b{_NEG}\s+(\w+\s+){{0,4}}(the\s+)?(qopi\s+)?certification\s+(reporting\s+)?(pathway|track)|"
         rf"\b{_NEG}\s+(choose|chose|pick|picked|select|selected|use|used|do|did|go with|opt for|opted for)\s+(\w+\s+){{0,2}}(the\s+)?pathway|"
         rf"\bnot\s+(on\s+)?the\s+(certification\s+)?pathway|"
@@ -362,8 +362,8 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
         r"\b(policies|procedures) (are |is )?(all )?(set|managed|written|maintained|decided|made|run|controlled) (centrally|by (one|a single|our central))|"
         r"\bcentral(ly)? (set|managed|written) (policies|procedures)|\b(we are|we're|are all|sites are|locations are|they are|they're)\s+(\w+\s+)?functionally integrated\b")),
     ("participated_round", False, re.compile(
-        rf"\b{_NEG}\s+(\w+\s+){{0,3}}(participat\w*|taken part|take part|joined|join|done|did)\s+(\w+\s+){{0,3}}(qopi\s+)?(collection\s+)?(round|session|cycle|window)s?\b|"
-        r"\bnever (participated|taken part|done a round)")),
+        rf"\b{_NEG}\s+(\w+\s+){{0,3}}(participat\w*|taken part|take part|took part|joined|join|done|did)\s+(\w+\s+){{0,3}}(qopi\s+)?(collection\s+)?(round|session|cycle|window)s?\b|"
+        r"\bnever (\w+\s+)?(participated|taken part|took part|done a round|did a round)")),
     ("participated_round", True, re.compile(r"\b(participated|took part|completed|finished|did|submitted)\s+(\w+\s+){0,3}(collection\s+)?round")),
     ("abstraction_complete", False, re.compile(
         rf"\b{_NEG}\s+(\w+\s+){{0,3}}(complete|completed|finish|finished|done)\s+(\w+\s+){{0,3}}abstraction|"
@@ -408,7 +408,7 @@ _CHECK_NO = r"(?:no|n|nope|not yet|pending|missing|incomplete|not done)"
 def _extract_checklist(text: str, ex: Extraction) -> set[str]:
     decided: set[str] = set()
     for fact, name in _CHECKLIST.items():
-        m = re.search(rf"\b{name}\s*[:=-]?\s*(?:({_CHECK_YES})|({_CHECK_NO}))(?=[\s,.;!?]|$)(?!\s+(?:the|our|we|it|that|this|of|to|for|with)\b)", text)
+        m = re.search(rf"\b{name}\s*[:=-]?\s*(?:({_CHECK_YES})|({_CHECK_NO}))(?=[\s,.;!?]|$)(?!\s+(?:the|our|we|it|that|this|of|to|for|with|fall|spring|autumn|\d)\b)", text)
         if m:
             setattr(ex.facts, fact, m.group(1) is not None)
             decided.add(fact)

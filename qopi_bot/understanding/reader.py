@@ -214,6 +214,7 @@ def dates_make_it_validity(r: _Reading, topic: Intent, question: str) -> Intent:
     f = r.ex.facts
     if topic in (Intent.ELIGIBILITY, Intent.APPLICATION) and f.score is None and f.completed_round is not None \
             and re.search(r"\b(last day|deadline|until when|until what|how long|expire\w*|still valid|valid until|good until|"
+                          r"(final|last|closing|cut-?off|due) date|no longer be used|stops? being (usable|valid)|"
                           r"too late|how much (longer|time)|when (does|do|will) (it|our|the) )", question):
         return Intent.VALIDITY
     return topic

@@ -64,8 +64,12 @@ def sentences(text: str) -> list[str]:
     return [s.strip(" ,-") for s in _SENTENCE.findall(text) if s.strip(" ,-")]
 
 
+# "from what I can tell, our score came from spring 2025" states; it does not ask.
+_HEDGE = re.compile(r"\b(from|as far as|by) what (i|we) (can |could )?(tell|see|gather|understand|read)\b")
+
+
 def asks(sentence: str) -> bool:
-    return bool(_ASKS.search(sentence.strip()))
+    return bool(_ASKS.search(_HEDGE.sub("as far as i know", sentence.strip())))
 
 
 def questions(text: str) -> list[str]:
