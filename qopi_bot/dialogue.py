@@ -117,6 +117,87 @@ def _reminder_topic(intent: Intent | None, asks: bool, state: ConversationState)
     return state.topic if state.topic in (Intent.ELIGIBILITY, Intent.VALIDITY) else Intent.VALIDITY
 
 
+def _thread_intent(state: ConversationState, u: Understanding, text: str) -> Intent | None:
+    """What a message in a thread asks, given the thread's topic (None: the facts decide)."""
+    intent = u.intent
+    if state.topic in THREAD_TOPICS and intent not in ESCALATIONS and _facts_given(u.facts) \
+            and ((not u.asks and len(text.split()) <= 12) or not u.sure):
+        # "it was fall 2024" or "one doc wasn't in the pool, does that change anything?" in a
+        # thread: a short statement, or facts with no clear question of their own, continue the topic.
+        return None
+    if state.topic in THREAD_TOPICS and u.nothing_ours and len(text.split()) <= 10 and intent not in ESCALATIONS \
+            and intent is not Intent.GREETING and not (intent is Intent.OUT_OF_SCOPE and u.sure) and u.reminder is None:
+        return state.topic  # "wait, so that's a no?": a short follow-up asks about the thread's answer
+    return intent
+
+
+def _intent_and_kind(state: ConversationState, u: Understanding, intent: Intent | None, text: str,
+                     kb: Knowledge) -> tuple[Intent, Kind]:
+    """Which kind of answer the message gets: a decision, or one of the fixed replies."""
+    if state.case_id and (not u.asks or (not u.sure and "?" not in text)) and not u.answered_pending \
+            and intent not in ESCALATIONS and u.reminder is None:
+        # More details for staff ("we're Harbor Oncology, 3 sites; let me know what else you need"):
+        # they go onto the case unless the message asks a question of its own.
+        return state.topic or Intent.HUMAN, "case_followup"
+    if intent is None:
+        carried = state.topic if state.topic not in (None, Intent.GREETING, Intent.OUT_OF_SCOPE) else None
+        if u.answered_pending or _facts_given(u.facts) or u.problems:
+            return carried or _intent_from_facts(u.facts) or Intent.ELIGIBILITY, "decision"
+        if state.case_id:
+            return state.topic or Intent.HUMAN, "case_followup"
+        if u.unpublished_topic and any(f.id == u.unpublished_topic for f in kb.facts):
+            # "When do we need to recertify?": no question the model knows, but a topic staff
+            # answered in knowledge/facts.yaml, with its source.
+            return Intent.APPLICATION, "unpublished"
+        return (Intent.GREETING, "clarify") if u.in_domain else (Intent.OUT_OF_SCOPE, "out_of_scope")
+    if intent is Intent.GREETING:
+        return intent, "greeting"
+    if intent is Intent.OUT_OF_SCOPE:
+        return intent, "out_of_scope"
+    return intent, "decision"
+
+
+def _special_topics(u: Understanding, intent: Intent, kind: Kind) -> tuple[Intent, Kind]:
+    """Round dates and topics staff keep in knowledge/facts.yaml have answers of their own."""
+    if kind != "decision":
+        return intent, kind
+    if u.asks_round_dates and intent in (Intent.APPLICATION, Intent.VALIDITY) and u.facts.completed_round is None:
+        return Intent.APPLICATION, "round_dates"
+    if u.unpublished_topic and u.facts.score is None and u.facts.completed_round is None and (
+            intent in (Intent.APPLICATION, Intent.CONTACT, Intent.GREETING)
+            or (intent is Intent.VALIDITY and u.unpublished_topic == "certification_term")):
+        return Intent.APPLICATION, "unpublished"
+    return intent, kind
+
+
+def _apply_problem(base: Plan, decision: Decision, u: Understanding) -> None:
+    """A score or round that cannot be a fact (750%, a future round) is said, and asked again."""
+    problem = next((p for p in u.problems), None)
+    if problem is None:
+        return
+    base.problem = problem.detail
+    wanted = MissingFact.ROUND if problem.kind == "future_round" else MissingFact.SCORE
+    if decision.outcome is not Outcome.ESCALATED and wanted not in decision.missing:
+        decision.outcome = Outcome.NEEDS_INFO
+        decision.verdict = None
+        decision.missing = [wanted, *decision.missing]
+
+
+def _answer_the_others(base: Plan, intent: Intent, u: Understanding, f: Facts, today: dt.date, kb: Knowledge) -> None:
+    """Every other question in the message gets its own answer, from the same facts."""
+    answered = {_topic_for(intent, f)}
+    for other in u.intents[1:]:
+        if other in (Intent.GREETING, Intent.OUT_OF_SCOPE) or other in ESCALATIONS:
+            continue
+        topic = _topic_for(other, f)
+        if topic in answered:
+            continue
+        answered.add(topic)
+        other_decision = decide(topic, f, today, kb)
+        _general_validity(other_decision, u)
+        base.also.append((other, other_decision))
+
+
 def plan(state: ConversationState, text: str, today: dt.date, kb: Knowledge) -> Plan:
     new_state = state.model_copy(deep=True)
     new_state.turns += 1
@@ -125,40 +206,7 @@ def plan(state: ConversationState, text: str, today: dt.date, kb: Knowledge) -> 
                     problem="The message was empty.")
     text = text[:MAX_TEXT]
     u = understand(text, today, kb, state.pending)
-    phi = looks_like_phi(text)
-    intent = u.intent
-    if state.topic in THREAD_TOPICS and intent not in ESCALATIONS and _facts_given(u.facts) \
-            and ((not u.asks and len(text.split()) <= 12) or not u.sure):
-        # "it was fall 2024" or "one doc wasn't in the pool, does that change anything?" in a
-        # thread: a short statement, or facts with no clear question of their own, continue the topic.
-        intent = None
-    elif state.topic in THREAD_TOPICS and u.nothing_ours and len(text.split()) <= 10 and intent not in ESCALATIONS \
-            and intent is not Intent.GREETING and not (intent is Intent.OUT_OF_SCOPE and u.sure) and u.reminder is None:
-        intent = state.topic  # "wait, so that's a no?": a short follow-up asks about the thread's answer
-    kind: Kind = "decision"
-    if state.case_id and (not u.asks or (not u.sure and "?" not in text)) and not u.answered_pending and intent not in ESCALATIONS \
-            and u.reminder is None:
-        # More details for staff ("we're Harbor Oncology, 3 sites; let me know what else you need"):
-        # they go onto the case unless the message asks a question of its own.
-        intent, kind = state.topic or Intent.HUMAN, "case_followup"
-    elif intent is None:
-        carried = state.topic if state.topic not in (None, Intent.GREETING, Intent.OUT_OF_SCOPE) else None
-        if u.answered_pending or _facts_given(u.facts) or u.problems:
-            intent = carried or _intent_from_facts(u.facts) or Intent.ELIGIBILITY
-        elif state.case_id:
-            intent, kind = state.topic or Intent.HUMAN, "case_followup"
-        elif u.unpublished_topic and any(f.id == u.unpublished_topic for f in kb.facts):
-            # "When do we need to recertify?": no question the model knows, but a topic staff
-            # answered in knowledge/facts.yaml, with its source.
-            intent, kind = Intent.APPLICATION, "unpublished"
-        elif u.in_domain:
-            intent, kind = Intent.GREETING, "clarify"
-        else:
-            intent, kind = Intent.OUT_OF_SCOPE, "out_of_scope"
-    elif intent is Intent.GREETING:
-        kind = "greeting"
-    elif intent is Intent.OUT_OF_SCOPE:
-        kind = "out_of_scope"
+    intent, kind = _intent_and_kind(state, u, _thread_intent(state, u, text), text, kb)
     if u.reminder is not None and intent not in ESCALATIONS:
         # A reminder request is no question of its own: the thread's topic answers (validity by
         # default), and the service schedules or cancels the reminders (qopi_bot.reminders).
@@ -166,12 +214,7 @@ def plan(state: ConversationState, text: str, today: dt.date, kb: Knowledge) -> 
         kind = "decision" if u.reminder == "start" else "reminders"
         new_state.reminders = u.reminder == "start"
         new_state.reminder_days = (u.reminder_days or state.reminder_days) if u.reminder == "start" else None
-    if kind == "decision" and u.asks_round_dates and intent in (Intent.APPLICATION, Intent.VALIDITY) and u.facts.completed_round is None:
-        intent, kind = Intent.APPLICATION, "round_dates"
-    if kind == "decision" and u.unpublished_topic and u.facts.score is None and u.facts.completed_round is None and (
-            intent in (Intent.APPLICATION, Intent.CONTACT, Intent.GREETING)
-            or (intent is Intent.VALIDITY and u.unpublished_topic == "certification_term")):
-        intent, kind = Intent.APPLICATION, "unpublished"
+    intent, kind = _special_topics(u, intent, kind)
 
     new_state.facts = state.facts.merged_with(u.facts)
     # A subset or exception request counts whatever else the message asks (contract order:
@@ -182,7 +225,7 @@ def plan(state: ConversationState, text: str, today: dt.date, kb: Knowledge) -> 
         new_state.facts.wants_exception = True
 
     base = Plan(kind=kind, intent=intent, today=today, understanding=u, state=new_state,
-                unpublished_topic=u.unpublished_topic, possible_phi=phi,
+                unpublished_topic=u.unpublished_topic, possible_phi=looks_like_phi(text),
                 reminder=u.reminder if intent not in ESCALATIONS else None)
     if kind != "decision":
         if kind == "case_followup":
@@ -195,33 +238,14 @@ def plan(state: ConversationState, text: str, today: dt.date, kb: Knowledge) -> 
     if intent in ESCALATIONS and decision.verdict is Verdict.NOT_ELIGIBLE:
         base.intent = intent = Intent.ELIGIBILITY  # a failed requirement answers before any staff decision
     base.decision = decision
-    problem = next((p for p in u.problems), None)
-    if problem is not None:
-        base.problem = problem.detail
-        wanted = MissingFact.ROUND if problem.kind == "future_round" else MissingFact.SCORE
-        if decision.outcome is not Outcome.ESCALATED and wanted not in decision.missing:
-            decision.outcome = Outcome.NEEDS_INFO
-            decision.verdict = None
-            decision.missing = [wanted, *decision.missing]
-
+    _apply_problem(base, decision, u)
     _general_validity(decision, u)
     if u.doubt is not None and decision.outcome is Outcome.ANSWERED and not base.problem:
         # Two readings would give two different answers and nothing said tells them apart.
         base.kind, base.choice = "choose", u.doubt
         new_state.topic, new_state.pending = intent, None
         return base
-    # Every other question in the message gets its own answer, from the same facts.
-    answered = {_topic_for(intent, f)}
-    for other in u.intents[1:]:
-        if other in (Intent.GREETING, Intent.OUT_OF_SCOPE) or other in ESCALATIONS:
-            continue
-        topic = _topic_for(other, f)
-        if topic in answered:
-            continue
-        answered.add(topic)
-        other_decision = decide(topic, f, today, kb)
-        _general_validity(other_decision, u)
-        base.also.append((other, other_decision))
+    _answer_the_others(base, intent, u, f, today, kb)
 
     new_state.topic = intent
     asking = [d for d in (decision, *(d for _, d in base.also)) if d.outcome is Outcome.NEEDS_INFO and d.missing]
