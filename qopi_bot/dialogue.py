@@ -108,6 +108,11 @@ def _general_validity(d: Decision, u: Understanding) -> None:
     # answer gives whatever the sites' policies are.
     if d.topic is Topic.ENTITY and d.outcome is Outcome.NEEDS_INFO and u.asks_integration_evidence:
         d.outcome, d.missing = Outcome.ANSWERED, []
+    # "Is certification awarded to the practice as a whole or site by site?" asks the rule, with
+    # no sites of their own in it: the rule is the answer.
+    if d.topic is Topic.ENTITY and d.outcome is Outcome.NEEDS_INFO and d.missing == [MissingFact.SAME_POLICIES] \
+            and u.facts.site_count is None and not re.search(r"\b(we|our|us|ours)\b", u.text):
+        d.outcome, d.missing = Outcome.ANSWERED, []
 
 
 def _reminder_topic(intent: Intent | None, asks: bool, state: ConversationState) -> Intent:

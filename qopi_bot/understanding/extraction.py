@@ -48,14 +48,17 @@ _ENOUGH_AFTER = re.compile(r"^\s*(?:on [\w\s]{0,30})?(?:round(?:s|ed)? (?:up|dow
 _NOT_SCORE_AFTER = re.compile(
     r"^\s*(?:%\s*)?(?:of (?:our |the )?(?:charts?|patients?|cases?|records?|staff|physicians?|oncologists?|sites?))|"
     r"^\s*-?\s*(?:(?:cert\w* |certification )?measures?\b|sites?|locations?|offices?|clinics?|charts?|patients?|oncologists?|physicians?|doctors?|measures?|"
-    r"modules?|standards?|days?|weeks?|months?|years?|am|pm|minutes?)\b"
+    r"modules?|standards?|days?|weeks?|months?|years?|am|pm|minutes?|abstracted|complete|completed|done|finished|sure|certain|confident|"
+    r"of the way)\b"
 )
+# "abstraction 100% / OQS 77.3": a share of the work done, named before it, is not the score.
+_WORK_BEFORE = re.compile(r"\b(abstraction|abstracted|completion|completed|complete|sampled|sampling|charts?|pool|done|progress)\s*[:=]?\s*~?$")
 
 
 # Words right after a bare number that say it is the practice's score: "a 76.5 overall", "68 on fall 2025".
 _LABEL_AFTER = re.compile(r"^\s*(?:%\s*)?(?:(?:for |as )?(?:the )?overall|oqs|aggregate|(?:(?:on|for|in|from) )?(?:the )?(?:certification |cert )?(?:pathway|measures|fall|spring|autumn|round|report|last (?:fall|spring)))\b")
-_ADJACENT_LABEL = re.compile(r"\b(score|oqs|overall|aggregate|quality score|result|grade|numbers? (?:show|shows|showed|say|says|are|were|at)|"
-                             r"practice-wide|report says|says|got|scored|at|as)\W{0,3}(?:of|was|is|=|:)?\s*(?:a|an)?\s*$|(?:^|\s)an?\s+$")
+_ADJACENT_LABEL = re.compile(r"\b(shows?|showed|reads|lists|score|oqs|overall|aggregate|quality score|result|grade|numbers? (?:show|shows|showed|say|says|are|were|at)|"
+                             r"practice-wide|report says|says|got|scored|at|as)(?:\s*\([^)]{0,20}\))?\W{0,3}(?:of|was|is|=|:)?\s*(?:a|an)?\s*$|(?:^|\s)an?\s+$")
 # "our score preview for the fall 2025 round is 80.5": the label may sit before a year.
 _SCORE_IS = re.compile(r"\b(score|oqs|quality score|result|grade|number|percentage|mark|figure)s?\b[^.?!]{0,45}\b(is|was|are|were|came back|came in|came out|=|:)\s*(?:at\s+|exactly\s+|just\s+|only\s+)?(?:an?\s+)?$")
 # "if it is 74.6, does it become 75?": a score supposed for the question is read as one.
@@ -70,7 +73,7 @@ _COMPARED = re.compile(r"\b((?:has|have|need|needs|must|needed|required) to (?:h
                        r"(?:is|does|would|will) (?:that|this|it)(?: be| count as| mean| equal| make| round to)?|becomes?|become|turns? into|"
                        r"compar\w*(?: it| them| that)? (?:to|with|against)|"
                        r"round(?:ed|s)?(?: it)?(?: up| down)? to|count(?:s|ed)? as|equal to|same as|higher than|lower than|more than|less than|above|below|instead of|vs\.?|versus)\s+(?:a\s+)?$")
-_ALTERNATIVE_AFTER = re.compile(r"^\s*(?:%|pct|percent)?\s*(?:exactly (?:a )?pass|on the nose|or\s+\d|(?:pass(?:es)?|passing|counts?) or\b(?!\s+(?:not|nah|no|nope)\b)|(?:per|for each|on each|for every|each)\s+(?:measure|site|module|location|clinic))")
+_ALTERNATIVE_AFTER = re.compile(r"^\s*(?:%|pct|percent)?\s*(?:exactly (?:a )?pass|or\s+\d|(?:pass(?:es)?|passing|counts?) or\b(?!\s+(?:not|nah|no|nope)\b)|(?:per|for each|on each|for every|each)\s+(?:measure|site|module|location|clinic))")
 _ALTERNATIVE_BEFORE = re.compile(r"\d\s*(?:%|pct|percent)?\s+or\s+$")
 _SHARE_OF = re.compile(r"^\s*(?:%|percent|per cent|pct)?\s*(?:of|among|for)\s+(?:our |the |all |their |those )?(?:\w+\s+){0,2}"
                        r"(?:patients?|pts|charts?|cases?|records?|staff|physicians?|oncologists?|docs?|doctors?|nurses?|sites?|"
@@ -96,8 +99,9 @@ def _candidate_scores(text: str, expecting_score: bool = False) -> list[tuple[De
         before = re.split(r"\d", text[max(0, m.start() - 45):m.start()])[-1]
         if not pct and _NOT_SCORE_AFTER.match(after):
             continue
-        if _SHARE_OF.match(after):
-            continue  # "82% of our patients", "95% of charts": a share of something, not the OQS
+        if _SHARE_OF.match(after) or _WORK_BEFORE.search(before) \
+                or re.match(r"\s*(sure|certain|confident|of the way|done|complete|completed|abstracted|finished)\b", after):
+            continue  # "not 100% sure", "~60% abstracted": certainty or progress, not the score  # "82% of our patients", "95% of charts": a share of something, not the OQS
         if not pct and re.fullmatch(r"(19|20)\d\d", raw):
             continue  # a year
         rounding = bool(re.search(r"\b(you|we|they|it|i|to|do|does|will|would|get|gets)\s+round(ed|ing)?\s+(a\s+)?$", before))
@@ -136,7 +140,7 @@ _CERT_CONTEXT = re.compile(r"\b(qopi|qcp|oqs|certif\w*|quality score|pathway|sco
 
 
 def _extract_score(text: str, expecting_score: bool, ex: Extraction) -> None:
-    if re.search(r"\d\s*(?:%|pct|percent)?\s+or\s+\d", text):
+    if re.search(r"\d\s*(?:%|pct|percent)?\s+or\s+[<>=]*\s*\d", text):
         ex.threshold_question = True  # "is it 75 or 80 percent to pass?"
     owned_scores: list[Decimal] = []
     for value, start, end, pct in _candidate_scores(text, expecting_score):
@@ -344,10 +348,11 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
         rf"\b(each|every)\s+(\w+\s+){{0,2}}(site|clinic|location|office|practice)s?\s+(\w+\s+){{0,3}}(has|have|with|uses|use|runs|keeps|follows|sets)\s+(its|their)\s+own\s+(\w+\s+){{0,2}}(polic|procedure|rules|protocol)|"
         rf"\b(each|every)\s+(\w+\s+){{0,2}}(site|clinic|location|office)s?\s+(does|do|has|runs|sets|writes|makes)\s+(its|their)\s+own\s+(thing|way|playbook|rules)|"
         rf"\bown (set of )?(policies|procedures|protocols|playbooks?)\b|\b(?<!our )(?<!my )(\w+'s) own\s+(\w+\s+){{0,4}}(polic\w*|procedures?|protocols?|manuals?)\b|"
-        rf"\b(never|not yet|haven't|have not|didn't|did not|not)\s+(\w+\s+){{0,2}}(harmoni[sz]ed|reconciled|unified|standardi[sz]ed|aligned|consolidated)\b|\b(?<!our )(?<!my )own\s+(\w+\s+){{1,2}}(policies|procedures|protocols|binders?|manuals?|rule ?books?)\b|\b(different|separate|independent|varying|distinct) (\w+\s+){{0,2}}(policies|procedures|protocols|(policy|procedure|p&p) (manuals?|binders?|books?))|"
+        rf"\b(never|not yet|haven't|have not|didn't|did not|not|won't|will not|aren't|are not|isn't|is not)\s+(\w+\s+){{0,2}}(harmoni[sz]ed|reconciled|unified|standardi[sz]ed|aligned|consolidated)\b|\b(?<!our )(?<!my )own\s+(\w+\s+){{1,2}}(policies|procedures|protocols|binders?|manuals?|rule ?books?)\b|\b(different|separate|independent|varying|distinct) (\w+\s+){{0,2}}(policies|procedures|protocols|(policy|procedure|p&p) (manuals?|binders?|books?))|"
         rf"\bnone of (our |the )?(sites|offices|locations|clinics|practices)\s+(\w+\s+){{0,2}}(share|use|follow|have|run under)\b|"
         rf"\b{_NEG}\s+(share|use|follow|have|run under|operate under)\s+(the same |common |shared |one set of )?(\w+\s+)?(policies|procedures|p&ps?|p & ps?)\b|"
         rf"\bloose(ly)?\s+(\w+\s+)?(affiliat\w*|connected|linked|tied|associated|related)|"
+        rf"\b(site|clinic|location|office|campus|practice)\b[^.?!]{{0,40}}\bfollows?\s+(the\s+)?(\w+\s+){{0,3}}(\w+'s|their|its own)\s+(polic\w*|procedures?|p&ps?)|"
         rf"\b(its|their) own\s+(\w+\s+){{0,3}}(polic\w*|procedures?|rule ?books?|p&ps?|manuals?|playbooks?|way of doing things)\b|\bloose (affiliation|network|group|federation|confederation|collection)\b|"
         rf"\b{_NEG}\s+(\w+\s+){{0,3}}(the same|same|shared|common|identical)\s+(\w+\s+){{0,1}}(policies|procedures)|"
         rf"\bpolicies (and procedures )?(differ|vary|are different|aren't the same|are not the same)|"

@@ -127,7 +127,8 @@ _WISH = re.compile(r"\b(want|wants|wanted|would like|'d like|wish|hope|hoping|pl
 
 
 def _asks_about_applying(text: str) -> bool:
-    return bool(re.search(r"\b(apply|applying|application|eligib\w*|qualif\w*|too late|still (good|ok|okay|use|valid)|"
+    return bool(re.search(r"\b(what now|where does (that|this) leave|what (are|is) (our|the) (options|next steps?)|what do (we|i) do|"
+                          r"does (that|this) (change|affect)|thoughts|apply|applying|application|eligib\w*|qualif\w*|too late|still (good|ok|okay|use|valid)|"
                           r"go ahead|submit|enough|pass(ed|es)?|make (it|the cut)|good to go|are we (good|ok|okay|set|fine))\b", text))
 
 
@@ -191,7 +192,7 @@ def sites_make_it_multi_site(r: _Reading, topic: Intent, question: str, sure: bo
 
 
 _THRESHOLD_WORDS = re.compile(r"\b(minimum|cut ?off|threshold|passing (score|mark|grade|bar|percentage)|pass mark|required score|score required|"
-                              r"what (\w+ )?score|which score|how high|the bar|what (percentage|percent|number))\b")
+                              r"what (\w+ )?score|which score|how high|the bar|cut (is|line)|make the cut|what (percentage|percent|number))\b")
 
 
 def threshold_words_ask_the_threshold(r: _Reading, topic: Intent, question: str) -> Intent:
