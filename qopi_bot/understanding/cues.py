@@ -25,6 +25,8 @@ _PERSON = r"(a |an |some |real |actual |live )?(person|human|someone|somebody|st
 ESCALATION_CUES: dict[Intent, _W] = {
     Intent.HUMAN: _cues(
         (6, r"\bput (me|us) in (touch|contact) with\b|\b(get|have|work with) (her|him|them) again\b"),
+        (6, r"\b(somebody|someone|a person|one of you|staff( member)?|anyone)\s+(from|at|on)\s+(\w+\s+){0,2}(team|staff|qcp|qopi|asco|office|program)\s+(to\s+)?(give|call|phone|ring|email|contact|reach|talk|speak|meet)"),
+        (5, r"\bgive (me|us|(dr\.? )?\w+) a (call|ring)\b"),
         (5, r"\b(pick|take) (the|this|that|our) conversation back up\b|\bwith (her|him|them) directly\b|\bis [a-z]+ still (with|at|on) (the|your)\b"),
         (6, r"\b(talk|speak|chat|meet)\s+(directly\s+)?(to|with)\s+(\w+\s+){0,3}(on|from|at|in) (the |your )?(certification |qcp |qopi |asco )?(team|staff|office|program|desk)\b"),
         (6, r"\b(get|have|need|want)\s+(just\s+)?(someone|somebody|a person|a human|one of you)\s+(from|at|on)\s+(the |your )?(qcp|qopi|asco|certification|cert|team)\b"),
@@ -49,6 +51,8 @@ ESCALATION_CUES: dict[Intent, _W] = {
         (5, r"\b(keep|keeping|leave|leaving|set|setting)\s+(\w+\s+){0,3}(apart|aside|separate|outside)\b.{0,60}\b(certif|apply|application)|\b(certif\w*|apply|application)\b.{0,80}\b(keep|keeping|leave|leaving|set|setting)\s+(\w+\s+){0,3}(apart|aside|separate|outside)\b"),
         (5, r"\b(do|get|apply|applying|certify|go for)\s+(it\s+|certified\s+|certification\s+)?(only|just)\s+(with|for)\s+(the\s+|our\s+)?(\w+\s+){0,3}(doctors|physicians|oncologists|sites?|clinics?|offices?|team|group|department|locations?)\b"),
         (5, r"\b(leave|leaving|keep|keeping|drop|dropping|carve|carving|take|taking)\s+(\w+\s+){1,4}(out of|off) (the |our )?(application|certification|submission)\b"),
+        (5, r"\b(certif\w*|apply\w*|application)\b.{0,60}\b(leave|leaving|keep|keeping)\s+\w+\s+out( of (it|this|that))?\b"),
+        (6, r"\b(certif\w*|apply|applying|application)\b.{0,30}\bwith (only|just) (the |our )?(\w+\s+){0,2}(office|site|clinic|location|campus|one)\b"),
         (6, r"\bonly\s+(our|the|some|a few|\d+|one|two|three|four|five)\s+(\w+\s+){0,3}(sites|clinics|locations|offices|campuses)\s+(\w+\s+){0,3}"
             r"(want|wants|go|going|apply|applying|participate|ready|move forward|go forward|pursue|get certified)"),
         (5, r"\b(only|just|solely)\b.{0,40}\b(site|clinic|location|office|campus|program|department|center|unit|suite|division)s?\b.{0,25}\bcertif"),

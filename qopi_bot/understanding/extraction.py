@@ -107,7 +107,7 @@ def _candidate_scores(text: str, expecting_score: bool = False) -> list[tuple[De
         rounding = bool(re.search(r"\b(you|we|they|it|i|to|do|does|will|would|get|gets)\s+round(ed|ing)?\s+(a\s+)?$", before))
         if not pct and not rounding and re.search(r"\b(spring|fall|autumn|round|qcp-|core|measure|module|standard)\s*['#]?$", before):
             continue  # "round 2", "Core 6" name things, not scores
-        if _COMPARED.search(before) or _ALTERNATIVE_AFTER.match(after) or _ALTERNATIVE_BEFORE.search(text[max(0, m.start() - 12):m.start()]):
+        if _COMPARED.search(before) or re.search(r"[<>]=?\s*$", before) or _ALTERNATIVE_AFTER.match(after) or _ALTERNATIVE_BEFORE.search(text[max(0, m.start() - 12):m.start()]):
             continue  # "count as 75", "is it 75 or 80": the threshold being asked about, not a score
         proportion = "." in raw.replace(",", ".") and Decimal(0) <= value <= Decimal(1)
         if not pct and value <= 20 and "." not in raw and re.match(r"[.)](\s|$)", after) and re.search(r"(^|[.?!:;]\s*)$", text[:m.start()]):
@@ -360,7 +360,7 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
     ("same_policies", True, re.compile(
         r"\b(same|shared|common|identical|single|one set of|unified|uniform|standardi[sz]ed|centrali[sz]ed)\s+(\w+\s+){0,2}(policies|procedures|protocols|p&ps?|p & p|policy (manual|book|binder|handbook))|"
         r"\bone (policy|policies and procedures|procedure) (manual|book|binder|handbook)\b|"
-        r"\b(same|shared|common|single|one)\s+(\w+\s+)?(rules?|policy|procedures?|office) (binder|manual|book|handbook)s?\b|"
+        r"\b(same|shared|common|single|one)\s+(\w+\s+){0,3}(rules?|policy|procedures?|office) (binder|manual|book|handbook)s?\b|"
         r"\b(one|a single|the same|single)\s+(\w+\s+){0,2}(director|leader|leadership|committee|person|office|team)\s+(\w+\s+){0,2}(owns|sets|writes|approves|manages|maintains|controls|decides)\s+(\w+\s+){0,3}polic(y|ies)|"
         r"\b(policies|procedures)\s+(\w+\s+){0,3}(are |is )?(the same|shared|identical|uniform|standardi[sz]ed)\b|"
         r"\b(policies|procedures)\s+(apply|applied)\s+(across|at|to)\s+all\b|"
@@ -368,7 +368,7 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
         r"\bcentral(ly)? (set|managed|written) (policies|procedures)|\b(we are|we're|are all|sites are|locations are|they are|they're)\s+(\w+\s+)?functionally integrated\b")),
     ("participated_round", False, re.compile(
         rf"\b{_NEG}\s+(\w+\s+){{0,3}}(participat\w*|taken part|take part|took part|joined|join|done|did)\s+(\w+\s+){{0,3}}(qopi\s+)?(collection\s+)?(round|session|cycle|window)s?\b|"
-        r"\bnever (\w+\s+)?(participated|taken part|took part|done a round|did a round)")),
+        r"\bnever (\w+\s+)?(participated|taken part|took part|done a round|did a round|signed up|enrolled|registered)")),
     ("participated_round", True, re.compile(r"\b(participated|took part|completed|finished|did|submitted)\s+(\w+\s+){0,3}(collection\s+)?round")),
     ("abstraction_complete", False, re.compile(
         rf"\b{_NEG}\s+(\w+\s+){{0,3}}(complete|completed|finish|finished|done)\s+(\w+\s+){{0,3}}abstraction|"
@@ -397,6 +397,7 @@ _COUNT_WORDS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7
 _UNSURE = re.compile(r"\b(not sure|unsure|don't know|do not know|no idea|not certain|uncertain|unclear|wondering|can't remember|cannot remember|whether|if we)\b")
 
 
+_MISSING_VERB = re.compile(r"\b(skip\w*|miss\w*|leave|left|drop\w*|exclud\w*|omit\w*|opt\w* out|forg[eo]t\w*)\b")
 _NEGATOR = re.compile(r"\bnot\b|n't\b|\bnever\b|\bno longer\b")
 _NEGATED_BEFORE = re.compile(r"(\bnot|n't|\bnever)\s+(\w+\s+){0,2}$")
 
@@ -432,6 +433,8 @@ def _extract_statements(text: str, ex: Extraction) -> None:
             decided.add(fact)
             if _UNSURE.search(text[max(0, m.start() - 40):m.end()]):
                 continue
+            if value is False and _NEGATOR.search(m.group(0)) and _MISSING_VERB.search(m.group(0)):
+                value = True  # "we didn't skip the certification pathway": two negatives
             setattr(ex.facts, fact, value)
     ex.facts.integration_evidence = [label for label, pattern in _INTEGRATION if pattern.search(text)]
     m = re.search(r"\b(\d{1,3}|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)\s+(of (?:our|the) |\w+\s+)?(office\s+)?(sites|locations|offices|clinics|campuses|satellites)\b", text)
@@ -455,7 +458,7 @@ def _digits_for_number_words(text: str) -> str:
         if value is None or (value < 20 and "point" not in m.group(0)):
             return m.group(0)
         return f"{value:f}".rstrip("0").rstrip(".") if "." in f"{value:f}" else str(value)
-    return NUMBER_WORDS.sub(swap, text)
+    return NUMBER_WORDS.sub(swap, re.sub(r"\ba hundred\b", "one hundred", text))
 
 
 def extract(text: str, today: dt.date, expecting_score: bool = False) -> Extraction:

@@ -39,6 +39,10 @@ _OWN_SCORE = re.compile(r"\b(our|my|are)\s+(\w+\s+){0,3}(score|scores|result|res
                         r"\bwe (got|scored|received|have|had|did|completed|finished|earned|took|were)\b|\b(is|was) (it|that) still\b")
 
 
+# "Just in general, not for us specifically": a question about the rule, whatever pronouns it has.
+_GENERAL = re.compile(r"\b(in general|generally|not for us|not (about )?ours|hypothetically|as a rule|for any practice)\b")
+
+
 class Understanding(BaseModel):
     text: str  # normalized
     intent: Intent | None  # the main question; None: no question, only facts (a reply)
@@ -178,7 +182,7 @@ def sites_make_it_multi_site(r: _Reading, topic: Intent, question: str, sure: bo
     if (f.same_policies is None and (f.site_count or 0) < 2) or f.score is not None:
         return topic
     how = re.search(r"\b(how|together|separate\w*|one application|single application|as one|each|individual\w*|either way)\b", question)
-    about_sites = f.same_policies is not None or re.search(r"\b(polic\w*|procedures?)\b", r.text) or re.search(
+    about_sites = f.same_policies is not None or len(r.text.split()) <= 25 or re.search(r"\b(polic\w*|procedures?)\b", r.text) or re.search(
         r"\b(sites?|locations?|clinics?|offices?|campus\w*|entit\w+|together|separate\w*|as one|(1|one|a single|single|how many) applications?)\b", question)
     if not about_sites:
         return topic  # "we are seven sites on OncoEMR. When does the application open?"
@@ -327,7 +331,7 @@ def read_questions(r: _Reading) -> None:
             # A long message's context ("we are seven sites on OncoEMR") colours its whole reading;
             # a question of some length, read with a margin, says what is asked.
             clear = True
-        if not clear and p.margin >= 0.3 and any(q is not p and q.confident and q.intent == r.whole.intent for _, q in r.asked):
+        if not clear and p.margin >= 0.25 and any(q is not p and q.confident and q.intent == r.whole.intent for _, q in r.asked):
             # "explain sampling, and also when is an attestation form needed?": the whole message
             # leans to the clear second question; the first keeps its own reading.
             clear = True
@@ -396,6 +400,13 @@ def understand(raw: str, today: dt.date, kb: Knowledge, pending: MissingFact | N
     elif not message_asks and intent not in ESCALATIONS and _has_facts(ex.facts) and not whole.confident \
             and Intent(whole.intent) not in (Intent.ELIGIBILITY, Intent.VALIDITY, Intent.MULTI_SITE):
         intent, intents = None, []  # bare facts ("fall 2025, 81%"): the dialogue decides the topic
+    if not message_asks and intent not in (None, Intent.OUT_OF_SCOPE, *ESCALATIONS) and not whole.confident \
+            and not _has_facts(ex.facts) and not answered_pending and cues.reminder_request(text) is None \
+            and not cues._PROGRAM_WORDS.search(text) and not re.search(r"\b(eligib\w*|sampling|attestation|pathway|abstraction|oqs)\b", text):
+        # "Hi! I'm the new front desk person, I'll be pestering you this week": no question, no
+        # facts, nothing the model is sure of - an introduction, answered as a greeting.
+        intent, intents = Intent.GREETING, [Intent.GREETING]
+        r.applied.append("nothing_asked_is_a_greeting")
     escalation = next((i for i in intents if i in ESCALATIONS), None)
     doubt = _doubt(r, intents, ex)
     nothing_ours = not (cues._DOMAIN.search(text) or cues._PROGRAM_WORDS.search(text) or _has_facts(ex.facts) or staff_topic)
@@ -409,8 +420,8 @@ def understand(raw: str, today: dt.date, kb: Knowledge, pending: MissingFact | N
         mentions_attachment=bool(cues._ATTACHMENT.search(text)),
         unpublished_topic=staff_topic,
         asks_round_dates=bool(re.search(r"\bwhen (does|do|will|is)\b.{0,30}\bround\b.{0,20}\b(open|close|start|end|due)|\bround (dates?|schedule|calendar|deadlines?)\b|\bwhen is the (next )?(\w+ )?round\b|\bwhen('s| is) the next\b", text)),
-        escalation=escalation, rules_applied=r.applied, own_score=bool(_OWN_SCORE.search(text)),
+        escalation=escalation, rules_applied=r.applied, own_score=bool(_OWN_SCORE.search(text)) and not _GENERAL.search(text),
         reminder=cues.reminder_request(text), reminder_days=cues.reminder_lead_days(text),
-        asks_integration_evidence=bool(re.search(r"\b(proof|prove|show|demonstrate|evidence|document\w*)\b.{0,60}\b(integrat|work(ing)? together|function(ing)? as one|as one (practice|entity)|one entity)", text)),
+        asks_integration_evidence=bool(re.search(r"\b(proof|prove|show|demonstrate|evidence|document\w*)\b.{0,60}\b(integrat|work(ing)? together|function(ing)? as one|as one (practice|entity)|(really |actually |truly )?one (practice|entity))", text)),
     )
 

@@ -48,7 +48,7 @@ _QUESTION_START = (
 _LEAD = r"((also|and|oh|so|ok|okay|btw|plus|but|then|one more thing|second|2nd|another q(uestion)?|quick q(uestion)?|q|\d[.)]|[a-c][.)])[,:!.\s-]+)*"
 # Typed without a question mark, the question may start mid-sentence: "85 fall 2025 can we apply".
 _INVERTED = r"\b(can|could|do|does|did|are|should|will|would)\s+(we|i|you|they)\b(?!\s+(know|think|believe)\b)|\b(until|til|till) when\b|\bgood (until|til|till)\s*$"
-_ASKS = re.compile(rf"\?\s*$|^{_LEAD}{_QUESTION_START}|:\s*{_QUESTION_START}|{_INVERTED}|^(\S+\s+){{1,4}}(what|what's|whats|how|why)\s+\S+\s+\S+|\b(wondering|not sure) (if|whether)\b|\b(need|want|would like|'d like|trying|hoping) to (know|find out|confirm|check|understand|clarify)\b|\bcan you (tell|confirm|let)\b|\b(please|pls) (advise|confirm|let us know)\b|"
+_ASKS = re.compile(rf"\?\s*$|^{_LEAD}{_QUESTION_START}|:\s*{_QUESTION_START}|{_INVERTED}|^(\S+\s+){{1,4}}(what|what's|whats|how|why)\s+\S+\s+\S+|\b(wondering|not sure|find out|finding out|asking|asked|ask|know|check|see|confirm|understand|curious|tell (me|us)|let (me|us) know) (if|whether|when|how|what|which|who)\b|\b(need|want|would like|'d like|trying|hoping) to (know|find out|confirm|check|understand|clarify)\b|\bcan you (tell|confirm|let)\b|\b(please|pls) (advise|confirm|let us know)\b|"
                    r",\s*(right|correct|yes or no|true)\s*[.?!]*$|\s(right|correct|yes or no|true)\s*\?+$|(\d%?|\bis \w+)\s+(right|correct)\s*[.!]*$")
 # A full stop ends a sentence only before a space or the end: "74.9%" and "p.m." stay whole.
 _SENTENCE = re.compile(r"(?:[^?!\n;.]|\.(?!\s|$))*\?+|(?:[^?!\n;.]|\.(?!\s|$))+(?:[.!;\n]|$)")
