@@ -60,7 +60,9 @@ _LABEL_AFTER = re.compile(r"^\s*(?:%\s*)?(?:(?:for |as )?(?:the )?overall|oqs|ag
 _ADJACENT_LABEL = re.compile(r"\b(shows?|showed|reads|lists|score|oqs|overall|aggregate|quality score|result|grade|numbers? (?:show|shows|showed|say|says|are|were|at)|"
                              r"practice-wide|report says|says|got|scored|at|as)(?:\s*\([^)]{0,20}\))?\W{0,3}(?:of|was|is|=|:)?\s*(?:a|an)?\s*$|(?:^|\s)an?\s+$")
 # "our score preview for the fall 2025 round is 80.5": the label may sit before a year.
-_SCORE_IS = re.compile(r"\b(score|oqs|quality score|result|grade|number|percentage|mark|figure)s?\b[^.?!]{0,45}\b(is|was|are|were|came back|came in|came out|=|:)\s*(?:at\s+|exactly\s+|just\s+|only\s+)?(?:an?\s+)?$")
+_SCORE_IS = re.compile(r"\b(score|oqs|quality score|result|grade|number|percentage|mark|figure)s?\b[^.?!]{0,45}(?:\b(?:is|was|are|were|came back|came in|came out)|[=:])\s*(?:at\s+|exactly\s+|just\s+|only\s+)?(?:an?\s+)?$")
+# "Fall 2025: 84": a number labelled by the round it came from.
+_ROUND_LABEL = re.compile(r"\b(spring|fall|autumn)\s*'?\d{2,4}\s*[:=]\s*$")
 # "if it is 74.6, does it become 75?": a score supposed for the question is read as one.
 _SUPPOSED = re.compile(r"\b(if|say|suppose|assuming|what if) (it|the (score|grade|result|oqs)|we|our (score|grade|result|oqs)) "
                        r"(is|was|were|got|get|had|scored|came (in|back) at|end(ed)? up (with|at))\s+(exactly\s+|only\s+|just\s+)?(an?\s+)?$")
@@ -114,7 +116,7 @@ def _candidate_scores(text: str, expecting_score: bool = False) -> list[tuple[De
             continue  # "2. What would we need...": a list number
         if not pct and not proportion and value < 30 and not expecting_score and not re.search(r"(scor\w*|oqs|quality score|overall)[\s:=]*(?:of|was|is|=|:)?\s*(?:an?)?\s*$", before):
             continue  # "sites in 2 states": a small bare number is a count unless it is called a score
-        labelled = _ADJACENT_LABEL.search(before) or _SUPPOSED.search(before) or _SCORE_IS.search(text[max(0, m.start() - 70):m.start()]) or _SCORE_CONTEXT.search(before) or _ROUND_WITH.search(before) or _ROUNDING.search(before) or _LABEL_AFTER.match(after) \
+        labelled = _ADJACENT_LABEL.search(before) or _SUPPOSED.search(before) or _ROUND_LABEL.search(text[max(0, m.start() - 16):m.start()]) or _SCORE_IS.search(text[max(0, m.start() - 70):m.start()]) or _SCORE_CONTEXT.search(before) or _ROUND_WITH.search(before) or _ROUNDING.search(before) or _LABEL_AFTER.match(after) \
             or _ENOUGH_AFTER.match(after) or (not text[:m.start()].strip(" ,.:;-") and Decimal(30) <= value <= Decimal(100))
         # A bare number replying to "what was your score?" needs no label.
         bare_reply = expecting_score and (not text[:m.start()].strip(" ,.:;-") or len(text.split()) <= 8)
@@ -154,7 +156,7 @@ def _extract_score(text: str, expecting_score: bool, ex: Extraction) -> None:
             ex.threshold_question = True  # "is the 75% per measure?" names the threshold
             continue
         adjacent = bool(_ADJACENT_LABEL.search(before)) or bool(_LABEL_AFTER.match(after))
-        owned = bool(_SCORE_IS.search(text[max(0, start - 70):start])) or bool(_SUPPOSED.search(before)) or bool(_OWNED.search(before)) or bool(_ENOUGH_AFTER.match(after)) or expecting_score or bool(_ROUNDING.search(before)) \
+        owned = bool(_SCORE_IS.search(text[max(0, start - 70):start])) or bool(_SUPPOSED.search(before)) or bool(_ROUND_LABEL.search(text[max(0, start - 16):start])) or bool(_OWNED.search(before)) or bool(_ENOUGH_AFTER.match(after)) or expecting_score or bool(_ROUNDING.search(before)) \
             or ((adjacent or not text[:start].strip(" ,.:;-")) and (pct or Decimal(30) <= value <= Decimal(100)))
         if not owned and (_THRESHOLD_WORDS.search(after[:30]) or _THRESHOLD_WORDS.search(before[-30:])):
             ex.threshold_question = True
@@ -274,8 +276,17 @@ def _named_rounds(text: str) -> list[tuple[RoundRef, int]]:
     return sorted(found, key=lambda r: r[1])
 
 
+_CORRECTION = re.compile(r"\b(i meant|i mean|correction|make that|sorry,? (it was|it's|that was|that should be|should be)|actually,? (it was|it's))\b")
+
+
 def _extract_round(text: str, today: dt.date, ex: Extraction) -> None:
-    named = _named_rounds(text)
+    named = [r for r in _named_rounds(text) if not re.search(r"\bnot\s+(the\s+)?$", text[max(0, r[1] - 10):r[1]])]
+    correction = None
+    for correction in _CORRECTION.finditer(text):
+        pass
+    if correction is not None and any(r[1] >= correction.end() for r in named):
+        # "79% in spring 2025 - sorry, I meant fall 2025": the corrected round counts.
+        named = [r for r in named if r[1] >= correction.end()]
     if named:
         # Several rounds named: the practice's own ("our fall 2024 score") is the one that counts.
         owned = [r for r in named if _OWNED_ROUND_BEFORE.search(text[max(0, r[1] - 40):r[1]])]
@@ -319,7 +330,7 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
         rf"\b(hand-?picked|cherry-?picked|picked|chose|selected)\s+(\w+\s+){{0,2}}charts\b(?!\s+(at random|randomly))|"
         rf"\b{_NEG}\s+(do|did|use|used|follow|followed)\s+(the\s+)?random\s+(chart\s+)?(picking|selection|sampling|draw)|"
         rf"\binstead of (doing |using |following )?(the )?random (\w+\s+){{0,2}}(selection|sampling|picking)|"
-        rf"\bconvenience sampl\w*|\b(rather than|instead of)\s+(following|using|doing|applying)\s+(the\s+)?(qopi\s+)?sampling")),
+        rf"\bconvenience sampl\w*|\b(skip|skipped|skipping|ignored|bypassed)\s+(\w+\s+){{0,2}}(the\s+)?(qopi\s+)?sampling|\b(rather than|instead of)\s+(following|using|doing|applying)\s+(the\s+)?(qopi\s+)?sampling")),
     ("sampling_followed", True, re.compile(
         r"\b(followed|follow|used|met|meet|hit|complied with)\s+(\w+\s+){0,3}(sampling|target chart|chart target|chart requirement)")),
     ("charts_pool_complete", True, re.compile(

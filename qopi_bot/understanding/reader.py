@@ -131,7 +131,7 @@ _WISH = re.compile(r"\b(want|wants|wanted|would like|'d like|wish|hope|hoping|pl
 
 
 def _asks_about_applying(text: str) -> bool:
-    return bool(re.search(r"\b(what now|where does (that|this) leave|what (are|is) (our|the) (options|next steps?)|what do (we|i) do|"
+    return bool(re.search(r"\b(what now|any (issues?|concerns?)|where does (that|this) leave|what (are|is) (our|the) (options|next steps?)|what do (we|i) do|"
                           r"does (that|this) (change|affect)|thoughts|apply|applying|application|eligib\w*|qualif\w*|too late|still (good|ok|okay|use|valid)|"
                           r"go ahead|submit|enough|pass(ed|es)?|make (it|the cut)|good to go|are we (good|ok|okay|set|fine))\b", text))
 
@@ -340,6 +340,14 @@ def read_questions(r: _Reading) -> None:
             # A weak escalation reading of one question the escalation rule did not accept.
             continue
         topic = _read_one(r, topic, question, sure=p.confident)
+        runner = Intent(p.runner_up) if p.runner_up else None
+        taken = topic in r.intents or any(q is not p and q.confident and q.intent == topic.value for _, q in r.asked)
+        if taken and topic in INFO_TOPICS and runner is not None and runner not in r.intents and runner in _TOPIC_WORDS \
+                and re.search(_TOPIC_WORDS[runner], question) and p.margin < 0.6:
+            # Two questions in one message rarely ask the same thing: "do we have to sample from
+            # every module? and do we submit the breast module?" - the first is about sampling.
+            topic = runner
+            r.applied.append("second_question_second_topic")
         previous = topic
         if any(i in ESCALATIONS for i in r.intents) and topic in (Intent.CONTACT, Intent.GREETING):
             continue  # "can someone call me? what's your number?" is one request
