@@ -130,7 +130,7 @@ def _thread_intent(state: ConversationState, u: Understanding, text: str) -> Int
         # "it was fall 2024" or "one doc wasn't in the pool, does that change anything?" in a
         # thread: a short statement, or facts with no clear question of their own, continue the topic.
         return None
-    if state.topic in THREAD_TOPICS and u.nothing_ours and len(text.split()) <= 10 and intent not in ESCALATIONS \
+    if state.topic in THREAD_TOPICS and u.nothing_ours and not u.sure and len(text.split()) <= 10 and intent not in ESCALATIONS \
             and intent is not Intent.GREETING and not (intent is Intent.OUT_OF_SCOPE and u.sure) and u.reminder is None:
         return state.topic  # "wait, so that's a no?": a short follow-up asks about the thread's answer
     return intent
@@ -139,7 +139,7 @@ def _thread_intent(state: ConversationState, u: Understanding, text: str) -> Int
 def _intent_and_kind(state: ConversationState, u: Understanding, intent: Intent | None, text: str,
                      kb: Knowledge) -> tuple[Intent, Kind]:
     """Which kind of answer the message gets: a decision, or one of the fixed replies."""
-    if state.case_id and (not u.asks or (not u.sure and "?" not in text)) and not u.answered_pending \
+    if state.case_id and (not u.asks or (not u.sure and not text.rstrip().endswith("?"))) and not u.answered_pending \
             and intent not in ESCALATIONS and u.reminder is None:
         # More details for staff ("we're Harbor Oncology, 3 sites; let me know what else you need"):
         # they go onto the case unless the message asks a question of its own.

@@ -97,7 +97,7 @@ _DOMAIN = re.compile(
 )
 # Words of the certification business beyond the program's name: a question using them is ours.
 _PROGRAM_WORDS = re.compile(r"\d\s*%|\b([4-9]\d|100)(\.\d+)?\b|\b(grade|pass|passing|percent\w*|minimum|cut ?off|qualif\w*|integrat\w*|entity|entities|"
-                            r"emr|ehr|tax id|affiliat\w*|merg\w*|score|round|site|sites|clinics?|offices?|locations?|tax ids?|practice|apply|application|charts?|policies|measures?|standards?|"
+                            r"emr|ehr|tax id|affiliat\w*|merg\w*|until when|til when|how long|last day|end date|score|round|site|sites|clinics?|offices?|locations?|tax ids?|practice|apply|application|charts?|policies|measures?|standards?|"
                             r"report|threshold|deadline|expire\w*|valid|modules?|team|help desk|call|phone|email|person|someone)\b")
 _QUESTION = re.compile(
     r"\?|^((also|and|oh|so|ok|okay|btw|hey|hi|hello|actually|um|well|sorry|thanks|one more thing|quick q(uestion)?)[,:!.\s-]+)*"
@@ -107,7 +107,7 @@ _QUESTION = re.compile(
 _FOREIGN = re.compile(r"\b(aetna|cigna|humana|unitedhealth\w*|blue cross|bcbs|medicare|medicaid|cms|payer|insurer|insurance|"
                       r"prior auth\w*|billing|coding|icd-?10|cpt|annual meeting|conference|pharmacy|formulary)\b")
 # Certifications of people (nurses, physicians) are not QOPI Certification of a practice.
-_OTHER_CERT = re.compile(r"\b(ons|oncc|ocn|aocn|cpr|bls|acls|nursing|nurse'?s?|board|her|his|my personal|biotherapy|provider card)\b.{0,40}\bcertif")
+_OTHER_CERT = re.compile(r"\b(ons|oncc|ocn|aocn|cpr|bls|acls|nursing|nurse'?s?|her|his|my personal|biotherapy|provider card)\b.{0,40}\bcertif|\bboards?[- ]certif|\b(medical|specialty|oncology) boards?\b")
 _UNRELATED = re.compile(r"\b(separate from (qopi|qcp|certification|the certification)|aside from (qopi|qcp|certification)|unrelated to|not (about|related to) (qopi|certification|the certification)|off[- ]topic|nothing to do with (qopi|certification))\b")
 _FILLER = re.compile(r"^((honestly|well|um|uh|so|actually|hmm|ok|okay|oh|sorry|i mean|i think)[,.!\s-]+)+")
 _YES = re.compile(r"^(yes|yeah|yep|yup|y|correct|right|that's right|that is right|true|sure|absolutely|indeed|affirmative|we do|we did|they do|they did|it is|it was|of course|definitely|all of them|all do|all sites do)\b")

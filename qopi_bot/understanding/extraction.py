@@ -320,7 +320,7 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
         rf"\b(skip|skipped|skipping|opted out of|passed on|did not do|didn't do|didn't go with|did not go with)\s+(\w+\s+){{0,2}}(the\s+)?(qopi\s+)?(certification\s+)?(reporting\s+)?(pathway|track)")),
     ("pathway", True, re.compile(
         r"\b(certification\s+(reporting\s+)?(pathway|track)|on the pathway|the pathway|certification measures|"
-        r"25 (certification )?measures|twenty[- ]five measures)")),
+        r"25 (certification )?measures|twenty[- ]five measures|\bpathway\s*[:=|]\s*(qopi\s+)?cert)")),
     ("sampling_followed", False, re.compile(
         rf"\b{_NEG}\s+(\w+\s+){{0,3}}(follow|followed|use|used|meet|met|hit|reach|reached|apply|applied|stick to|comply with)\s+(\w+\s+){{0,3}}"
         rf"(sampling|target chart|chart target|chart requirement|target number|required (number of )?charts)|"
@@ -373,6 +373,7 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
         r"\bone (policy|policies and procedures|procedure) (manual|book|binder|handbook)\b|"
         r"\b(same|shared|common|single|one)\s+(\w+\s+){0,3}(rules?|policy|procedures?|office) (binder|manual|book|handbook)s?\b|"
         r"\b(one|a single|the same|single)\s+(\w+\s+){0,2}(director|leader|leadership|committee|person|office|team)\s+(\w+\s+){0,2}(owns|sets|writes|approves|manages|maintains|controls|decides)\s+(\w+\s+){0,3}polic(y|ies)|"
+        r"\b(director|leader|leadership|committee|person|office|team)\s+(\w+\s+){0,2}(owns|sets|writes|approves|manages|maintains|controls|enforces)\s+(\w+\s+){0,3}polic(y|ies)\s+(\w+\s+){0,2}(for|across|at|in) (all|every|each)\b|"
         r"\b(policies|procedures)\s+(\w+\s+){0,3}(are |is )?(the same|shared|identical|uniform|standardi[sz]ed)\b|"
         r"\b(policies|procedures)\s+(apply|applied)\s+(across|at|to)\s+all\b|"
         r"\b(policies|procedures) (are |is )?(all )?(set|managed|written|maintained|decided|made|run|controlled) (centrally|by (one|a single|our central))|"

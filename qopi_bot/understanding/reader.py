@@ -26,7 +26,7 @@ from qopi_bot.understanding.classifier import IntentModel, Prediction
 from qopi_bot.understanding.extraction import Extraction, Problem, extract
 from qopi_bot.understanding.model_store import model_for
 from qopi_bot.understanding.normalize import normalize, strip_signature
-from qopi_bot.understanding.segments import clean_lines, logical_lines, questions
+from qopi_bot.understanding.segments import clean_lines, logical_lines, questions, unfold_tables
 
 MAX_QUESTIONS = 3
 ESCALATIONS = (Intent.HUMAN, Intent.SUBSET, Intent.EXCEPTION)
@@ -34,7 +34,7 @@ INFO_TOPICS = (Intent.SAMPLING, Intent.ATTESTATION, Intent.MODULES, Intent.MEASU
                Intent.APPLICATION, Intent.SCORE_THRESHOLD, Intent.CONTACT)
 
 
-_OWN_SCORE = re.compile(r"\b(our|my|are)\s+(\w+\s+){0,3}(score|scores|result|results|oqs|numbers?|percentage|grade)\b|\bours\b|\b(for|to) us\b|"
+_OWN_SCORE = re.compile(r"\b(our|my|are)\s+(\w+\s+){0,3}(score|scores|result|results|oqs|numbers?|percentage|grade|rating)\b|\bours\b|\b(for|to) us\b|"
                         r"^(?!.*\b(a|any|in general|generally|once you)\b).*\bthe (score|oqs|result|grade)\b|"
                         r"\bwe (got|scored|received|have|had|did|completed|finished|earned|took|were)\b|\b(is|was) (it|that) still\b")
 
@@ -86,7 +86,7 @@ class _Reading(BaseModel):
 
 def clean(raw: str) -> tuple[str, list[str]]:
     """(normalized whole text, normalized logical lines)."""
-    lines = logical_lines(strip_signature(clean_lines(raw)))
+    lines = logical_lines(strip_signature(unfold_tables(clean_lines(raw))))
     normalized = [normalize(line) for line in lines]
     return normalize("\n".join(lines)), [line for line in normalized if line]
 
@@ -179,6 +179,9 @@ def sites_make_it_multi_site(r: _Reading, topic: Intent, question: str, sure: bo
     """Sites described with their policies, and a question about how to apply, is the
     multi-site question (unless the practice's score is also on the table)."""
     f = r.ex.facts
+    if topic is Intent.APPLICATION and f.score is None and re.search(
+            r"\b(every|all|each)\s+(\w+\s+){0,2}(sites?|locations?|clinics?|offices?)\b", question):
+        return Intent.MULTI_SITE  # "does the application have to cover every site?"
     if (f.same_policies is None and (f.site_count or 0) < 2) or f.score is not None:
         return topic
     how = re.search(r"\b(how|together|separate\w*|one application|single application|as one|each|individual\w*|either way)\b", question)
@@ -337,8 +340,11 @@ def read_questions(r: _Reading) -> None:
             clear = True
         topic = Intent(p.intent) if clear else Intent(r.whole.intent)
         if topic in ESCALATIONS and topic not in r.intents:
-            # A weak escalation reading of one question the escalation rule did not accept.
-            continue
+            # A weak escalation reading of one question the escalation rule did not accept: the
+            # question still asks something, most likely its runner-up.
+            if not p.runner_up or Intent(p.runner_up) in ESCALATIONS:
+                continue
+            topic = Intent(p.runner_up)
         topic = _read_one(r, topic, question, sure=p.confident)
         runner = Intent(p.runner_up) if p.runner_up else None
         taken = topic in r.intents or any(q is not p and q.confident and q.intent == topic.value for _, q in r.asked)
@@ -391,6 +397,12 @@ def understand(raw: str, today: dt.date, kb: Knowledge, pending: MissingFact | N
     greeting_only_alone(r)
     scope(r)
     intents = list(dict.fromkeys(r.intents))
+    if Intent.ELIGIBILITY in intents and ex.facts.score is not None and intents[0] is not Intent.ELIGIBILITY \
+            and intents[0] not in ESCALATIONS:
+        # "85%, fall 2025; no idea what they did on sampling. Eligible?": with the case stated, the
+        # verdict leads and the other answers follow.
+        intents.remove(Intent.ELIGIBILITY)
+        intents.insert(0, Intent.ELIGIBILITY)
     if Intent.ELIGIBILITY in intents and Intent.VALIDITY in intents and ex.facts.score is not None \
             and ex.facts.completed_round is not None:
         # "86 in fall 2025 - is today the last day? can we still apply?": the verdict states the

@@ -27,6 +27,35 @@ def clean_lines(raw: str) -> str:
     return "\n".join(kept)
 
 
+def _cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+def unfold_tables(text: str) -> str:
+    """A pasted table ("Round | OQS | Final rpt" over "Fall 2025 | 0.792 | Received") becomes
+    "Round: Fall 2025; OQS: 0.792; Final rpt: Received", so each value sits next to its name."""
+    out: list[str] = []
+    header: list[str] | None = None
+    header_line = ""
+    rows = 0
+    for line in [*text.splitlines(), ""]:
+        cells = _cells(line) if line.count("|") >= 2 else None
+        if header is not None and (cells is None or len(cells) != len(header)) and not re.fullmatch(r"[-:|\s]+", line):
+            if rows == 0:
+                out.append(header_line)  # a lone row of cells is no table: keep it as written
+            header, rows = None, 0
+        if cells is None:
+            out.append(line)
+        elif header is None:
+            header, header_line = cells, line
+        elif re.fullmatch(r"[-:|\s]+", line):
+            continue  # a markdown rule under the header
+        else:
+            out.append("; ".join(f"{name}: {value}" for name, value in zip(header, cells)) + ".")
+            rows += 1
+    return "\n".join(out[:-1])
+
+
 def logical_lines(text: str) -> list[str]:
     """Re-join lines an email client wrapped mid-sentence; keep list items and paragraphs apart."""
     out: list[str] = []
