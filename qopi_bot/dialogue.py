@@ -110,8 +110,10 @@ def _general_validity(d: Decision, u: Understanding) -> None:
         d.outcome, d.missing = Outcome.ANSWERED, []
     # "Is certification awarded to the practice as a whole or site by site?" asks the rule, with
     # no sites of their own in it: the rule is the answer.
-    if d.topic is Topic.ENTITY and d.outcome is Outcome.NEEDS_INFO and d.missing == [MissingFact.SAME_POLICIES] \
-            and u.facts.site_count is None and not re.search(r"\b(we|our|us|ours)\b", u.text):
+    if d.topic is Topic.ENTITY and d.outcome is Outcome.NEEDS_INFO and d.missing == [MissingFact.SAME_POLICIES] and (
+            (u.facts.site_count is None and not re.search(r"\b(we|our|us|ours)\b", u.text))
+            or re.search(r"\b(define|definition|defined|what counts as|what (is|does) (a|the) ['\"]?practice)\b", u.text)
+            or re.search(r"\b(include|cover|list)\b.{0,40}\b(every|all|each)\b.{0,30}\b(oncologists?|physicians?|doctors?|sites?|locations?)\b", u.text)):
         d.outcome, d.missing = Outcome.ANSWERED, []
 
 
@@ -170,6 +172,7 @@ def _special_topics(u: Understanding, intent: Intent, kind: Kind) -> tuple[Inten
         return Intent.APPLICATION, "round_dates"
     if u.unpublished_topic and u.facts.score is None and u.facts.completed_round is None and (
             intent in (Intent.APPLICATION, Intent.CONTACT, Intent.GREETING)
+            or (not u.sure and intent not in ESCALATIONS)  # "do they do an on-site survey?": the model can only guess
             or (intent is Intent.VALIDITY and u.unpublished_topic == "certification_term")):
         return Intent.APPLICATION, "unpublished"
     return intent, kind

@@ -24,7 +24,7 @@ _PERSON = r"(a |an |some |real |actual |live )?(person|human|someone|somebody|st
 
 ESCALATION_CUES: dict[Intent, _W] = {
     Intent.HUMAN: _cues(
-        (6, r"\bput (me|us) in (touch|contact) with\b|\b(get|have|work with) (her|him|them) again\b"),
+        (6, r"\b(be )?put (me |us )?in (touch|contact) with\b|\b(get|have|work with) (her|him|them) again\b"),
         (6, r"\b(somebody|someone|a person|one of you|staff( member)?|anyone)\s+(from|at|on)\s+(\w+\s+){0,2}(team|staff|qcp|qopi|asco|office|program)\s+(to\s+)?(give|call|phone|ring|email|contact|reach|talk|speak|meet)"),
         (5, r"\bgive (me|us|(dr\.? )?\w+) a (call|ring)\b"),
         (5, r"\b(pick|take) (the|this|that|our) conversation back up\b|\bwith (her|him|them) directly\b|\bis [a-z]+ still (with|at|on) (the|your)\b"),
@@ -52,6 +52,8 @@ ESCALATION_CUES: dict[Intent, _W] = {
         (5, r"\b(do|get|apply|applying|certify|go for)\s+(it\s+|certified\s+|certification\s+)?(only|just)\s+(with|for)\s+(the\s+|our\s+)?(\w+\s+){0,3}(doctors|physicians|oncologists|sites?|clinics?|offices?|team|group|department|locations?)\b"),
         (5, r"\b(leave|leaving|keep|keeping|drop|dropping|carve|carving|take|taking)\s+(\w+\s+){1,4}(out of|off) (the |our )?(application|certification|submission)\b"),
         (5, r"\b(certif\w*|apply\w*|application)\b.{0,60}\b(leave|leaving|keep|keeping)\s+\w+\s+out( of (it|this|that))?\b"),
+        (5, r"\b(omit|omitting|exclude|excluding|leave|leaving|drop|dropping|remove|removing)\s+(\w+\s+){0,4}(site|location|office|clinic|campus|satellite)s?\s+from\s+(the |our )?(\w+'s\s+)?(application|certification|submission)\b"),
+        (5, r"\b(certif\w*|apply\w*)\b.{0,40}\b(for|with) (the )?(remainder|rest) of (the |our )?(practice|group|sites|network|locations|clinics)\b"),
         (6, r"\b(certif\w*|apply|applying|application)\b.{0,30}\bwith (only|just) (the |our )?(\w+\s+){0,2}(office|site|clinic|location|campus|one)\b"),
         (6, r"\bonly\s+(our|the|some|a few|\d+|one|two|three|four|five)\s+(\w+\s+){0,3}(sites|clinics|locations|offices|campuses)\s+(\w+\s+){0,3}"
             r"(want|wants|go|going|apply|applying|participate|ready|move forward|go forward|pursue|get certified)"),
@@ -97,7 +99,7 @@ _DOMAIN = re.compile(
 )
 # Words of the certification business beyond the program's name: a question using them is ours.
 _PROGRAM_WORDS = re.compile(r"\d\s*%|\b([4-9]\d|100)(\.\d+)?\b|\b(grade|pass|passing|percent\w*|minimum|cut ?off|qualif\w*|integrat\w*|entity|entities|"
-                            r"emr|ehr|tax id|affiliat\w*|merg\w*|until when|til when|how long|last day|end date|score|round|site|sites|clinics?|offices?|locations?|tax ids?|practice|apply|application|charts?|policies|measures?|standards?|"
+                            r"emr|ehr|tax id|affiliat\w*|merg\w*|until when|til when|how long|(last|final|closing|due|end) (\w+ )?(date|day)|submi\w+|score|round|site|sites|clinics?|offices?|locations?|tax ids?|practice|apply|application|charts?|policies|measures?|standards?|"
                             r"report|threshold|deadline|expire\w*|valid|modules?|team|help desk|call|phone|email|person|someone)\b")
 _QUESTION = re.compile(
     r"\?|^((also|and|oh|so|ok|okay|btw|hey|hi|hello|actually|um|well|sorry|thanks|one more thing|quick q(uestion)?)[,:!.\s-]+)*"

@@ -369,7 +369,7 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
         rf"\bpolicies (and procedures )?(differ|vary|are different|aren't the same|are not the same)|"
         rf"\bnot (all|every) (of )?(our |the )?(sites?|offices?|locations?|clinics?)\s+(\w+\s+){{0,2}}(follow|use|share|have|operate under|run under)\s+the same")),
     ("same_policies", True, re.compile(
-        r"\b(same|shared|common|identical|single|one set of|unified|uniform|standardi[sz]ed|centrali[sz]ed)\s+(\w+\s+){0,2}(policies|procedures|protocols|p&ps?|p & p|policy (manual|book|binder|handbook))|"
+        r"\b(same|shared|common|identical|single|one set of|unified|uniform|standardi[sz]ed|centrali[sz]ed)\s+(\w+\s+){0,3}(policies|procedures|protocols|p&ps?|p & p|policy (manual|book|binder|handbook))|"
         r"\bone (policy|policies and procedures|procedure) (manual|book|binder|handbook)\b|"
         r"\b(same|shared|common|single|one)\s+(\w+\s+){0,3}(rules?|policy|procedures?|office) (binder|manual|book|handbook)s?\b|"
         r"\b(one|a single|the same|single)\s+(\w+\s+){0,2}(director|leader|leadership|committee|person|office|team)\s+(\w+\s+){0,2}(owns|sets|writes|approves|manages|maintains|controls|decides)\s+(\w+\s+){0,3}polic(y|ies)|"
@@ -380,7 +380,8 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
         r"\bcentral(ly)? (set|managed|written) (policies|procedures)|\b(we are|we're|are all|sites are|locations are|they are|they're)\s+(\w+\s+)?functionally integrated\b")),
     ("participated_round", False, re.compile(
         rf"\b{_NEG}\s+(\w+\s+){{0,3}}(participat\w*|taken part|take part|took part|joined|join|done|did)\s+(\w+\s+){{0,3}}(qopi\s+)?(collection\s+)?(round|session|cycle|window)s?\b|"
-        r"\bnever (\w+\s+)?(participated|taken part|took part|done a round|did a round|signed up|enrolled|registered)")),
+        r"\bnever (\w+\s+)?(participated|taken part|took part|done a round|did a round|signed up|enrolled|registered)|"
+        r"\b(outside|independent|independently) (of )?(any|a|the) (qopi )?(collection )?(round|cycle|session)")),
     ("participated_round", True, re.compile(r"\b(participated|took part|completed|finished|did|submitted)\s+(\w+\s+){0,3}(collection\s+)?round")),
     ("abstraction_complete", False, re.compile(
         rf"\b{_NEG}\s+(\w+\s+){{0,3}}(complete|completed|finish|finished|done)\s+(\w+\s+){{0,3}}abstraction|"
@@ -406,7 +407,7 @@ _COUNT_WORDS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7
 
 
 # "not sure whether we met the chart targets" states no fact either way.
-_UNSURE = re.compile(r"\b(not sure|unsure|don't know|do not know|no idea|not certain|uncertain|unclear|wondering|can't remember|cannot remember|whether|if we)\b")
+_UNSURE = re.compile(r"\b((must|should|do|does|can|could|will|would|shall) we|do we (have|need) to|not sure|unsure|don't know|do not know|no idea|not certain|uncertain|unclear|wondering|can't remember|cannot remember|whether|if we)\b")
 
 
 _MISSING_VERB = re.compile(r"\b(skip\w*|miss\w*|leave|left|drop\w*|exclud\w*|omit\w*|opt\w* out|forg[eo]t\w*)\b")

@@ -101,6 +101,7 @@ _SHORTHAND = [(re.compile(r"\bw/o\b"), "without"), (re.compile(r"\bw/(?=\s|$)"),
               (re.compile(r"\bapp\b"), "application"), (re.compile(r"\babstr\.(?=\s)"), "abstraction"),
               (re.compile(r"\bpts\b"), "patients"), (re.compile(r"\bdocs\b"), "doctors"), (re.compile(r"\breqs\b"), "requirements")]
 _SALUTATION = re.compile(r"^\s*(dear|hi|hello|hey|good (morning|afternoon|evening)|greetings|to whom it may concern)\b[^.?!\n]{0,50}[,:!]?\s*$", re.I)
+_WORD_HYPHEN = re.compile(r"\b([a-z]{2,})-(and|or|by|to|of|in|the)-([a-z]{2,})\b")
 _CONTRACTION = re.compile(r"\b(" + "|".join(_CONTRACTIONS) + r")\b")
 
 
@@ -126,6 +127,7 @@ def normalize(text: str) -> str:
     text = re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", " ", text)
     text = re.sub(r"\s+", " ", text).strip()
     text = _CONTRACTION.sub(lambda m: _CONTRACTIONS[m.group(1)], text)
+    text = _WORD_HYPHEN.sub(r"\1 \2 \3", text)  # "policy-and-procedure manual" reads as its words
     for pattern, replacement in _SHORTHAND:
         text = pattern.sub(replacement, text)
     return _WORD.sub(lambda m: repair_word(m.group(0)), text)

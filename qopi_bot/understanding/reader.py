@@ -7,7 +7,7 @@ The reading happens in named steps, each a plain function:
 3. the intent model (classifier.py, learned from knowledge/examples/) reads the whole
    message and each question in it.
 4. reading rules turn those predictions into the questions to answer, in order:
-   `escalation_first`, `facts_make_a_case`, `sites_make_it_multi_site`,
+   `escalation_first`, `facts_make_a_case`, `can_we_apply_asks_eligibility`, `sites_make_it_multi_site`,
    `dates_make_it_validity`, `pool_membership_is_attestation`, `threshold_words_ask_the_threshold`, `greeting_only_alone`, `scope`. Each says why in its docstring.
 """
 
@@ -142,7 +142,7 @@ def facts_make_a_case(r: _Reading, topic: Intent, question: str) -> Intent:
     whatever single word the question used."""
     f = r.ex.facts
     failing = any(v is False for v in (f.pathway, f.sampling_followed, f.participated_round, f.abstraction_complete))
-    has_case = (f.score is not None and not r.ex.threshold_question) or failing
+    has_case = (f.score is not None and (not r.ex.threshold_question or bool(re.search(r"\b(our|we|we've|we're|us)\b", r.text)))) or failing
     if not has_case:
         return topic
     if topic in (Intent.GREETING, Intent.APPLICATION, Intent.SCORE_THRESHOLD, Intent.SAMPLING, Intent.ATTESTATION,
@@ -155,8 +155,9 @@ def facts_make_a_case(r: _Reading, topic: Intent, question: str) -> Intent:
                     r"\b(together|separate\w*|one application|single application|as one|entit\w+|each|every|sites?|locations?|clinics?)\b",
                     question)):
                 return topic  # "do we apply together?" stays the multi-site question
-            if topic is Intent.SCORE_THRESHOLD and not _asks_about_applying(question) and f.score is None:
-                return topic
+            if topic is Intent.SCORE_THRESHOLD and not _asks_about_applying(question) and (
+                    f.score is None or not re.search(r"\b(our|we|we've|we're|us)\b", r.text)):
+                return topic  # "is a score of exactly 75% sufficient?" asks the threshold
             return Intent.ELIGIBILITY
     if topic is Intent.MULTI_SITE and f.score is not None and f.site_count is None and f.same_policies is None \
             and not re.search(r"\b(sites?|locations?|clinics?|offices?|campus\w*|entit\w+|together|separate\w*)\b", r.text):
@@ -173,6 +174,16 @@ _TOPIC_WORDS = {
     Intent.ATTESTATION: r"\b(attestation|pool)\b", Intent.MODULES: r"\bmodules?\b", Intent.MEASURES: r"\bmeasures?\b",
     Intent.STANDARDS: r"\bstandards\b",
 }
+
+
+def can_we_apply_asks_eligibility(r: _Reading, topic: Intent, question: str) -> Intent:
+    """"Can we apply for certification?" asks whether this practice is eligible (decide or ask
+    for the facts), not how the application works."""
+    if topic is Intent.APPLICATION and re.search(r"\b(can|could|may|are) we (\w+ )?(apply|be certified|qualify)\b", question) \
+            and not re.search(r"\b(how|when|where|what|which|steps?|process|before|after|once|until|wait|without|online|portal)\b", question):
+        r.applied.append("can_we_apply_asks_eligibility")
+        return Intent.ELIGIBILITY
+    return topic
 
 
 def sites_make_it_multi_site(r: _Reading, topic: Intent, question: str, sure: bool = False) -> Intent:
@@ -305,6 +316,7 @@ def _covered(intent: Intent, by: list[Intent], f: Facts) -> bool:
 def _read_one(r: _Reading, topic: Intent, question: str, sure: bool = False) -> Intent:
     """The per-question reading rules, in order, on the model's reading of one question."""
     topic = facts_make_a_case(r, topic, question)
+    topic = can_we_apply_asks_eligibility(r, topic, question)
     topic = sites_make_it_multi_site(r, topic, question, sure)
     topic = dates_make_it_validity(r, topic, question)
     topic = pool_membership_is_attestation(r, topic, question)
@@ -342,9 +354,10 @@ def read_questions(r: _Reading) -> None:
         if topic in ESCALATIONS and topic not in r.intents:
             # A weak escalation reading of one question the escalation rule did not accept: the
             # question still asks something, most likely its runner-up.
-            if not p.runner_up or Intent(p.runner_up) in ESCALATIONS:
+            source = p if clear else r.whole
+            if not source.runner_up or Intent(source.runner_up) in ESCALATIONS:
                 continue
-            topic = Intent(p.runner_up)
+            topic = Intent(source.runner_up)
         topic = _read_one(r, topic, question, sure=p.confident)
         runner = Intent(p.runner_up) if p.runner_up else None
         taken = topic in r.intents or any(q is not p and q.confident and q.intent == topic.value for _, q in r.asked)
