@@ -198,7 +198,7 @@ def _info(d: Decision, today: dt.date, kb: Knowledge) -> list[str]:
                 "abstraction."]
     if t is Topic.MODULES:
         names = ", ".join(m.name for m in kb.modules)
-        return ["Submit data only for the modules that apply to your patient population.",
+        return ["Submit data only for the modules that are applicable to your patient population.",
                 f"The {len(kb.measures)} certification measures come from these modules: {names}; choose the QOPI Certification Pathway."]
     if t is Topic.MEASURES:
         return [f"The QOPI Certification Pathway has {len(kb.measures)} certification measures, drawn from the core, symptom/toxicity "

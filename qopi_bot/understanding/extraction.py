@@ -351,7 +351,7 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
     ("report_received", False, re.compile(
         rf"\b{_NEG}\s+(\w+\s+){{0,3}}(receiv\w*|got|gotten|get|seen)\s+(\w+\s+){{0,3}}(final\s+)?(\w+\s+)?report|"
         r"\b(still |currently )?(waiting|awaiting|wait)\s+(on|for)?\s*(\w+\s+){0,5}report|"
-        rf"\breport\s+(\w+\s+){{0,2}}(hasn't|has not|hasnt|isn't|is not|not)\s+(\w+\s+){{0,1}}(come|arrived|out|in|been (released|sent|issued))|"
+        rf"\breport\s+(\w+\s+){{0,2}}(hasn't|has not|hasnt|isn't|is not|not)\s+(\w+\s+){{0,1}}(come|arrived|out|in|back|here|ready|available|released|been (released|sent|issued))|"
         r"\breport (is )?(still )?(pending|not (yet )?(available|out|in))|\breport\b[^.?!]{0,30}\b(still (waiting|awaiting|pending)|(is|has) not (yet )?(arrived|come))|\bno report yet|\bbefore (we get|getting|receiving) (the |our )?(final )?(\w+ )?report")),
     ("report_received", True, re.compile(
         r"\b(received|got|have|get|downloaded|seen)\s+(\w+\s+){0,2}(final\s+)?(qopi\s+)?(certification\s+)?report\b|\breport (came|arrived|was released)")),
@@ -434,6 +434,10 @@ def _extract_checklist(text: str, ex: Extraction) -> set[str]:
     return decided
 
 
+# "we skipped the collection round entirely this year": no round at all (unless one is named as done).
+_SKIPPED_ROUND = re.compile(r"\b(skip|skipped|skipping|sat out|sit out|missed)\s+(the\s+|a\s+|this\s+|that\s+|every\s+)?(\w+\s+)?(collection\s+)?(round|cycle|session)s?\b")
+
+
 def _extract_statements(text: str, ex: Extraction) -> None:
     decided: set[str] = _extract_checklist(text, ex)
     for fact, value, pattern in _STATEMENTS:
@@ -449,6 +453,8 @@ def _extract_statements(text: str, ex: Extraction) -> None:
             if value is False and _NEGATOR.search(m.group(0)) and _MISSING_VERB.search(m.group(0)):
                 value = True  # "we didn't skip the certification pathway": two negatives
             setattr(ex.facts, fact, value)
+    if ex.facts.participated_round is None and ex.facts.completed_round is None and _SKIPPED_ROUND.search(text):
+        ex.facts.participated_round = False
     ex.facts.integration_evidence = [label for label, pattern in _INTEGRATION if pattern.search(text)]
     m = re.search(r"\b(\d{1,3}|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)\s+(of (?:our|the) |\w+\s+)?(office\s+)?(sites|locations|offices|clinics|campuses|satellites)\b", text)
     if m:

@@ -131,7 +131,7 @@ _WISH = re.compile(r"\b(want|wants|wanted|would like|'d like|wish|hope|hoping|pl
 
 
 def _asks_about_applying(text: str) -> bool:
-    return bool(re.search(r"\b(what now|any (issues?|concerns?)|where does (that|this) leave|what (are|is) (our|the) (options|next steps?)|what do (we|i) do|"
+    return bool(re.search(r"\b(what now|we (good|ok|okay|fine|set|covered)|any (issues?|concerns?)|where does (that|this) leave|what (are|is) (our|the) (options|next steps?)|what do (we|i) do|"
                           r"does (that|this) (change|affect)|thoughts|apply|applying|application|eligib\w*|qualif\w*|too late|still (good|ok|okay|use|valid)|"
                           r"go ahead|submit|enough|pass(ed|es)?|make (it|the cut)|good to go|are we (good|ok|okay|set|fine))\b", text))
 
@@ -179,7 +179,8 @@ _TOPIC_WORDS = {
 def can_we_apply_asks_eligibility(r: _Reading, topic: Intent, question: str) -> Intent:
     """"Can we apply for certification?" asks whether this practice is eligible (decide or ask
     for the facts), not how the application works."""
-    if topic is Intent.APPLICATION and re.search(r"\b(can|could|may|are) we (\w+ )?(apply|be certified|qualify)\b", question) \
+    if topic is Intent.APPLICATION and re.search(r"\b((can|could|may|are) we|we (can|could|may)|(are )?we able to) (\w+ )?(apply|be certified|qualify|"
+                                                  r"(submit|send|file|start) (the |our |an? )?(\w+ )?application)\b", question) \
             and not re.search(r"\b(how|when|where|what|which|steps?|process|before|after|once|until|wait|without|online|portal)\b", question):
         r.applied.append("can_we_apply_asks_eligibility")
         return Intent.ELIGIBILITY
