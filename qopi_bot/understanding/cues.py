@@ -66,6 +66,7 @@ ESCALATION_CUES: dict[Intent, _W] = {
         (4, r"\b(\w+ )?(program|department|clinic|site|location|division|service line) (alone|by itself|on its own|separately)\b.{0,40}\b(certif|apply)|\b(certif\w*|apply)\b.{0,60}\b(alone|by itself|on its own)\b"),
         (4, r"\b(leave|leaving|exclude|excluding|carve|carving|drop|dropping) (out )?(one|a|some|two|our|the)\s+(\w+\s+)?(site|location|office|clinic|campus)s?\b(?!.{0,30}\bcharts?\b)"),
         (6, r"\bonly (\d+|one|two|three|four|some|a few|part|a couple) of (our|the) (\d+ |\w+ )?(sites|locations|clinics|offices|campuses)\b"),
+        (5, r"\bonly\b.{0,30}\b(certif\w*|apply\w*)\b.{0,20}\b(for|of|with) (\d+|one|two|three|four|some|a few|part) of (them|those|our|the)\b"),
         (5, r"\bonly (our|the|one|a) (\w+\s+){0,3}(site|location|office|clinic|campus|program|department)s? (\w+\s+){0,2}(certified|certify|to be certified)|\bget (only|just) "),
         (5, r"\bnot the (other|rest of the) (\w+ )?(sites|locations|clinics|offices|campuses)\b"),
         (3, r"\bnot the whole practice\b|\bonly (one|some|two|three|a few|a couple) of (our )?(sites|locations|clinics|offices)\b"),

@@ -70,8 +70,10 @@ _COMPARED = re.compile(r"\b((?:has|have|need|needs|must|needed|required) to (?:h
                        r"(?:believes?|thinks?|thought|said|says|heard|told (?:me|us))\s+(?:that\s+)?(?:it'?s|it is|it was|the (?:threshold|cutoff|minimum) is)|"
                        r"(?:need|needs|require|requires|required)(?: an?)?|[<>]=?|"
                        r"(?:once|when|after|until|till) (?:we|you|they|i) (?:hit|get|reach|achieve|clear)(?: at least)?(?: an?)?|"
-                       r"(?:he|she|they|someone|somebody|everyone|people|admin|administrator|manager|boss|director|colleague|predecessor|cfo|ceo|coo)\s+"
-                       r"(?:says|said|thinks|believes|claims|told (?:me|us))(?:\s+that)?(?:\s+it'?s|\s+it is)?|"
+                       r"(?:he|she|they|someone|somebody|everyone|people|admin|administrator|manager|boss|director|colleague|predecessor|cfo|ceo|coo|"
+                       r"lead|abstractor|physician|doctor|nurse|consultant|team)\s+"
+                       r"(?:says|said|thinks|thought|believes|claims|remembers|recalls|heard|assumes|told (?:me|us))(?:\s+that)?"
+                       r"(?:\s+it'?s|\s+it is|\s+it was|\s+it as|\s+the (?:threshold|cutoff|minimum|passing score|bar) (?:is|was))?|"
                        r"(?:is|does|would|will) (?:that|this|it)(?: be| count as| mean| equal| make| round to)?|becomes?|become|turns? into|"
                        r"compar\w*(?: it| them| that)? (?:to|with|against)|"
                        r"round(?:ed|s)?(?: it)?(?: up| down)? to|count(?:s|ed)? as|equal to|same as|higher than|lower than|more than|less than|above|below|instead of|vs\.?|versus)\s+(?:a\s+)?$")
@@ -101,6 +103,8 @@ def _candidate_scores(text: str, expecting_score: bool = False) -> list[tuple[De
         before = re.split(r"\d", text[max(0, m.start() - 45):m.start()])[-1]
         if not pct and _NOT_SCORE_AFTER.match(after):
             continue
+        if re.search(r"\bmodules?\b[^.?!]{0,30}$", before) and not re.search(r"\b(overall|oqs|aggregate)\b", before):
+            continue  # "our lung module numbers were low (around 62%)": one module's number, not the OQS
         if _SHARE_OF.match(after) or _WORK_BEFORE.search(before) \
                 or re.match(r"\s*(sure|certain|confident|of the way|done|complete|completed|abstracted|finished)\b", after):
             continue  # "not 100% sure", "~60% abstracted": certainty or progress, not the score  # "82% of our patients", "95% of charts": a share of something, not the OQS
@@ -363,7 +367,8 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
         rf"\bnone of (our |the )?(sites|offices|locations|clinics|practices)\s+(\w+\s+){{0,2}}(share|use|follow|have|run under)\b|"
         rf"\b{_NEG}\s+(share|use|follow|have|run under|operate under)\s+(the same |common |shared |one set of )?(\w+\s+)?(policies|procedures|p&ps?|p & ps?)\b|"
         rf"\bloose(ly)?\s+(\w+\s+)?(affiliat\w*|connected|linked|tied|associated|related)|"
-        rf"\b(site|clinic|location|office|campus|practice)\b[^.?!]{{0,40}}\bfollows?\s+(the\s+)?(\w+\s+){{0,3}}(\w+'s|their|its own)\s+(polic\w*|procedures?|p&ps?)|"
+        rf"\b(site|clinic|location|office|campus|practice)\b[^.?!]{{0,40}}\b(follows?|following|runs? on|running on|uses?|using|operat\w+ (on|under)|still on)\s+"
+        rf"(the\s+)?(\w+\s+){{0,3}}(\w+'s|\w+s'|their|its own|previous|old|former|legacy)\s+(\w+\s+)?(polic\w*|procedures?|p&ps?)|"
         rf"\b(its|their) own\s+(\w+\s+){{0,3}}(polic\w*|procedures?|rule ?books?|p&ps?|manuals?|playbooks?|way of doing things)\b|\bloose (affiliation|network|group|federation|confederation|collection)\b|"
         rf"\b{_NEG}\s+(\w+\s+){{0,3}}(the same|same|shared|common|identical)\s+(\w+\s+){{0,1}}(policies|procedures)|"
         rf"\bpolicies (and procedures )?(differ|vary|are different|aren't the same|are not the same)|"

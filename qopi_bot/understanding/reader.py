@@ -232,6 +232,9 @@ def dates_make_it_validity(r: _Reading, topic: Intent, question: str) -> Intent:
     """"last day to apply using our spring 2026 numbers?" names a round and asks for a date:
     that is the validity question, even though it says "apply"."""
     f = r.ex.facts
+    if topic in (Intent.ELIGIBILITY, Intent.APPLICATION) and f.score is None and f.completed_round is None \
+            and re.search(r"\bhow much (longer|more time|time)\b|\b(still|left) (have|got)\b.{0,20}\b(time|long)\b", question):
+        return Intent.VALIDITY  # "how much longer do we have to get the application in?" (the round may be in the thread)
     if topic in (Intent.ELIGIBILITY, Intent.APPLICATION) and f.score is None and f.completed_round is not None \
             and re.search(r"\b(last day|deadline|until when|until what|how long|expire\w*|still valid|valid until|good until|"
                           r"(final|last|closing|cut-?off|due) date|no longer be used|stops? being (usable|valid)|"
@@ -248,7 +251,8 @@ def pool_membership_is_attestation(r: _Reading, topic: Intent, question: str) ->
     """"does every heme onc at every site have to be in the sampling pool?" asks who must be in
     the pool: that is the attestation question (ELIG-ATTESTATION), though it says "sampling"."""
     about_left_out = r.ex.facts.charts_pool_complete is False and re.search(
-        r"\b(left out|excluded|omitted|not in the (\w+ )?pool|missing from|who was(n't| not) in)\b", question)
+        r"\b(left out|excluded|omitted|not in the (\w+ )?pool|(weren't|wasn't|were not|was not|aren't|isn't) in the (\w+ )?pool|missing from|"
+        r"who was(n't| not) in|what (happens|then|now)|what do we do|is that (ok|okay|a problem)|does that matter)\b", question)
     if topic in (Intent.SAMPLING, Intent.MULTI_SITE, Intent.APPLICATION, Intent.CONTACT, Intent.GREETING) \
             and (_POOL_MEMBERSHIP.search(question) or about_left_out) and r.ex.facts.score is None:
         r.applied.append("pool_membership_is_attestation")
