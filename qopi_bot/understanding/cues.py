@@ -55,6 +55,7 @@ ESCALATION_CUES: dict[Intent, _W] = {
         (5, r"\b(omit|omitting|exclude|excluding|leave|leaving|drop|dropping|remove|removing)\s+(\w+\s+){0,4}(site|location|office|clinic|campus|satellite)s?\s+from\s+(the |our )?(\w+'s\s+)?(application|certification|submission)\b"),
         (5, r"\b(certif\w*|apply\w*)\b.{0,40}\b(for|with) (the )?(remainder|rest) of (the |our )?(practice|group|sites|network|locations|clinics)\b"),
         (6, r"\b(certif\w*|apply|applying|application)\b.{0,30}\bwith (only|just) (the |our )?(\w+\s+){0,2}(office|site|clinic|location|campus|one)\b"),
+        (5, r"\b(certif\w*|certificate|application)\b.{0,40}\b(main|one|\w+) (office|site|clinic|location|campus) only\b"),
         (6, r"\bonly\s+(our|the|some|a few|\d+|one|two|three|four|five)\s+(\w+\s+){0,3}(sites|clinics|locations|offices|campuses)\s+(\w+\s+){0,3}"
             r"(want|wants|go|going|apply|applying|participate|ready|move forward|go forward|pursue|get certified)"),
         (5, r"\b(only|just|solely)\b.{0,40}\b(site|clinic|location|office|campus|program|department|center|unit|suite|division)s?\b.{0,25}\bcertif"),
@@ -167,7 +168,7 @@ _REMINDER_STOP = re.compile(
     r"|\b(don'?t|do not|no longer)\s+(need|want)\s+(the\s+|any\s+|these\s+)?(reminders?|pings?)\b")
 _WHEN = r".{0,50}\b(before|ahead|prior|expir\w*|lapse\w*|deadline|last day|runs? out|closes?|valid)"
 _REMINDER_START = re.compile(
-    r"\bremind\s+(me|us|our team|the team)\b(?!\s+(of|what|how|who|which)\b)"
+    r"\bremind\s+(me|us|our team|the team)\b(?!,?\s+(of|what|what's|how|who|which|when|where|why|again)\b)"
     r"|\b(set|setup|set up|schedule|create|add|turn on)\s+(up\s+)?(a\s+|an\s+|some\s+|the\s+)?(\w+\s+)?(reminders?|heads[- ]up|alerts?)\b"
     r"|\b(want|like|need|get|send( me| us)?|give( me| us)?)\s+(a\s+|an\s+|some\s+|the\s+)?(\w+\s+)?(reminders?|heads[- ]up|nudge|alert)\b" + _WHEN +
     r"|\b(ping|nudge|alert|notify|email|message|warn)\s+(me|us)\b" + _WHEN +

@@ -71,11 +71,11 @@ _COMPARED = re.compile(r"\b((?:has|have|need|needs|must|needed|required) to (?:h
                        r"(?:need|needs|require|requires|required)(?: an?)?|[<>]=?|"
                        r"(?:once|when|after|until|till) (?:we|you|they|i) (?:hit|get|reach|achieve|clear)(?: at least)?(?: an?)?|"
                        r"(?:he|she|they|someone|somebody|everyone|people|admin|administrator|manager|boss|director|colleague|predecessor|cfo|ceo|coo|"
-                       r"lead|abstractor|physician|doctor|nurse|consultant|team)\s+"
+                       r"lead|abstractor|physician|doctor|nurse|consultant|team|dr\.? \w+)\s+"
                        r"(?:says|said|thinks|thought|believes|claims|remembers|recalls|heard|assumes|told (?:me|us))(?:\s+that)?"
                        r"(?:\s+it'?s|\s+it is|\s+it was|\s+it as|\s+the (?:threshold|cutoff|minimum|passing score|bar) (?:is|was))?|"
                        r"(?:is|does|would|will) (?:that|this|it)(?: be| count as| mean| equal| make| round to)?|becomes?|become|turns? into|"
-                       r"compar\w*(?: it| them| that)? (?:to|with|against)|"
+                       r"compar\w*(?: it| them| that)? (?:to|with|against)|i (?:thought|think|assumed) (?:it was|it's|it is)|"
                        r"round(?:ed|s)?(?: it)?(?: up| down)? to|count(?:s|ed)? as|equal to|same as|higher than|lower than|more than|less than|above|below|instead of|vs\.?|versus)\s+(?:a\s+)?$")
 _ALTERNATIVE_AFTER = re.compile(r"^\s*(?:%|pct|percent)?\s*(?:exactly (?:a )?pass|or\s+\d|(?:pass(?:es)?|passing|counts?) or\b(?!\s+(?:not|nah|no|nope)\b)|(?:per|for each|on each|for every|each)\s+(?:measure|site|module|location|clinic))")
 _ALTERNATIVE_BEFORE = re.compile(r"\d\s*(?:%|pct|percent)?\s+or\s+$")
@@ -259,7 +259,7 @@ _ROUND_PATTERNS = (
     re.compile(r"\b(fa|fl|fal|sp|spr)\s?'?(\d{2}|20\d{2})\b"),  # FA25, SP'24
 )
 # "the fall 2025 round closes dec 12": a calendar date asked about, not the round the score is from.
-_CALENDAR_AFTER = re.compile(r"^\s*(?:round\s+)?(?:closes|closed|close date|opens|opened|ends|ended|deadline|is due|was due|window (?:opens|opened|closes|closed|dates?|ends))\b")
+_CALENDAR_AFTER = re.compile(r"^\s*(?:round\s+)?(?:closes|close date|opens|ends|deadline|is due|was due|window (?:opens|opened|closes|closed|dates?|ends)|(?:closed|opened|ended) (?:on|dec|nov|jun|may|\d))\b")
 _OWNED_ROUND_BEFORE = re.compile(r"\b(our|we|we've|my|score from|scored|from the|in the|did|completed|finished)\b[^.?!]{0,25}$")
 
 
@@ -367,6 +367,8 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
         rf"\bnone of (our |the )?(sites|offices|locations|clinics|practices)\s+(\w+\s+){{0,2}}(share|use|follow|have|run under)\b|"
         rf"\b{_NEG}\s+(share|use|follow|have|run under|operate under)\s+(the same |common |shared |one set of )?(\w+\s+)?(policies|procedures|p&ps?|p & ps?)\b|"
         rf"\bloose(ly)?\s+(\w+\s+)?(affiliat\w*|connected|linked|tied|associated|related)|"
+        rf"\b(has|have|keeps?|kept|uses?|on|under|operat\w+ under|follows?)\s+(their|its) (old|own|previous|former|legacy|separate) (\w+\s+)?(polic\w*|procedures?|p&ps?)|"
+        rf"\b(operat\w+ (on|under)|still on|running on|runs on|follows?|following)\s+(the\s+)?(\w+\s+){{0,2}}(old|previous|former|legacy)\s+([\w']+\s+){{0,2}}(polic\w*|procedures?|p&ps?)|"
         rf"\b(site|clinic|location|office|campus|practice)\b[^.?!]{{0,40}}\b(follows?|following|runs? on|running on|uses?|using|operat\w+ (on|under)|still on)\s+"
         rf"(the\s+)?(\w+\s+){{0,3}}(\w+'s|\w+s'|their|its own|previous|old|former|legacy)\s+(\w+\s+)?(polic\w*|procedures?|p&ps?)|"
         rf"\b(its|their) own\s+(\w+\s+){{0,3}}(polic\w*|procedures?|rule ?books?|p&ps?|manuals?|playbooks?|way of doing things)\b|\bloose (affiliation|network|group|federation|confederation|collection)\b|"
@@ -377,7 +379,8 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
         r"\b(same|shared|common|identical|single|one set of|unified|uniform|standardi[sz]ed|centrali[sz]ed)\s+(\w+\s+){0,3}(policies|procedures|protocols|p&ps?|p & p|policy (manual|book|binder|handbook))|"
         r"\bone (policy|policies and procedures|procedure) (manual|book|binder|handbook)\b|"
         r"\b(same|shared|common|single|one)\s+(\w+\s+){0,3}(rules?|policy|procedures?|office) (binder|manual|book|handbook)s?\b|"
-        r"\b(one|a single|the same|single)\s+(\w+\s+){0,2}(director|leader|leadership|committee|person|office|team)\s+(\w+\s+){0,2}(owns|sets|writes|approves|manages|maintains|controls|decides)\s+(\w+\s+){0,3}polic(y|ies)|"
+        r"\b(one|a single|the same|single)\s+(\w+\s+){0,2}(director|leader|leadership|committee|person|office|team)\s+(\w+\s+){0,2}(owns|sets|writes|approves|manages|maintains|controls|decides|in charge of|responsible for)\s+(\w+\s+){0,3}polic(y|ies)|"
+        r"\b(sites|clinics|offices|locations|we|all|both)\s+(\w+\s+)?(share|follow|use|run on|operate under)\s+(the same |one |a single |common |our )?(set of )?(policies|procedures|p&ps?)\b|"
         r"\b(director|leader|leadership|committee|person|office|team)\s+(\w+\s+){0,2}(owns|sets|writes|approves|manages|maintains|controls|enforces)\s+(\w+\s+){0,3}polic(y|ies)\s+(\w+\s+){0,2}(for|across|at|in) (all|every|each)\b|"
         r"\b(policies|procedures)\s+(\w+\s+){0,3}(are |is )?(the same|shared|identical|uniform|standardi[sz]ed)\b|"
         r"\b(policies|procedures)\s+(apply|applied)\s+(across|at|to)\s+all\b|"
@@ -443,6 +446,11 @@ def _extract_checklist(text: str, ex: Extraction) -> set[str]:
 _SKIPPED_ROUND = re.compile(r"\b(skip|skipped|skipping|sat out|sit out|missed)\s+(the\s+|a\s+|this\s+|that\s+|every\s+)?(\w+\s+)?(collection\s+)?(round|cycle|session)s?\b")
 
 
+_UNDECIDED_POLICIES = re.compile(
+    r"\b(whether|undecided|not (yet )?decided|haven't decided|have not decided|still (being )?(negotiated|decided|discussed|figured out)|tbd|to be decided)\b.{0,80}\b(adopt\w*|polic\w*|procedures)\b|"
+    r"\b(adopt\w*|polic\w*|procedures)\b.{0,80}\b(undecided|not (yet )?decided|still (being )?(negotiated|decided|discussed)|tbd|to be decided)\b")
+
+
 def _extract_statements(text: str, ex: Extraction) -> None:
     decided: set[str] = _extract_checklist(text, ex)
     for fact, value, pattern in _STATEMENTS:
@@ -458,6 +466,8 @@ def _extract_statements(text: str, ex: Extraction) -> None:
             if value is False and _NEGATOR.search(m.group(0)) and _MISSING_VERB.search(m.group(0)):
                 value = True  # "we didn't skip the certification pathway": two negatives
             setattr(ex.facts, fact, value)
+    if ex.facts.same_policies is True and _UNDECIDED_POLICIES.search(text):
+        ex.facts.same_policies = None  # five sites share them, two new ones may or may not adopt them: ask
     if ex.facts.participated_round is None and ex.facts.completed_round is None and _SKIPPED_ROUND.search(text):
         ex.facts.participated_round = False
     ex.facts.integration_evidence = [label for label, pattern in _INTEGRATION if pattern.search(text)]

@@ -90,7 +90,7 @@ _CONTRACTIONS = {"whats": "what's", "hows": "how's", "wheres": "where's", "whens
 _SHORTHAND = [(re.compile(r"\bw/o\b"), "without"), (re.compile(r"\bw/(?=\s|$)"), "with"), (re.compile(r"\bb/c\b"), "because"),
               (re.compile(r"\bbc\b"), "because"), (re.compile(r"\bpls\b|\bplz\b"), "please"), (re.compile(r"\bu\b"), "you"),
               # Chat shorthand and the program's own abbreviations, spelled out so one pattern reads both.
-              (re.compile(r"\bidk\b"), "i don't know"), (re.compile(r"\b(ty|tysm|thx|tx)\b"), "thanks"),
+              (re.compile(r"\bidk\b"), "i don't know"), (re.compile(r"\b(ty|tysm|thx|tx|gracias|merci|danke)\b"), "thanks"),
               (re.compile(r"\bdiff\b"), "different"), (re.compile(r"\brpt\b"), "report"), (re.compile(r"\bfore (?=us\b|it\b|the\b|a\b|an\b|our\b|me\b|certification\b)"), "for "), (re.compile(r"\brt\?"), "right?"),
               (re.compile(r"\bthru\b"), "through"), (re.compile(r"\btho\b"), "though"), (re.compile(r"\babt\b"), "about"),
               (re.compile(r"\bwks?\b"), "weeks"), (re.compile(r"\byrs?\b"), "years"), (re.compile(r"\bmos\b"), "months"),

@@ -34,13 +34,14 @@ INFO_TOPICS = (Intent.SAMPLING, Intent.ATTESTATION, Intent.MODULES, Intent.MEASU
                Intent.APPLICATION, Intent.SCORE_THRESHOLD, Intent.CONTACT)
 
 
-_OWN_SCORE = re.compile(r"\b(our|my|are)\s+(\w+\s+){0,3}(score|scores|result|results|oqs|numbers?|percentage|grade|rating)\b|\bours\b|\b(for|to) us\b|"
+_OWN_SCORE = re.compile(r"\b(our|my|are|their|client's)\s+(\w+\s+){0,3}(score|scores|result|results|oqs|numbers?|percentage|grade|rating)\b|\bours\b|\b(for|to) us\b|"
                         r"^(?!.*\b(a|any|in general|generally|once you)\b).*\bthe (score|oqs|result|grade)\b|"
                         r"\bwe (got|scored|received|have|had|did|completed|finished|earned|took|were)\b|\b(is|was) (it|that) still\b")
 
 
 # "Just in general, not for us specifically": a question about the rule, whatever pronouns it has.
-_GENERAL = re.compile(r"\b(in general|generally|not for us|not (about )?ours|hypothetically|as a rule|for any practice)\b")
+_GENERAL = re.compile(r"\b(in general|generally|not for us|not (about )?ours|hypothetically|as a rule|for any practice|"
+                      r"(exactly )?a year (after|from)|(start|run|count)s? from)\b")
 
 
 class Understanding(BaseModel):
@@ -103,6 +104,8 @@ def escalation_first(r: _Reading) -> None:
         # The whole message read as an escalation counts when the model leans that way at all; a single question
         # needs a clearer reading, since short questions are easier to misread.
         if intent in ESCALATIONS and p.score >= (0.0 if index == 0 else 0.1) and intent not in wanted:
+            if intent is Intent.SUBSET and not _PART_WORDS.search(r.text):
+                continue  # "can our practice get certified?" names no part of the practice
             wanted.append(intent)
     if r.ex.facts.charts_pool_complete is False and Intent.SUBSET in wanted and strength.get(Intent.SUBSET, 0) < 6 \
             and Intent(r.whole.intent) is not Intent.SUBSET:
@@ -125,6 +128,9 @@ def escalation_first(r: _Reading) -> None:
         r.applied.append(f"escalation_first:{wanted[0].value}")
 
 
+# A request to certify part of a practice names the part somehow: only, just, without, leave out...
+_PART_WORDS = re.compile(r"\b(only|just|part|portion|some of|one of|two of|without|except|exclud\w*|leave|leaving|left|separate\w*|own|alone|"
+                         r"apart|subset|rest|remainder|not all|carve\w*|drop\w*|omit\w*|by itself|themselves|independent\w*|individual\w*|single|main|later|first)\b")
 _ASKS_CONTACT = re.compile(r"\b(what('s| is)|where('s| is)|which is|give me|send me|need|looking for)\s+(\w+\s+){0,3}(phone( number)?|number|email( address)?|contact (info|information|details))\b")
 _EACH_SITE = re.compile(r"\b(each|every|individual|all)\s+(\w+\s+){0,3}(site|clinic|location|office|campus|practice)(s|es)?\b")
 _WISH = re.compile(r"\b(want|wants|wanted|would like|'d like|wish|hope|hoping|plan|planning|prefer|rather|only|just|leave|exclude|without)\b")
@@ -179,7 +185,7 @@ _TOPIC_WORDS = {
 def can_we_apply_asks_eligibility(r: _Reading, topic: Intent, question: str) -> Intent:
     """"Can we apply for certification?" asks whether this practice is eligible (decide or ask
     for the facts), not how the application works."""
-    if topic is Intent.APPLICATION and re.search(r"\b((can|could|may|are) we|we (can|could|may)|(are )?we able to) (\w+ )?(apply|be certified|qualify|"
+    if topic is Intent.APPLICATION and re.search(r"\b((can|could|may|are) (we|our (\w+ )?(practice|group|clinic))|we (can|could|may)|(are )?we able to) (\w+ ){0,2}(apply|be certified|get (\w+ )?certified|qualify|"
                                                   r"(submit|send|file|start) (the |our |an? )?(\w+ )?application)\b", question) \
             and not re.search(r"\b(how|when|where|what|which|steps?|process|before|after|once|until|wait|without|online|portal)\b", question):
         r.applied.append("can_we_apply_asks_eligibility")
@@ -237,7 +243,7 @@ def dates_make_it_validity(r: _Reading, topic: Intent, question: str) -> Intent:
         return Intent.VALIDITY  # "how much longer do we have to get the application in?" (the round may be in the thread)
     if topic in (Intent.ELIGIBILITY, Intent.APPLICATION) and f.score is None and f.completed_round is not None \
             and re.search(r"\b(last day|deadline|until when|until what|how long|expire\w*|still valid|valid until|good until|"
-                          r"(final|last|closing|cut-?off|due) date|no longer be used|stops? being (usable|valid)|"
+                          r"(final|last|closing|cut-?off|due) date|no longer be used|stops? being (usable|valid)|(still )?(in|within) the window|in time\b|"
                           r"too late|how much (longer|time)|when (does|do|will) (it|our|the) )", question):
         return Intent.VALIDITY
     return topic
@@ -460,6 +466,7 @@ def understand(raw: str, today: dt.date, kb: Knowledge, pending: MissingFact | N
         asks_round_dates=bool(re.search(r"\bwhen (does|do|will|is)\b.{0,30}\bround\b.{0,20}\b(open|close|start|end|due)|\bround (dates?|schedule|calendar|deadlines?)\b|\bwhen is the (next )?(\w+ )?round\b|\bwhen('s| is) the next\b", text)),
         escalation=escalation, rules_applied=r.applied, own_score=bool(_OWN_SCORE.search(text)) and not _GENERAL.search(text),
         reminder=cues.reminder_request(text), reminder_days=cues.reminder_lead_days(text),
-        asks_integration_evidence=bool(re.search(r"\b(proof|prove|show|demonstrate|evidence|document\w*)\b.{0,60}\b(integrat|work(ing)? together|function(ing)? as one|as one (practice|entity)|(really |actually |truly )?one (practice|entity))", text)),
+        asks_integration_evidence=not re.search(r"\b(apply as|one application|separate (practices|applications|entities)|together or separately)\b", text) and bool(re.search(r"\b(proof|prove|show|demonstrate|evidence|document\w*)\b.{0,60}\b(integrat|work(ing)? together|function(ing)? as one|as one (practice|entity)|(really |actually |truly )?one (practice|entity))", text)
+                                     or re.search(r"\bcount as (integrated|one (practice|entity))", text)),
     )
 
