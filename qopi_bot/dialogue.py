@@ -113,7 +113,8 @@ def _general_validity(d: Decision, u: Understanding) -> None:
     if d.topic is Topic.ENTITY and d.outcome is Outcome.NEEDS_INFO and d.missing == [MissingFact.SAME_POLICIES] and (
             (u.facts.site_count is None and not re.search(r"\b(we|our|us|ours)\b", u.text))
             or re.search(r"\b(define|definition|defined|what counts as|what (is|does) (a|the) ['\"]?practice|(awarded|granted|given|issued) to)\b", u.text)
-            or re.search(r"\b(include|cover|list)\b.{0,40}\b(every|all|each)\b.{0,30}\b(oncologists?|physicians?|doctors?|sites?|locations?)\b", u.text)):
+            or re.search(r"\b(include|cover|list)\b.{0,40}\b(every|all|each)\b.{0,30}\b(oncologists?|physicians?|doctors?|sites?|locations?)\b", u.text)
+            or re.search(r"\b(every|all|each)\b.{0,40}\b(oncs?|oncologists?|physicians?|doctors?|sites?|locations?)\b.{0,40}\b(included|covered|listed|in the application)\b", u.text)):
         d.outcome, d.missing = Outcome.ANSWERED, []
 
 
@@ -127,6 +128,9 @@ def _reminder_topic(intent: Intent | None, asks: bool, state: ConversationState)
 def _thread_intent(state: ConversationState, u: Understanding, text: str) -> Intent | None:
     """What a message in a thread asks, given the thread's topic (None: the facts decide)."""
     intent = u.intent
+    if state.case_id and state.topic in ESCALATIONS and intent is Intent.HUMAN and u.escalation is Intent.HUMAN \
+            and not re.search(r"\b(call|phone|talk|speak|meet)\b", text):
+        return state.topic  # "for whoever picks this up: ..." adds to the open case; staff are already on it
     if state.topic in THREAD_TOPICS and intent not in ESCALATIONS and _facts_given(u.facts) \
             and ((not u.asks and len(text.split()) <= 12) or not u.sure):
         # "it was fall 2024" or "one doc wasn't in the pool, does that change anything?" in a

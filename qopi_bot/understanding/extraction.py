@@ -142,7 +142,8 @@ def _candidate_scores(text: str, expecting_score: bool = False) -> list[tuple[De
     return sorted(out, key=lambda c: c[1])
 
 
-_CERT_CONTEXT = re.compile(r"\b(qopi|qcp|oqs|certif\w*|quality score|pathway|score|eligib\w*|apply|threshold|pass\w*|enough)")
+_CERT_CONTEXT = re.compile(r"\b(qopi|qcp|oqs|certif\w*|quality score|pathway|score|eligib\w*|apply|threshold|pass\w*|enough|reporting track|"
+                           r"(spring|fall|autumn) ('?\d{2}|\d{4}))")
 
 
 def _extract_score(text: str, expecting_score: bool, ex: Extraction) -> None:
@@ -280,6 +281,8 @@ def _named_rounds(text: str) -> list[tuple[RoundRef, int]]:
     return sorted(found, key=lambda r: r[1])
 
 
+# "we're in the middle of the spring 2026 round; if we pass, how long is it good for?" supposes it done.
+_IF_WE_PASS = re.compile(r"\b(if|once|assuming|when) (we|it|they) (pass|passes|get through|make it|clear it|hit the threshold)\b")
 _CORRECTION = re.compile(r"\b(i meant|i mean|correction|make that|sorry,? (it was|it's|that was|that should be|should be)|actually,? (it was|it's))\b")
 
 
@@ -300,7 +303,7 @@ def _extract_round(text: str, today: dt.date, ex: Extraction) -> None:
         if relative is None:
             return
         found, start = relative, 0
-    if _NOT_COMPLETED.search(text[max(0, start - 45):start]):
+    if _NOT_COMPLETED.search(text[max(0, start - 45):start]) and not _IF_WE_PASS.search(text):
         return  # "we have not started the Spring 2026 round yet" names a round, not a completed one
     if found.year > today.year:
         ex.problems.append(Problem(kind="future_round", detail=f"the {found.label()} round has not happened yet"))
@@ -339,6 +342,7 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
         r"\b(followed|follow|used|met|meet|hit|complied with)\s+(\w+\s+){0,3}(sampling|target chart|chart target|chart requirement)")),
     ("charts_pool_complete", True, re.compile(
         r"\b(no one|nobody|no oncologist|no physician|no doc|no doctor|no provider)('s)?( charts?)? (was|were|got) (left out|excluded|omitted|dropped)|"
+        r"\bno (\w+\s+){0,2}charts? (excluded|left out|omitted|dropped)\b|"
         r"\bno (\w+\s+){0,2}charts? (were|was) (excluded|left out|omitted|dropped)|\bnothing (was )?(excluded|left out)|"
         r"\b(didn't|did not|never) (exclude|leave out|omit)|\bwithout exclud\w*|\bnone of (our|the) (\w+\s+)?(charts|oncologists|physicians) (were|was) (excluded|left out)")),
     ("charts_pool_complete", False, re.compile(
@@ -443,7 +447,7 @@ def _extract_checklist(text: str, ex: Extraction) -> set[str]:
 
 
 # "we skipped the collection round entirely this year": no round at all (unless one is named as done).
-_SKIPPED_ROUND = re.compile(r"\b(skip|skipped|skipping|sat out|sit out|missed)\s+(the\s+|a\s+|this\s+|that\s+|every\s+)?(\w+\s+)?(collection\s+)?(round|cycle|session)s?\b")
+_SKIPPED_ROUND = re.compile(r"\b(skip|skipped|skipping|sat out|sit out|missed)\s+(the\s+|a\s+|this\s+|that\s+|every\s+|all\s+)?(\w+\s+){0,2}(collection\s+)?(round|cycle|session)s?\b")
 
 
 _UNDECIDED_POLICIES = re.compile(

@@ -241,9 +241,11 @@ def dates_make_it_validity(r: _Reading, topic: Intent, question: str) -> Intent:
     if topic in (Intent.ELIGIBILITY, Intent.APPLICATION) and f.score is None and f.completed_round is None \
             and re.search(r"\bhow much (longer|more time|time)\b|\b(still|left) (have|got)\b.{0,20}\b(time|long)\b", question):
         return Intent.VALIDITY  # "how much longer do we have to get the application in?" (the round may be in the thread)
-    if topic in (Intent.ELIGIBILITY, Intent.APPLICATION) and f.score is None and f.completed_round is not None \
+    failing = any(v is False for v in (f.pathway, f.sampling_followed, f.participated_round, f.abstraction_complete))
+    if topic in (Intent.ELIGIBILITY, Intent.APPLICATION) and f.score is None and f.completed_round is not None and not failing \
             and re.search(r"\b(last day|deadline|until when|until what|how long|expire\w*|still valid|valid until|good until|"
                           r"(final|last|closing|cut-?off|due) date|no longer be used|stops? being (usable|valid)|(still )?(in|within) the window|in time\b|"
+                          r"(can|could) (we |i )?still (apply|use|submit)|"
                           r"too late|how much (longer|time)|when (does|do|will) (it|our|the) )", question):
         return Intent.VALIDITY
     return topic
