@@ -77,7 +77,9 @@ def database_failure(exc: BaseException) -> None:
 
 
 def ask(question: str | None, as_json: bool, today: str | None, rounds: str | None, conversation: str | None) -> None:
-    settings = load_settings()
+    from qopi_bot.settings import from_environment
+
+    settings = from_environment()  # the same values as get_settings(), without importing pydantic-settings
     day = parse_today(today)
     if question is not None:
         run(_ask_one(settings, question, day, rounds, conversation, as_json))

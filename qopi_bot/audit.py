@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from qopi_bot.clock import utcnow
 from qopi_bot.privacy import scrub
@@ -34,6 +34,8 @@ Understood = Literal["clear", "low", "not_understood"]
 
 
 class AnswerRecord(BaseModel):
+    model_config = ConfigDict(defer_build=True)  # built on first use: a one-off `ask` logs none
+
     created_at: dt.datetime
     channel: str
     conversation_key: str

@@ -10,17 +10,18 @@ at the next start, puts the finished pattern objects into `re`'s own cache, so e
 Nothing changes in what a pattern matches: a stored entry is exactly what this interpreter's own
 compiler produced for that pattern text and those flags, and `_sre` validates the code it is given.
 Any mismatch (another Python, a damaged or missing file) means the cache is ignored and patterns
-compile the ordinary way. Staff never see or edit this file; deleting it is always safe."""
+compile the ordinary way. See qopi_bot/startup_cache.py for where the file lives."""
 
 from __future__ import annotations
 
 import array
 import marshal
-import os
 import re
 import sys
 from pathlib import Path
 from typing import Any
+
+from qopi_bot import startup_cache
 
 try:  # CPython 3.11's layout; anything else simply runs without the cache
     import _sre
@@ -38,13 +39,12 @@ _stored: dict[tuple[str, int], _Entry] = {}
 
 
 def cache_file() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     tag = f"{sys.implementation.cache_tag}-{_sre.MAGIC}-{_sre.CODESIZE}" if _SUPPORTED else "none"
-    return Path(base) / "qopi-bot" / f"regex-{tag}.marshal"
+    return startup_cache.cache_dir() / f"regex-{tag}.marshal"
 
 
 def _enabled() -> bool:
-    return _SUPPORTED and os.environ.get("QOPI_REGEX_CACHE", "1") != "0"
+    return _SUPPORTED and startup_cache.enabled()
 
 
 def preload() -> None:
@@ -87,8 +87,7 @@ def _volatile() -> set[str]:
 
 
 def save() -> None:
-    """Add the str patterns this process compiled that are not stored yet (usually none).
-    Written to a temporary file and renamed, so concurrent runs never read half a file."""
+    """Add the str patterns this process compiled that are not stored yet (usually none)."""
     if not _enabled():
         return
     try:
@@ -99,11 +98,7 @@ def save() -> None:
             return
         entries = {**_stored, **{key: _entry(*key) for key in new}}
         entries = dict(list(entries.items())[-_MAX_ENTRIES:])  # the newest, if patterns keep changing
-        target = cache_file()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(marshal.dumps(entries))
-        os.replace(tmp, target)
+        startup_cache.write_atomically(cache_file(), marshal.dumps(entries))
         _stored.clear()
         _stored.update(entries)
     except Exception:  # a read-only home or a full disk: the next run compiles as usual
