@@ -85,12 +85,17 @@ def _scrubbed(facts: dict[str, Any]) -> dict[str, Any]:
     return {k: (scrub(v) if isinstance(v, str) and k not in keep else v) for k, v in facts.items()}
 
 
+def answer_row(record: AnswerRecord) -> dict[str, Any]:
+    """One answer-log row as INSERT parameters, to run in the turn's own transaction."""
+    values = record.model_dump(mode="python")
+    values["facts"] = record.model_dump(mode="json")["facts"]  # dates as text in the JSON column
+    return values
+
+
 def answer_insert(record: AnswerRecord) -> Any:
-    """The INSERT of one answer-log row, to run in the turn's own transaction."""
+    """The INSERT of one answer-log row."""
     from sqlalchemy import insert
 
     from qopi_bot.schema import answer_log
 
-    values = record.model_dump(mode="python")
-    values["facts"] = record.model_dump(mode="json")["facts"]  # dates as text in the JSON column
-    return insert(answer_log).values(**values)
+    return insert(answer_log).values(**answer_row(record))

@@ -23,11 +23,11 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from qopi_bot.audit import AnswerRecord, answer_insert
+from qopi_bot.audit import AnswerRecord, answer_row
 from qopi_bot.clock import utcnow
 from qopi_bot.dbexec import SyncRunner
 from qopi_bot.schema import (  # noqa: F401  (tables re-exported for tests and tools)
-    case_events, cases, conversations, email_threads, inbox, messages, metadata, outbox, processed_events,
+    answer_log, case_events, cases, conversations, email_threads, inbox, messages, metadata, outbox, processed_events,
 )
 from qopi_bot.models import ConversationState
 from qopi_bot.records import CaseEvent, CaseRecord, InboxItem, OutboxItem
@@ -54,6 +54,7 @@ class Store:
         self.is_postgres = engine.dialect.name == "postgresql"
         self.owner = uuid.uuid4().hex[:16]
         self.runner = SyncRunner(engine)  # one hop per transaction on SQLite (qopi_bot.dbexec)
+        self._statements: dict[tuple[Any, ...], Any] = {}  # hot statements, built once (see _insert_ignore)
 
     @classmethod
     def from_url(cls, url: str, *, sqlite_connections: int | None = None) -> Store:
@@ -113,9 +114,18 @@ class Store:
             return None
         return await self.runner.run(op)
 
-    def _insert_ignore(self, table: Table, *conflict: Any) -> Any:
-        upsert = pg_insert if self.is_postgres else sqlite_insert
-        return lambda values: upsert(table).values(values).on_conflict_do_nothing(index_elements=list(conflict))
+    def _insert_ignore(self, table: Table, *conflict: Any, returning: Any = None) -> Any:
+        """INSERT ... ON CONFLICT DO NOTHING, built once and executed with the row as parameters:
+        building `.values(row)` per call (and its cache key) cost more than running it."""
+        key = (table.name, *(c.name for c in conflict), returning.name if returning is not None else None)
+        stmt = self._statements.get(key)
+        if stmt is None:
+            upsert = pg_insert if self.is_postgres else sqlite_insert
+            stmt = upsert(table).on_conflict_do_nothing(index_elements=list(conflict))
+            if returning is not None:
+                stmt = stmt.returning(returning)
+            self._statements[key] = stmt
+        return stmt
 
     # ------------------------------------------------------------ conversations
     async def load_state(self, key: str) -> ConversationState | None:
@@ -128,25 +138,32 @@ class Store:
                         unit: Unit | None = None) -> None:
         """A turn's new state, transcript lines and answer-log record, in one transaction (or in `unit`'s)."""
         now = utcnow()
-        logged = answer_insert(answer) if answer is not None else None
+        logged = answer_row(answer) if answer is not None else None
         data = state.model_dump(mode="json")
         rows = [{"conversation_key": key, "role": role, "author": author, "text": text, "created_at": now}
                 for role, author, text in lines]
 
-        upsert = (pg_insert if self.is_postgres else sqlite_insert)(conversations).values(
-            key=key, channel=channel, state=data, created_at=now, updated_at=now)
-        # One statement whether the conversation is new or not (an insert that turns into an update).
-        save = upsert.on_conflict_do_update(index_elements=[conversations.c.key],
-                                            set_={"state": upsert.excluded.state, "updated_at": upsert.excluded.updated_at})
+        save = self._save_state_statement()
+        state_row = dict(key=key, channel=channel, state=data, created_at=now, updated_at=now)
 
         def op(conn: Connection) -> None:
             if logged is not None:
-                conn.execute(logged)
+                conn.execute(insert(answer_log), logged)
             if rows:
                 conn.execute(insert(messages), rows)
-            conn.execute(save)
+            conn.execute(save, state_row)
 
         await self._write(unit, op)
+
+    def _save_state_statement(self) -> Any:
+        # One statement whether the conversation is new or not (an insert that turns into an update).
+        save = self._statements.get(("conversations", "save"))
+        if save is None:
+            upsert = (pg_insert if self.is_postgres else sqlite_insert)(conversations)
+            save = upsert.on_conflict_do_update(index_elements=[conversations.c.key],
+                                                set_={"state": upsert.excluded.state, "updated_at": upsert.excluded.updated_at})
+            self._statements[("conversations", "save")] = save
+        return save
 
     async def add_message(self, key: str, role: str, text: str, author: str | None = None, *,
                           unit: Unit | None = None) -> None:
@@ -252,10 +269,10 @@ class Store:
             if row is not None:
                 return bool(row[0] == owner)
             values = dict(event_id=message_key, source=owner, created_at=utcnow())
-            stmt = self._insert_ignore(processed_events, processed_events.c.event_id)(values)
+            stmt = self._insert_ignore(processed_events, processed_events.c.event_id)
 
             def op(conn: Connection) -> None:
-                if conn.execute(stmt).rowcount == 1:
+                if conn.execute(stmt, values).rowcount == 1:
                     return
                 held = conn.execute(select(processed_events.c.source)
                                     .where(processed_events.c.event_id == message_key)).scalar_one_or_none()
@@ -378,10 +395,10 @@ class Store:
         if held:  # this process sends it right after the commit: no claim needed
             values.update(status="leased", attempts=1, lease_owner=self.owner,
                           lease_until=now + dt.timedelta(seconds=unit.lease_seconds))
-        stmt = self._insert_ignore(outbox, outbox.c.dedupe_key)(values).returning(outbox.c.id)
+        stmt = self._insert_ignore(outbox, outbox.c.dedupe_key, returning=outbox.c.id)
 
         def op(conn: Connection) -> None:
-            new_id = conn.execute(stmt).scalar_one_or_none()
+            new_id = conn.execute(stmt, values).scalar_one_or_none()
             if held and new_id is not None:
                 unit._pending_leased.append(OutboxItem(
                     id=int(new_id), channel=channel, kind=kind, recipient=recipient, payload=payload,
@@ -482,8 +499,8 @@ class Store:
                               unit: Unit | None = None) -> None:
         """Remember which conversation (and case) an email Message-ID belongs to; the first link wins."""
         values = dict(message_id=message_id, conversation_key=conversation_key, case_id=case_id, created_at=utcnow())
-        stmt = self._insert_ignore(email_threads, email_threads.c.message_id)(values)
-        await self._write(unit, lambda conn: conn.execute(stmt))
+        stmt = self._insert_ignore(email_threads, email_threads.c.message_id)
+        await self._write(unit, lambda conn: conn.execute(stmt, values))
 
     async def thread_for(self, message_ids: Sequence[str]) -> tuple[str, int | None] | None:
         if not message_ids:
