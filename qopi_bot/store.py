@@ -129,8 +129,11 @@ class Store:
 
     # ------------------------------------------------------------ conversations
     async def load_state(self, key: str) -> ConversationState | None:
-        query = select(conversations.c.state).where(conversations.c.key == key)
-        row = await self.runner.run(lambda conn: conn.execute(query).first(), write=False)
+        query = self._statements.get(("conversations", "load"))
+        if query is None:  # built once: every message asks
+            query = select(conversations.c.state).where(conversations.c.key == bindparam("key"))
+            self._statements[("conversations", "load")] = query
+        row = await self.runner.run(lambda conn: conn.execute(query, {"key": key}).first(), write=False)
         return ConversationState.model_validate(row[0]) if row else None
 
     async def save_turn(self, key: str, channel: str, state: ConversationState,
@@ -490,9 +493,14 @@ class Store:
         return _outbox(row) if row else None
 
     async def replies_since(self, recipient: str, since: dt.datetime, kind: str = "reply") -> int:
-        query = select(func.count()).select_from(outbox).where(and_(
-            outbox.c.recipient == recipient.lower(), outbox.c.kind == kind, outbox.c.created_at >= since))
-        return int(await self.runner.run(lambda conn: conn.execute(query).scalar_one(), write=False))
+        query = self._statements.get(("outbox", "replies_since"))
+        if query is None:  # built once: every inbound mail asks
+            query = select(func.count()).select_from(outbox).where(and_(
+                outbox.c.recipient == bindparam("recipient"), outbox.c.kind == bindparam("kind"),
+                outbox.c.created_at >= bindparam("since", type_=outbox.c.created_at.type)))
+            self._statements[("outbox", "replies_since")] = query
+        params = {"recipient": recipient.lower(), "kind": kind, "since": since}
+        return int(await self.runner.run(lambda conn: conn.execute(query, params).scalar_one(), write=False))
 
     # ------------------------------------------------------------ email threads
     async def link_message_id(self, message_id: str, conversation_key: str, case_id: int | None = None, *,
