@@ -44,16 +44,30 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
     return value
 
 
+def _sqlite_pragmas(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")  # web and worker processes share the file
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+
 class StoreUnavailable(Exception):
     """The database cannot be reached; callers answer 'try again later', never 'done'."""
 
 
 class Store:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, read_engine: AsyncEngine | None = None) -> None:
         self.engine = engine
         self.is_postgres = engine.dialect.name == "postgresql"
         self.owner = uuid.uuid4().hex[:16]
         self.runner = SyncRunner(engine)  # one hop per transaction on SQLite (qopi_bot.dbexec)
+        # A single-writer SQLite store reads on connections of its own (WAL: readers never wait
+        # for the writer): an item's reads then do not queue behind other items' commits.
+        self._read_engine = read_engine
+        self.reader = SyncRunner(read_engine) if read_engine is not None else self.runner
         self._statements: dict[tuple[Any, ...], Any] = {}  # hot statements, built once (see _insert_ignore)
 
     @classmethod
@@ -72,15 +86,13 @@ class Store:
         else:
             kwargs.update(pool_pre_ping=True, pool_size=5, max_overflow=5)
         engine = create_async_engine(url, **kwargs)
+        read_engine = None
         if url.startswith("sqlite"):
-            @event.listens_for(engine.sync_engine, "connect")
-            def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-                cur = dbapi_conn.cursor()
-                cur.execute("PRAGMA journal_mode=WAL")  # web and worker processes share the file
-                cur.execute("PRAGMA busy_timeout=30000")
-                cur.execute("PRAGMA synchronous=NORMAL")
-                cur.close()
-        return cls(engine)
+            _sqlite_pragmas(engine)
+            if sqlite_connections and ":memory:" not in url and "mode=memory" not in url:
+                read_engine = create_async_engine(url, **{**kwargs, "pool_size": 2, "max_overflow": 0})
+                _sqlite_pragmas(read_engine)
+        return cls(engine, read_engine)
 
     async def create_schema(self) -> None:
         """Bring the schema to the newest migration (Alembic), as `qopi-bot db upgrade` does."""
@@ -90,6 +102,8 @@ class Store:
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self._read_engine is not None:
+            await self._read_engine.dispose()
 
     # ------------------------------------------------------------ units of work
     async def apply(self, *units: Unit) -> None:
@@ -133,7 +147,7 @@ class Store:
         if query is None:  # built once: every message asks
             query = select(conversations.c.state).where(conversations.c.key == bindparam("key"))
             self._statements[("conversations", "load")] = query
-        row = await self.runner.run(lambda conn: conn.execute(query, {"key": key}).first(), write=False)
+        row = await self.reader.run(lambda conn: conn.execute(query, {"key": key}).first(), write=False)
         return ConversationState.model_validate(row[0]) if row else None
 
     async def save_turn(self, key: str, channel: str, state: ConversationState,
@@ -268,7 +282,7 @@ class Store:
         owner = hashlib.sha256(event_id.encode()).hexdigest()[:20]  # fits the source column
         if unit is not None:
             query = select(processed_events.c.source).where(processed_events.c.event_id == message_key)
-            row = await self.runner.run(lambda conn: conn.execute(query).first(), write=False)
+            row = await self.reader.run(lambda conn: conn.execute(query).first(), write=False)
             if row is not None:
                 return bool(row[0] == owner)
             values = dict(event_id=message_key, source=owner, created_at=utcnow())
@@ -500,7 +514,7 @@ class Store:
                 outbox.c.created_at >= bindparam("since", type_=outbox.c.created_at.type)))
             self._statements[("outbox", "replies_since")] = query
         params = {"recipient": recipient.lower(), "kind": kind, "since": since}
-        return int(await self.runner.run(lambda conn: conn.execute(query, params).scalar_one(), write=False))
+        return int(await self.reader.run(lambda conn: conn.execute(query, params).scalar_one(), write=False))
 
     # ------------------------------------------------------------ email threads
     async def link_message_id(self, message_id: str, conversation_key: str, case_id: int | None = None, *,
@@ -515,7 +529,7 @@ class Store:
             return None
         query = (select(email_threads.c.message_id, email_threads.c.conversation_key, email_threads.c.case_id)
                  .where(email_threads.c.message_id.in_(list(message_ids))))
-        rows = await self.runner.run(lambda conn: conn.execute(query).all(), write=False)
+        rows = await self.reader.run(lambda conn: conn.execute(query).all(), write=False)
         if not rows:
             return None
         by_id = {r[0]: (r[1], r[2]) for r in rows}
