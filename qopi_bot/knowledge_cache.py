@@ -27,6 +27,7 @@ from qopi_bot.core.kb import Knowledge
 from qopi_bot.knowledge import knowledge_dir, load_knowledge
 from qopi_bot.understanding.classifier import IntentModel
 
+_KEEP = 4  # cache files kept: a few knowledge folders (tests, staging copies) need not evict each other
 # The modules whose code decides what a loaded Knowledge (and its intent model) looks like.
 _CODE_MODULES = ("qopi_bot.knowledge", "qopi_bot.core.kb", "qopi_bot.models", "qopi_bot.understanding.classifier",
                  "qopi_bot.understanding.model_store")
@@ -111,9 +112,10 @@ def load(directory: Path | None, rounds_file: Path | None) -> Knowledge:
     try:
         parts = _model_parts(model) if model is not None else None
         startup_cache.write_atomically(target, pickle.dumps((kb, examples_key, parts), protocol=pickle.HIGHEST_PROTOCOL))
-        for old in target.parent.glob("knowledge-*.pickle"):  # earlier contents of the folder
-            if old != target:
-                old.unlink(missing_ok=True)
+        # Earlier contents of the folder (or other folders in use): the newest few are kept.
+        stale = sorted(target.parent.glob("knowledge-*.pickle"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in stale[_KEEP:]:
+            old.unlink(missing_ok=True)
     except Exception:  # a read-only home, a full disk: the next run reads the folder again
         pass
     return kb
