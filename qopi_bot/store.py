@@ -11,7 +11,7 @@ import datetime as dt
 import hashlib
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -339,18 +339,25 @@ class Store:
         return [new.pop(e, None) for e, _, _ in items]  # pop: a repeat within the batch is not new either
 
     async def inbox_claim(self, source: str, lease_seconds: int, limit: int = 10) -> list[InboxItem]:
-        now = utcnow()
-        claimable = and_(inbox.c.source == source, or_(
-            inbox.c.status == "pending", and_(inbox.c.status == "leased", inbox.c.lease_until < now)))
-        rows = await self._claim(inbox, claimable, inbox.c.id, lease_seconds, limit)
+        def claimable() -> Any:
+            now = bindparam("now", type_=inbox.c.lease_until.type)
+            return and_(inbox.c.source == bindparam("scope"), or_(
+                inbox.c.status == "pending", and_(inbox.c.status == "leased", inbox.c.lease_until < now)))
+
+        rows = await self._claim(inbox, claimable, inbox.c.id, lease_seconds, limit, scope=source)
         return [InboxItem(id=r["id"], source=r["source"], external_id=r["external_id"], payload=r["payload"],
                           meta=r["meta"], attempts=r["attempts"]) for r in rows]
 
     async def inbox_finish(self, item_id: int, status: str, error: str | None = None, *,
                            unit: Unit | None = None) -> None:
-        stmt = (update(inbox).where(and_(inbox.c.id == item_id, inbox.c.lease_owner == self.owner))
-                .values(status=status, last_error=error, processed_at=utcnow(), lease_until=None))
-        await self._write(unit, lambda conn: conn.execute(stmt))
+        stmt = self._statements.get(("inbox", "finish"))
+        if stmt is None:  # built once: every item ends here
+            stmt = (update(inbox).where(and_(inbox.c.id == bindparam("item_id"), inbox.c.lease_owner == bindparam("owner")))
+                    .values(status=bindparam("new_status"), last_error=bindparam("error"),
+                            processed_at=bindparam("at", type_=inbox.c.processed_at.type), lease_until=None))
+            self._statements[("inbox", "finish")] = stmt
+        params = {"item_id": item_id, "owner": self.owner, "new_status": status, "error": error, "at": utcnow()}
+        await self._write(unit, lambda conn: conn.execute(stmt, params))
 
     async def inbox_release(self, item_id: int, error: str) -> None:
         async with self.engine.begin() as conn:
@@ -426,11 +433,13 @@ class Store:
         return None
 
     async def outbox_claim(self, channel: str, lease_seconds: int, limit: int = 10) -> list[OutboxItem]:
-        now = utcnow()
-        claimable = and_(outbox.c.channel == channel, or_(
-            and_(outbox.c.status == "pending", outbox.c.next_attempt_at <= now),
-            and_(outbox.c.status == "leased", outbox.c.lease_until < now)))
-        rows = await self._claim(outbox, claimable, outbox.c.next_attempt_at, lease_seconds, limit)
+        def claimable() -> Any:
+            now = bindparam("now", type_=outbox.c.lease_until.type)
+            return and_(outbox.c.channel == bindparam("scope"), or_(
+                and_(outbox.c.status == "pending", outbox.c.next_attempt_at <= now),
+                and_(outbox.c.status == "leased", outbox.c.lease_until < now)))
+
+        rows = await self._claim(outbox, claimable, outbox.c.next_attempt_at, lease_seconds, limit, scope=channel)
         return [_outbox(r) for r in rows]
 
     async def outbox_sent(self, item_id: int, result: dict[str, Any] | None = None) -> None:
@@ -548,24 +557,37 @@ class Store:
                                                         table.c.lease_owner == self.owner))
                                .values(status="pending", lease_until=None, attempts=table.c.attempts - 1))
 
-    async def _claim(self, table: Table, claimable: Any, order: Any, lease_seconds: int, limit: int) -> list[Any]:
+    async def _claim(self, table: Table, claimable: Callable[[], Any], order: Any, lease_seconds: int, limit: int,
+                     *, scope: str) -> list[Any]:
+        """Lease up to `limit` claimable rows of `scope` (a source or channel). The three
+        statements are built once per table and limit, with the times and ids as parameters."""
         now = utcnow()
         lease_until = now + dt.timedelta(seconds=lease_seconds)
-        query = select(table.c.id).where(claimable).order_by(order).limit(limit)
-        if self.is_postgres:
-            query = query.with_for_update(skip_locked=True)
-
-        def claim(conn: Connection) -> list[Any]:
-            ids = [r[0] for r in conn.execute(query).all()]
-            if not ids:
-                return []
+        key = (table.name, "claim", limit)
+        built = self._statements.get(key)
+        if built is None:
+            query = select(table.c.id).where(claimable()).order_by(order).limit(limit)
+            if self.is_postgres:
+                query = query.with_for_update(skip_locked=True)
+            until = bindparam("until", type_=table.c.lease_until.type)
+            ids = bindparam("ids", expanding=True)
             # The WHERE re-check makes the claim safe on SQLite too: a row another process
             # leased in between is simply not updated, and not returned.
-            conn.execute(update(table).where(and_(table.c.id.in_(ids), claimable))
-                         .values(status="leased", lease_until=lease_until, lease_owner=self.owner,
-                                 attempts=table.c.attempts + 1))
-            return list(conn.execute(select(table).where(and_(table.c.id.in_(ids), table.c.lease_owner == self.owner,
-                                                             table.c.lease_until == lease_until))).mappings().all())
+            lease = (update(table).where(and_(table.c.id.in_(ids), claimable()))
+                     .values(status="leased", lease_until=until, lease_owner=bindparam("owner"),
+                             attempts=table.c.attempts + 1))
+            fetch = select(table).where(and_(table.c.id.in_(ids), table.c.lease_owner == bindparam("owner"),
+                                             table.c.lease_until == until))
+            built = self._statements[key] = (query, lease, fetch)
+        query, lease, fetch = built
+        params = {"scope": scope, "now": now, "until": lease_until, "owner": self.owner}
+
+        def claim(conn: Connection) -> list[Any]:
+            ids = [r[0] for r in conn.execute(query, params).all()]
+            if not ids:
+                return []
+            conn.execute(lease, {**params, "ids": ids})
+            return list(conn.execute(fetch, {**params, "ids": ids}).mappings().all())
 
         return await self.runner.run(claim)
 
