@@ -14,6 +14,8 @@ from qopi_bot_handlers.email.parse import parse_mail
 from qopi_bot_handlers.email.wire import reply_wire
 
 NOW = dt.datetime(2026, 3, 1, 8, 30, tzinfo=dt.UTC)
+# Ids the email package rewrites or decodes (encoded words, comments, quotes, a second @, a literal).
+ODD_IDS = ["<=?utf-8?q?x?=@y>", "<a(b)@c>", "<abc>", '<a"b@c>', "<a@b@c>", "<x@[1.2.3.4]>", "<a;b@c>", "<a..b@c>"]
 ANSWER = ("Yes, you are eligible to apply: 81% meets the 75% threshold.\nSecond line & <b>.\n\n"
           "-- \nQOPI Certification help desk (automated answers from the program rules)\n")
 
@@ -46,6 +48,7 @@ def test_generated_input_is_identical_or_declined() -> None:
 
     written = 0
     for seed in range(6000):
+        odd_ids = seed % 2 == 1  # every other case also tries ids the email package would rewrite
         kw = dict(
             help_address="help@qopi-bot.test",
             to=rng.choice(["q@x.org", "quality1@practice1.example.org", "a.b+c@x-y.org", 'odd"@x.org', "ü@x.org"]),
@@ -54,13 +57,14 @@ def test_generated_input_is_identical_or_declined() -> None:
             subject=rng.choice(["Re: Question 7", "Re: " + text(40, string.printable[:94] + " "), "Re: =?utf-8?q?x?=",
                                 "Re: Résumé", "Re: " + "w " * 600]),
             text=rng.choice([ANSWER, "", text(300, letters), text(300, hostile), "x" * rng.choice([997, 998, 999]) + "\n"]),
-            message_id=f"<{seed}.qopi@qopi-bot.test>",
-            in_reply_to=rng.choice([None, "<c@d>", "<x y@z>"]),
-            references=rng.choice([[], ["<a@b>"], ["<a@b>", "<c@d>"], ["<" + "x" * 400 + "@y>"] * 3, ["<é@x>"]]),
+            message_id=rng.choice(ODD_IDS) if odd_ids and seed % 3 == 0 else f"<{seed}.qopi@qopi-bot.test>",
+            in_reply_to=rng.choice([None, "<c@d>", "<x y@z>", *(ODD_IDS if odd_ids else [])]),
+            references=rng.choice([[], ["<a@b>"], ["<a@b>", "<c@d>"], ["<" + "x" * 400 + "@y>"] * 3, ["<é@x>"],
+                                   *([[rng.choice(ODD_IDS)], ["<a@b>", rng.choice(ODD_IDS)]] if odd_ids else [])]),
             auto_submitted=rng.choice(["auto-replied", "auto-generated"]),
         )
         fast, slow = _both(seed, **kw)
         if fast is not None:
             written += 1
             assert fast == slow, kw
-    assert written > 150  # the direct way really is taken (most generated input is meant to be declined)
+    assert written > 50  # the direct way really is taken (most generated input is meant to be declined)

@@ -19,7 +19,10 @@ from qopi_bot_handlers.email.compose import FROM_NAME, _html
 
 _ATOMS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?: [A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
 _ADDRESS = re.compile(r"[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
-_MSG_ID = re.compile(r"<[!-;=?-~]{1,400}>")  # printable ASCII, no < > or spaces
+# A msg-id of dot-atom text on both sides of one @ (what make_msgid and mail clients write);
+# anything else (quotes, parentheses, a second @, "=?") is left to the email package.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=^_`{|}~-]"
+_MSG_ID = re.compile(rf"<{_ATEXT}+(?:\.{_ATEXT}+)*@{_ATEXT}+(?:\.{_ATEXT}+)*>")
 _TEXT = re.compile(r"[ -~]+")  # printable ASCII
 _LONGEST = 900  # a header line longer than this may be folded by the generator: not ours to write
 _WIDTH = len(repr(sys.maxsize - 1))  # as email.generator draws boundaries
@@ -57,7 +60,7 @@ def reply_wire(*, help_address: str, to: str, to_name: str, subject: str, text: 
     if not (_TEXT.fullmatch(subject) and "=?" not in subject and "  " not in subject and subject == subject.strip()):
         return None
     ids = [message_id, *( [in_reply_to] if in_reply_to else []), *references]
-    if not all(_MSG_ID.fullmatch(i) for i in ids) or not _TEXT.fullmatch(auto_submitted):
+    if not all(_MSG_ID.fullmatch(i) and "=?" not in i and len(i) <= 402 for i in ids) or not _TEXT.fullmatch(auto_submitted):
         return None
     plain, html = _body(text), _body(_html(text))
     if plain is None or html is None:
