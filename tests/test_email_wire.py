@@ -52,7 +52,8 @@ def test_generated_input_is_identical_or_declined() -> None:
         kw = dict(
             help_address="help@qopi-bot.test",
             to=rng.choice(["q@x.org", "quality1@practice1.example.org", "a.b+c@x-y.org", 'odd"@x.org', "ü@x.org"]),
-            to_name=rng.choice(["", "Quality Lead", "Dr. Smith", "Ann O'Neil", "José", "a  b", " lead",
+            to_name=rng.choice(["", "Quality Lead", "Dr. Smith", "Ann O'Neil", "José", "a  b", " lead", "=?utf-8?q?b?=",
+                                "a=b", "#1 lead", "x{y}",
                                 text(20, string.ascii_letters + " ")]),
             subject=rng.choice(["Re: Question 7", "Re: " + text(40, string.printable[:94] + " "), "Re: =?utf-8?q?x?=",
                                 "Re: Résumé", "Re: " + "w " * 600]),

@@ -55,7 +55,7 @@ def reply_wire(*, help_address: str, to: str, to_name: str, subject: str, text: 
     """The wire bytes build_message(...).as_bytes(policy=WIRE_POLICY) gives, or None to use it."""
     if not (_ADDRESS.fullmatch(help_address) and _ADDRESS.fullmatch(to) and _ATOMS.fullmatch(FROM_NAME)):
         return None
-    if to_name and not _ATOMS.fullmatch(to_name):
+    if to_name and (not _ATOMS.fullmatch(to_name) or "=?" in to_name):  # an encoded word is decoded
         return None
     if not (_TEXT.fullmatch(subject) and "=?" not in subject and "  " not in subject and subject == subject.strip()):
         return None
