@@ -101,15 +101,17 @@ def load(directory: Path | None, rounds_file: Path | None) -> Knowledge:
     except Exception:  # missing, damaged or from other code: read the folder
         pass
     kb = load_knowledge(directory, rounds_file)
-    # The intent model is stored only when it is the one in knowledge/intent-model.json and
-    # matches the examples (model_store would load it as is); otherwise it is trained per run.
-    examples_key = examples_hash(kb.examples)
-    model = model_store.stored_model(kb)
-    if model is None or model.source_hash != examples_key:
-        model = None
-    else:
-        model_store._CACHE.setdefault(examples_key, model)
     try:
+        # The intent model is stored only when it is the one in knowledge/intent-model.json and
+        # matches the examples (model_store would load it as is); otherwise it is trained per run.
+        # (This leans on model_store's memo dicts: should they change, the cache is simply not used.)
+        examples_key = examples_hash(kb.examples)
+        model = model_store.stored_model(kb)
+        if model is None or model.source_hash != examples_key:
+            model = None
+        else:
+            model_store._CACHE.setdefault(examples_key, model)
+            model_store._BY_KB[id(kb)] = (kb, model)
         parts = _model_parts(model) if model is not None else None
         startup_cache.write_atomically(target, pickle.dumps((kb, examples_key, parts), protocol=pickle.HIGHEST_PROTOCOL))
         # Earlier contents of the folder (or other folders in use): the newest few are kept.
