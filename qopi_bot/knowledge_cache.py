@@ -30,7 +30,7 @@ from qopi_bot.understanding.classifier import IntentModel
 _KEEP = 4  # cache files kept: a few knowledge folders (tests, staging copies) need not evict each other
 # The modules whose code decides what a loaded Knowledge (and its intent model) looks like.
 _CODE_MODULES = ("qopi_bot.knowledge", "qopi_bot.core.kb", "qopi_bot.models", "qopi_bot.understanding.classifier",
-                 "qopi_bot.understanding.model_store")
+                 "qopi_bot.understanding.model_store", __name__)
 
 
 def _code_key() -> str:
