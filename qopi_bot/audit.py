@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from qopi_bot.clock import utcnow
 from qopi_bot.privacy import scrub
@@ -34,6 +34,8 @@ Understood = Literal["clear", "low", "not_understood"]
 
 
 class AnswerRecord(BaseModel):
+    model_config = ConfigDict(defer_build=True)  # built on first use: a one-off `ask` logs none
+
     created_at: dt.datetime
     channel: str
     conversation_key: str
@@ -83,12 +85,17 @@ def _scrubbed(facts: dict[str, Any]) -> dict[str, Any]:
     return {k: (scrub(v) if isinstance(v, str) and k not in keep else v) for k, v in facts.items()}
 
 
+def answer_row(record: AnswerRecord) -> dict[str, Any]:
+    """One answer-log row as INSERT parameters, to run in the turn's own transaction."""
+    values = record.model_dump(mode="python")
+    values["facts"] = record.model_dump(mode="json")["facts"]  # dates as text in the JSON column
+    return values
+
+
 def answer_insert(record: AnswerRecord) -> Any:
-    """The INSERT of one answer-log row, to run in the turn's own transaction."""
+    """The INSERT of one answer-log row."""
     from sqlalchemy import insert
 
     from qopi_bot.schema import answer_log
 
-    values = record.model_dump(mode="python")
-    values["facts"] = record.model_dump(mode="json")["facts"]  # dates as text in the JSON column
-    return insert(answer_log).values(**values)
+    return insert(answer_log).values(**answer_row(record))

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from qopi_bot.privacy import scrub
 from qopi_bot.records import CaseRecord, IncomingMessage, case_label, parse_case_label
-from qopi_bot.settings import Settings
 from qopi_bot.clock import utcnow
 
 if TYPE_CHECKING:  # the store (and SQLAlchemy) loads only when a case is really stored
+    from qopi_bot.settings import Settings  # annotations only: `ask` never builds the pydantic-settings class
     from qopi_bot.store import Store
 
 REASON_LABEL = {
@@ -29,6 +29,8 @@ CHANNEL_LABEL = {"slack": "Slack", "email": "email", "cli": "the command line"}
 
 class CaseSummary(BaseModel):
     """What staff see about a case. Practice text is scrubbed of patient identifiers."""
+
+    model_config = ConfigDict(defer_build=True)  # built on first use: a one-off `ask` shows none
 
     id: str
     status: str

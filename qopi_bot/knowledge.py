@@ -12,7 +12,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from qopi_bot.models import RuleCitation
@@ -43,17 +42,26 @@ def _data_dir() -> Path:
     return Path(str(importlib.resources.files("qopi_bot_knowledge")))
 
 
-class _PlainLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """Leaves dates as text, so pydantic reports an impossible date with its round and key."""
+@lru_cache(maxsize=1)
+def _plain_loader() -> Any:
+    """A SafeLoader that leaves dates as text, so pydantic reports an impossible date with its
+    round and key. Built on first use: `ask` usually takes its knowledge from the start-up cache
+    and then never imports yaml."""
+    import yaml
 
+    class PlainLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+        pass
 
-_PlainLoader.yaml_implicit_resolvers = {
-    ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
+    PlainLoader.yaml_implicit_resolvers = {
+        ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    return PlainLoader
 
 
 def _read_yaml(path: Path) -> Any:
+    import yaml
+
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -61,7 +69,7 @@ def _read_yaml(path: Path) -> Any:
     except OSError as exc:
         raise KnowledgeError(f"{path}: cannot read ({exc.strerror})") from None
     try:
-        return yaml.load(text, Loader=_PlainLoader)  # noqa: S506 (a SafeLoader subclass)
+        return yaml.load(text, Loader=_plain_loader())  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" line {where.line + 1}" if where is not None else ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 Channel = Literal["cli", "slack", "email"]
 
@@ -21,7 +21,12 @@ def parse_case_label(label: str) -> int | None:
     return int(label) if label.isdigit() else None
 
 
+# Stored records: a one-off `ask` reads none, so their validators are built on first use.
+_DEFERRED = ConfigDict(defer_build=True)
+
+
 class CaseEvent(BaseModel):
+    model_config = _DEFERRED
     kind: str  # opened | practice_message | staff_reply | claimed | resolved | reopened | bot_answer
     author: str | None
     text: str | None
@@ -29,6 +34,7 @@ class CaseEvent(BaseModel):
 
 
 class CaseRecord(BaseModel):
+    model_config = _DEFERRED
     number: int
     conversation_key: str
     status: Literal["open", "claimed", "resolved"]
@@ -61,6 +67,7 @@ class CaseRecord(BaseModel):
 
 
 class InboxItem(BaseModel):
+    model_config = _DEFERRED
     id: int
     source: str
     external_id: str
@@ -70,6 +77,7 @@ class InboxItem(BaseModel):
 
 
 class OutboxItem(BaseModel):
+    model_config = _DEFERRED
     id: int
     channel: str
     kind: str

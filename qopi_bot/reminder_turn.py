@@ -12,9 +12,9 @@ from qopi_bot.dialogue import Plan
 from qopi_bot.models import Answer, ConversationState
 from qopi_bot.records import IncomingMessage
 from qopi_bot.reminders import cancelled_text, confirmation, lead_times, schedule
-from qopi_bot.settings import Settings
 
 if TYPE_CHECKING:
+    from qopi_bot.settings import Settings  # annotations only: `ask` never builds the pydantic-settings class
     from qopi_bot.store import Store
 
 NOWHERE = ("Reminders go out in Slack or by email, in the conversation that asks for them; from the command line "

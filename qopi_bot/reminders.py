@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from qopi_bot.core.eligibility import meets_threshold
 from qopi_bot.core.kb import Knowledge
@@ -26,6 +26,8 @@ STOP_HINT = 'To stop these reminders, reply "stop the reminders".'
 class Subject(BaseModel):
     """What the reminders are about; stored with each reminder row."""
 
+    model_config = ConfigDict(defer_build=True)  # these three are built on first use, not at `ask`'s start
+
     score: float | None = None
     completed_round: RoundRef
 
@@ -39,12 +41,14 @@ class Subject(BaseModel):
 
 
 class Planned(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     kind: Kind
     days_before: int | None = None
     due: dt.date | None = None  # None: waits for the close date to be published
 
 
 class Schedule(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     status: Status
     subject: Subject | None = None
     last_day: dt.date | None = None

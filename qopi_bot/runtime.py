@@ -11,9 +11,9 @@ from pathlib import Path
 from qopi_bot.core.kb import Knowledge
 from qopi_bot.knowledge import load_knowledge
 from qopi_bot.service import DialogueService
-from qopi_bot.settings import Settings
 
 if TYPE_CHECKING:
+    from qopi_bot.settings import Settings  # annotations only: `ask` never builds the pydantic-settings class
     from qopi_bot.store import Store
 
 
@@ -25,10 +25,14 @@ class Runtime:
     dialogue: DialogueService
 
 
-def load_kb(settings: Settings, rounds_file: str | None = None) -> Knowledge:
+def load_kb(settings: Settings, rounds_file: str | None = None, cached: bool = False) -> Knowledge:
     chosen = rounds_file or settings.rounds_file or None
-    return load_knowledge(Path(settings.knowledge_dir) if settings.knowledge_dir else None,
-                          rounds_file=Path(chosen) if chosen else None)
+    directory = Path(settings.knowledge_dir) if settings.knowledge_dir else None
+    if cached:  # short-lived `ask`/`chat`: the knowledge as loaded last time, if no file changed
+        from qopi_bot.knowledge_cache import load
+
+        return load(directory, Path(chosen) if chosen else None)
+    return load_knowledge(directory, rounds_file=Path(chosen) if chosen else None)
 
 
 @asynccontextmanager
@@ -50,7 +54,7 @@ async def open_cli_runtime(settings: Settings, rounds_file: str | None = None) -
     only for `--conversation` threads and staff cases."""
     from qopi_bot.memory import LazyStore, MemoryConversations
 
-    kb = load_kb(settings, rounds_file)
+    kb = load_kb(settings, rounds_file, cached=True)
     store = LazyStore(settings.db_url, prepare_schema)
     dialogue = DialogueService(store, kb, settings, memory=MemoryConversations(),
                                ephemeral=lambda key: key.startswith(("cli:stream:", "cli:once:")))

@@ -15,10 +15,10 @@ from qopi_bot.dialogue import compose, plan
 from qopi_bot.models import ConversationState
 from qopi_bot.models import Answer
 from qopi_bot.records import IncomingMessage, case_label, parse_case_label
-from qopi_bot.settings import Settings
 from qopi_bot.memory import MemoryConversations
 
 if TYPE_CHECKING:
+    from qopi_bot.settings import Settings  # annotations only: `ask` never builds the pydantic-settings class
     from qopi_bot.store import Store
     from qopi_bot.unit import Unit
 

@@ -1,13 +1,20 @@
-"""Every setting comes from the environment (contract.md section 3), read once, typed."""
+"""Every setting comes from the environment (contract.md section 3), read once, typed.
+
+The fields live in SettingsFields, a plain pydantic model. `Settings` adds pydantic-settings'
+reading of the environment and is what every process uses; it is built on first use (module
+__getattr__), because importing pydantic-settings costs `qopi-bot ask` about a tenth of its
+start-up. `ask` reads the same variables with from_environment(), the same way (names are the
+aliases, case-insensitive; values validated by the same fields); tests/test_settings.py checks
+that both give the same settings."""
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 def default_database_url() -> str:
@@ -25,8 +32,9 @@ def _host_port(value: str, default_port: int) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+class SettingsFields(BaseModel):
+    # validate_default as in pydantic-settings, so both ways of reading give the same values.
+    model_config = ConfigDict(extra="ignore", validate_default=True, title="Settings")
 
     database_url: str = Field(default="", alias="DATABASE_URL")
     port: int = Field(default=3000, alias="PORT")
@@ -126,5 +134,39 @@ class Settings(BaseSettings):
 
 
 @lru_cache(maxsize=1)
+def _settings_class() -> type[Settings]:
+    from pydantic_settings import BaseSettings, SettingsConfigDict
+
+    class Settings(SettingsFields, BaseSettings):
+        model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    Settings.__module__, Settings.__qualname__ = __name__, "Settings"
+    globals()["Settings"] = Settings
+    return Settings
+
+
+if TYPE_CHECKING:
+    from pydantic_settings import BaseSettings
+
+    class Settings(SettingsFields, BaseSettings):
+        pass
+else:
+    def __getattr__(name: str) -> Any:
+        if name == "Settings":
+            return _settings_class()
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    return _settings_class()()
+
+
+def from_environment() -> SettingsFields:
+    """The settings as Settings() reads them, without importing pydantic-settings (for `ask`).
+    Like pydantic-settings with case_sensitive=False: variable names are lowercased (the last of
+    two names differing only in case wins, as there) and each field reads its alias."""
+    env = {name.lower(): value for name, value in os.environ.items()}
+    data = {field.alias: env[field.alias.lower()] for field in SettingsFields.model_fields.values()
+            if field.alias and field.alias.lower() in env}
+    return SettingsFields.model_validate(data)

@@ -11,7 +11,7 @@ import datetime as dt
 import hashlib
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -23,11 +23,11 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from qopi_bot.audit import AnswerRecord, answer_insert
+from qopi_bot.audit import AnswerRecord, answer_row
 from qopi_bot.clock import utcnow
 from qopi_bot.dbexec import SyncRunner
 from qopi_bot.schema import (  # noqa: F401  (tables re-exported for tests and tools)
-    case_events, cases, conversations, email_threads, inbox, messages, metadata, outbox, processed_events,
+    answer_log, case_events, cases, conversations, email_threads, inbox, messages, metadata, outbox, processed_events,
 )
 from qopi_bot.models import ConversationState
 from qopi_bot.records import CaseEvent, CaseRecord, InboxItem, OutboxItem
@@ -44,16 +44,31 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
     return value
 
 
+def _sqlite_pragmas(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")  # web and worker processes share the file
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+
 class StoreUnavailable(Exception):
     """The database cannot be reached; callers answer 'try again later', never 'done'."""
 
 
 class Store:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, read_engine: AsyncEngine | None = None) -> None:
         self.engine = engine
         self.is_postgres = engine.dialect.name == "postgresql"
         self.owner = uuid.uuid4().hex[:16]
         self.runner = SyncRunner(engine)  # one hop per transaction on SQLite (qopi_bot.dbexec)
+        # A single-writer SQLite store reads on connections of its own (WAL: readers never wait
+        # for the writer): an item's reads then do not queue behind other items' commits.
+        self._read_engine = read_engine
+        self.reader = SyncRunner(read_engine) if read_engine is not None else self.runner
+        self._statements: dict[tuple[Any, ...], Any] = {}  # hot statements, built once (see _insert_ignore)
 
     @classmethod
     def from_url(cls, url: str, *, sqlite_connections: int | None = None) -> Store:
@@ -71,15 +86,13 @@ class Store:
         else:
             kwargs.update(pool_pre_ping=True, pool_size=5, max_overflow=5)
         engine = create_async_engine(url, **kwargs)
+        read_engine = None
         if url.startswith("sqlite"):
-            @event.listens_for(engine.sync_engine, "connect")
-            def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-                cur = dbapi_conn.cursor()
-                cur.execute("PRAGMA journal_mode=WAL")  # web and worker processes share the file
-                cur.execute("PRAGMA busy_timeout=30000")
-                cur.execute("PRAGMA synchronous=NORMAL")
-                cur.close()
-        return cls(engine)
+            _sqlite_pragmas(engine)
+            if sqlite_connections and ":memory:" not in url and "mode=memory" not in url:
+                read_engine = create_async_engine(url, **{**kwargs, "pool_size": 2, "max_overflow": 0})
+                _sqlite_pragmas(read_engine)
+        return cls(engine, read_engine)
 
     async def create_schema(self) -> None:
         """Bring the schema to the newest migration (Alembic), as `qopi-bot db upgrade` does."""
@@ -89,6 +102,8 @@ class Store:
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self._read_engine is not None:
+            await self._read_engine.dispose()
 
     # ------------------------------------------------------------ units of work
     async def apply(self, *units: Unit) -> None:
@@ -113,14 +128,26 @@ class Store:
             return None
         return await self.runner.run(op)
 
-    def _insert_ignore(self, table: Table, *conflict: Any) -> Any:
-        upsert = pg_insert if self.is_postgres else sqlite_insert
-        return lambda values: upsert(table).values(values).on_conflict_do_nothing(index_elements=list(conflict))
+    def _insert_ignore(self, table: Table, *conflict: Any, returning: Any = None) -> Any:
+        """INSERT ... ON CONFLICT DO NOTHING, built once and executed with the row as parameters:
+        building `.values(row)` per call (and its cache key) cost more than running it."""
+        key = (table.name, *(c.name for c in conflict), returning.name if returning is not None else None)
+        stmt = self._statements.get(key)
+        if stmt is None:
+            upsert = pg_insert if self.is_postgres else sqlite_insert
+            stmt = upsert(table).on_conflict_do_nothing(index_elements=list(conflict))
+            if returning is not None:
+                stmt = stmt.returning(returning)
+            self._statements[key] = stmt
+        return stmt
 
     # ------------------------------------------------------------ conversations
     async def load_state(self, key: str) -> ConversationState | None:
-        query = select(conversations.c.state).where(conversations.c.key == key)
-        row = await self.runner.run(lambda conn: conn.execute(query).first(), write=False)
+        query = self._statements.get(("conversations", "load"))
+        if query is None:  # built once: every message asks
+            query = select(conversations.c.state).where(conversations.c.key == bindparam("key"))
+            self._statements[("conversations", "load")] = query
+        row = await self.reader.run(lambda conn: conn.execute(query, {"key": key}).first(), write=False)
         return ConversationState.model_validate(row[0]) if row else None
 
     async def save_turn(self, key: str, channel: str, state: ConversationState,
@@ -128,25 +155,32 @@ class Store:
                         unit: Unit | None = None) -> None:
         """A turn's new state, transcript lines and answer-log record, in one transaction (or in `unit`'s)."""
         now = utcnow()
-        logged = answer_insert(answer) if answer is not None else None
+        logged = answer_row(answer) if answer is not None else None
         data = state.model_dump(mode="json")
         rows = [{"conversation_key": key, "role": role, "author": author, "text": text, "created_at": now}
                 for role, author, text in lines]
 
-        upsert = (pg_insert if self.is_postgres else sqlite_insert)(conversations).values(
-            key=key, channel=channel, state=data, created_at=now, updated_at=now)
-        # One statement whether the conversation is new or not (an insert that turns into an update).
-        save = upsert.on_conflict_do_update(index_elements=[conversations.c.key],
-                                            set_={"state": upsert.excluded.state, "updated_at": upsert.excluded.updated_at})
+        save = self._save_state_statement()
+        state_row = dict(key=key, channel=channel, state=data, created_at=now, updated_at=now)
 
         def op(conn: Connection) -> None:
             if logged is not None:
-                conn.execute(logged)
+                conn.execute(insert(answer_log), logged)
             if rows:
                 conn.execute(insert(messages), rows)
-            conn.execute(save)
+            conn.execute(save, state_row)
 
         await self._write(unit, op)
+
+    def _save_state_statement(self) -> Any:
+        # One statement whether the conversation is new or not (an insert that turns into an update).
+        save = self._statements.get(("conversations", "save"))
+        if save is None:
+            upsert = (pg_insert if self.is_postgres else sqlite_insert)(conversations)
+            save = upsert.on_conflict_do_update(index_elements=[conversations.c.key],
+                                                set_={"state": upsert.excluded.state, "updated_at": upsert.excluded.updated_at})
+            self._statements[("conversations", "save")] = save
+        return save
 
     async def add_message(self, key: str, role: str, text: str, author: str | None = None, *,
                           unit: Unit | None = None) -> None:
@@ -248,14 +282,14 @@ class Store:
         owner = hashlib.sha256(event_id.encode()).hexdigest()[:20]  # fits the source column
         if unit is not None:
             query = select(processed_events.c.source).where(processed_events.c.event_id == message_key)
-            row = await self.runner.run(lambda conn: conn.execute(query).first(), write=False)
+            row = await self.reader.run(lambda conn: conn.execute(query).first(), write=False)
             if row is not None:
                 return bool(row[0] == owner)
             values = dict(event_id=message_key, source=owner, created_at=utcnow())
-            stmt = self._insert_ignore(processed_events, processed_events.c.event_id)(values)
+            stmt = self._insert_ignore(processed_events, processed_events.c.event_id)
 
             def op(conn: Connection) -> None:
-                if conn.execute(stmt).rowcount == 1:
+                if conn.execute(stmt, values).rowcount == 1:
                     return
                 held = conn.execute(select(processed_events.c.source)
                                     .where(processed_events.c.event_id == message_key)).scalar_one_or_none()
@@ -305,18 +339,25 @@ class Store:
         return [new.pop(e, None) for e, _, _ in items]  # pop: a repeat within the batch is not new either
 
     async def inbox_claim(self, source: str, lease_seconds: int, limit: int = 10) -> list[InboxItem]:
-        now = utcnow()
-        claimable = and_(inbox.c.source == source, or_(
-            inbox.c.status == "pending", and_(inbox.c.status == "leased", inbox.c.lease_until < now)))
-        rows = await self._claim(inbox, claimable, inbox.c.id, lease_seconds, limit)
+        def claimable() -> Any:
+            now = bindparam("now", type_=inbox.c.lease_until.type)
+            return and_(inbox.c.source == bindparam("scope"), or_(
+                inbox.c.status == "pending", and_(inbox.c.status == "leased", inbox.c.lease_until < now)))
+
+        rows = await self._claim(inbox, claimable, inbox.c.id, lease_seconds, limit, scope=source)
         return [InboxItem(id=r["id"], source=r["source"], external_id=r["external_id"], payload=r["payload"],
                           meta=r["meta"], attempts=r["attempts"]) for r in rows]
 
     async def inbox_finish(self, item_id: int, status: str, error: str | None = None, *,
                            unit: Unit | None = None) -> None:
-        stmt = (update(inbox).where(and_(inbox.c.id == item_id, inbox.c.lease_owner == self.owner))
-                .values(status=status, last_error=error, processed_at=utcnow(), lease_until=None))
-        await self._write(unit, lambda conn: conn.execute(stmt))
+        stmt = self._statements.get(("inbox", "finish"))
+        if stmt is None:  # built once: every item ends here
+            stmt = (update(inbox).where(and_(inbox.c.id == bindparam("item_id"), inbox.c.lease_owner == bindparam("owner")))
+                    .values(status=bindparam("new_status"), last_error=bindparam("error"),
+                            processed_at=bindparam("at", type_=inbox.c.processed_at.type), lease_until=None))
+            self._statements[("inbox", "finish")] = stmt
+        params = {"item_id": item_id, "owner": self.owner, "new_status": status, "error": error, "at": utcnow()}
+        await self._write(unit, lambda conn: conn.execute(stmt, params))
 
     async def inbox_release(self, item_id: int, error: str) -> None:
         async with self.engine.begin() as conn:
@@ -378,10 +419,10 @@ class Store:
         if held:  # this process sends it right after the commit: no claim needed
             values.update(status="leased", attempts=1, lease_owner=self.owner,
                           lease_until=now + dt.timedelta(seconds=unit.lease_seconds))
-        stmt = self._insert_ignore(outbox, outbox.c.dedupe_key)(values).returning(outbox.c.id)
+        stmt = self._insert_ignore(outbox, outbox.c.dedupe_key, returning=outbox.c.id)
 
         def op(conn: Connection) -> None:
-            new_id = conn.execute(stmt).scalar_one_or_none()
+            new_id = conn.execute(stmt, values).scalar_one_or_none()
             if held and new_id is not None:
                 unit._pending_leased.append(OutboxItem(
                     id=int(new_id), channel=channel, kind=kind, recipient=recipient, payload=payload,
@@ -392,11 +433,13 @@ class Store:
         return None
 
     async def outbox_claim(self, channel: str, lease_seconds: int, limit: int = 10) -> list[OutboxItem]:
-        now = utcnow()
-        claimable = and_(outbox.c.channel == channel, or_(
-            and_(outbox.c.status == "pending", outbox.c.next_attempt_at <= now),
-            and_(outbox.c.status == "leased", outbox.c.lease_until < now)))
-        rows = await self._claim(outbox, claimable, outbox.c.next_attempt_at, lease_seconds, limit)
+        def claimable() -> Any:
+            now = bindparam("now", type_=outbox.c.lease_until.type)
+            return and_(outbox.c.channel == bindparam("scope"), or_(
+                and_(outbox.c.status == "pending", outbox.c.next_attempt_at <= now),
+                and_(outbox.c.status == "leased", outbox.c.lease_until < now)))
+
+        rows = await self._claim(outbox, claimable, outbox.c.next_attempt_at, lease_seconds, limit, scope=channel)
         return [_outbox(r) for r in rows]
 
     async def outbox_sent(self, item_id: int, result: dict[str, Any] | None = None) -> None:
@@ -473,24 +516,29 @@ class Store:
         return _outbox(row) if row else None
 
     async def replies_since(self, recipient: str, since: dt.datetime, kind: str = "reply") -> int:
-        query = select(func.count()).select_from(outbox).where(and_(
-            outbox.c.recipient == recipient.lower(), outbox.c.kind == kind, outbox.c.created_at >= since))
-        return int(await self.runner.run(lambda conn: conn.execute(query).scalar_one(), write=False))
+        query = self._statements.get(("outbox", "replies_since"))
+        if query is None:  # built once: every inbound mail asks
+            query = select(func.count()).select_from(outbox).where(and_(
+                outbox.c.recipient == bindparam("recipient"), outbox.c.kind == bindparam("kind"),
+                outbox.c.created_at >= bindparam("since", type_=outbox.c.created_at.type)))
+            self._statements[("outbox", "replies_since")] = query
+        params = {"recipient": recipient.lower(), "kind": kind, "since": since}
+        return int(await self.reader.run(lambda conn: conn.execute(query, params).scalar_one(), write=False))
 
     # ------------------------------------------------------------ email threads
     async def link_message_id(self, message_id: str, conversation_key: str, case_id: int | None = None, *,
                               unit: Unit | None = None) -> None:
         """Remember which conversation (and case) an email Message-ID belongs to; the first link wins."""
         values = dict(message_id=message_id, conversation_key=conversation_key, case_id=case_id, created_at=utcnow())
-        stmt = self._insert_ignore(email_threads, email_threads.c.message_id)(values)
-        await self._write(unit, lambda conn: conn.execute(stmt))
+        stmt = self._insert_ignore(email_threads, email_threads.c.message_id)
+        await self._write(unit, lambda conn: conn.execute(stmt, values))
 
     async def thread_for(self, message_ids: Sequence[str]) -> tuple[str, int | None] | None:
         if not message_ids:
             return None
         query = (select(email_threads.c.message_id, email_threads.c.conversation_key, email_threads.c.case_id)
                  .where(email_threads.c.message_id.in_(list(message_ids))))
-        rows = await self.runner.run(lambda conn: conn.execute(query).all(), write=False)
+        rows = await self.reader.run(lambda conn: conn.execute(query).all(), write=False)
         if not rows:
             return None
         by_id = {r[0]: (r[1], r[2]) for r in rows}
@@ -509,24 +557,37 @@ class Store:
                                                         table.c.lease_owner == self.owner))
                                .values(status="pending", lease_until=None, attempts=table.c.attempts - 1))
 
-    async def _claim(self, table: Table, claimable: Any, order: Any, lease_seconds: int, limit: int) -> list[Any]:
+    async def _claim(self, table: Table, claimable: Callable[[], Any], order: Any, lease_seconds: int, limit: int,
+                     *, scope: str) -> list[Any]:
+        """Lease up to `limit` claimable rows of `scope` (a source or channel). The three
+        statements are built once per table and limit, with the times and ids as parameters."""
         now = utcnow()
         lease_until = now + dt.timedelta(seconds=lease_seconds)
-        query = select(table.c.id).where(claimable).order_by(order).limit(limit)
-        if self.is_postgres:
-            query = query.with_for_update(skip_locked=True)
-
-        def claim(conn: Connection) -> list[Any]:
-            ids = [r[0] for r in conn.execute(query).all()]
-            if not ids:
-                return []
+        key = (table.name, "claim", limit)
+        built = self._statements.get(key)
+        if built is None:
+            query = select(table.c.id).where(claimable()).order_by(order).limit(limit)
+            if self.is_postgres:
+                query = query.with_for_update(skip_locked=True)
+            until = bindparam("until", type_=table.c.lease_until.type)
+            ids = bindparam("ids", expanding=True)
             # The WHERE re-check makes the claim safe on SQLite too: a row another process
             # leased in between is simply not updated, and not returned.
-            conn.execute(update(table).where(and_(table.c.id.in_(ids), claimable))
-                         .values(status="leased", lease_until=lease_until, lease_owner=self.owner,
-                                 attempts=table.c.attempts + 1))
-            return list(conn.execute(select(table).where(and_(table.c.id.in_(ids), table.c.lease_owner == self.owner,
-                                                             table.c.lease_until == lease_until))).mappings().all())
+            lease = (update(table).where(and_(table.c.id.in_(ids), claimable()))
+                     .values(status="leased", lease_until=until, lease_owner=bindparam("owner"),
+                             attempts=table.c.attempts + 1))
+            fetch = select(table).where(and_(table.c.id.in_(ids), table.c.lease_owner == bindparam("owner"),
+                                             table.c.lease_until == until))
+            built = self._statements[key] = (query, lease, fetch)
+        query, lease, fetch = built
+        params = {"scope": scope, "now": now, "until": lease_until, "owner": self.owner}
+
+        def claim(conn: Connection) -> list[Any]:
+            ids = [r[0] for r in conn.execute(query, params).all()]
+            if not ids:
+                return []
+            conn.execute(lease, {**params, "ids": ids})
+            return list(conn.execute(fetch, {**params, "ids": ids}).mappings().all())
 
         return await self.runner.run(claim)
 

@@ -13,7 +13,6 @@ import datetime as dt
 import hashlib
 import html
 import re
-from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -21,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from qopi_bot_handlers.email.policies import DEFAULT
 from qopi_bot.cases import CaseSummary
 from qopi_bot.core.kb import Contacts
 
@@ -33,7 +33,7 @@ _PREFIX = re.compile(r"^\s*(?:(?:re|fwd?|aw|wg|sv|antw|tr|rif)\s*(?:\[\d+\]|\(\d
 _MAX_REFERENCES = 20
 # RFC 5322's hard limit instead of the 78-column default: ids are not folded onto a line of
 # their own (some clients mishandle that) and readable text is not quoted-printable.
-_POLICY = policy.default.clone(max_line_length=998)
+_POLICY = DEFAULT.clone(max_line_length=998)
 WIRE_POLICY = _POLICY.clone(linesep="\r\n")
 _SHORT_REASON = {
     "ENTITY-SUBSET": "subset certification",

@@ -10,8 +10,10 @@ dispatcher may send to different recipients at once, each send on a connection o
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from email.message import EmailMessage
+from email.utils import format_datetime
 from typing import Any
 
 import aiosmtplib
@@ -22,6 +24,7 @@ from qopi_bot_handlers.email.compose import (
     staff_case_text, thread_references,
 )
 from qopi_bot_handlers.email.trust import new_case_mail_id
+from qopi_bot_handlers.email.wire import reply_wire
 from qopi_bot.cases import summarize
 from qopi_bot.core.kb import Knowledge
 from qopi_bot.logs import get_logger
@@ -44,9 +47,25 @@ class EmailDelivery:
         self._busy: set[aiosmtplib.SMTP] = set()
 
     async def send(self, item: OutboxItem) -> dict[str, Any] | None:
-        msg, recipient = await self._render(item)
-        await self._transmit(msg, recipient)
-        return {"message_id": msg["Message-ID"]}
+        fast = self._reply_wire(item) if item.kind == "reply" else None
+        if fast is not None:  # an ordinary answer: its bytes written directly (qopi_bot_handlers.email.wire)
+            wire, recipient, message_id = fast
+        else:
+            msg, recipient = await self._render(item)
+            # Flattened here, not by aiosmtplib (78-column folding): see email_compose.WIRE_POLICY.
+            wire, message_id = msg.as_bytes(policy=WIRE_POLICY), msg["Message-ID"]
+        await self._transmit(wire, recipient)
+        return {"message_id": message_id}
+
+    def _reply_wire(self, item: OutboxItem) -> tuple[bytes, str, str] | None:
+        try:
+            p = ReplyPayload.model_validate(item.payload)
+        except ValidationError:
+            return None  # _render reports it
+        wire = reply_wire(help_address=self.settings.help_address, to=p.to, to_name=p.to_name, subject=p.subject,
+                          text=p.text, message_id=p.message_id, in_reply_to=p.in_reply_to, references=p.references,
+                          auto_submitted="auto-replied", date=format_datetime(dt.datetime.now(dt.UTC)))
+        return (wire, p.to, p.message_id) if wire is not None else None
 
     async def close(self) -> None:
         clients = [c for c, _ in self._idle] + list(self._busy)
@@ -154,10 +173,8 @@ class EmailDelivery:
             except Exception:
                 client.close()
 
-    async def _transmit(self, msg: EmailMessage, recipient: str) -> None:
+    async def _transmit(self, wire: bytes, recipient: str) -> None:
         sender = self.settings.help_address
-        # Flattened here, not by aiosmtplib (78-column folding): see email_compose.WIRE_POLICY.
-        wire = msg.as_bytes(policy=WIRE_POLICY)
         for attempt in (1, 2):
             client: aiosmtplib.SMTP | None = None
             try:

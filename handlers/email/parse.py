@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from email import policy
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.utils import getaddresses
@@ -23,6 +22,7 @@ from pydantic import BaseModel, Field
 from qopi_bot_handlers.email.bounds import (
     MAX_FIELD, MAX_READ, cut_parts, drop_between, soft_wrap, squeeze_whitespace, tame_html, unwrap,
 )
+from qopi_bot_handlers.email.policies import DEFAULT
 
 # Headers the loop detector looks at (lower-case names), copied out once so that module
 # never has to touch the raw message.
@@ -281,7 +281,7 @@ def _readable(raw: bytes) -> tuple[bytes, bool]:
 def parse_mail(raw: bytes) -> ParsedMail:
     try:
         readable, cut = _readable(raw)
-        msg: Any = BytesParser(policy=policy.default).parsebytes(readable)
+        msg: Any = BytesParser(policy=DEFAULT).parsebytes(readable)
     except Exception:
         return ParsedMail(text=clean_text(_raw_body_fallback(raw[:MAX_READ * 4])).strip())
     out = ParsedMail()
@@ -326,7 +326,7 @@ def without_attachments(raw: bytes) -> bytes:
         readable, cut = _readable(raw)
         if cut:
             raise ValueError("too many MIME parts")  # what was not read is not kept
-        msg = BytesParser(policy=policy.default).parsebytes(readable)
+        msg = BytesParser(policy=DEFAULT).parsebytes(readable)
         removed = 0
         for part in list(msg.walk()):
             if part.is_multipart() or not _is_attachment(part):
@@ -340,7 +340,7 @@ def without_attachments(raw: bytes) -> bytes:
         if not removed:
             return raw
         assert isinstance(msg, EmailMessage)
-        return msg.as_bytes(policy=policy.default.clone(linesep="\r\n", max_line_length=998))
+        return msg.as_bytes(policy=DEFAULT.clone(linesep="\r\n", max_line_length=998))
     except Exception:
         head = re.split(rb"\r?\n\r?\n", raw, maxsplit=1)[0]
         return head + b"\r\n\r\n[message body removed after processing: unreadable MIME]\r\n"

@@ -19,7 +19,9 @@ RULE_IDS = (
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # defer_build: validators are built on first validation. `ask` takes its Knowledge from the
+    # start-up cache (qopi_bot/knowledge_cache.py), never validates one, and so never pays for them.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class Rule(_Strict):
