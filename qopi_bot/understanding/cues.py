@@ -114,7 +114,7 @@ _FOREIGN = re.compile(r"\b(aetna|cigna|humana|unitedhealth\w*|blue cross|bcbs|me
                       r"prior auth\w*|billing|coding|icd-?10|cpt|annual meeting|conference|pharmacy|formulary)\b")
 # Certifications of people (nurses, physicians) are not QOPI Certification of a practice.
 _OTHER_CERT = re.compile(r"\b(ons|oncc|ocn|aocn|cpr|bls|acls|nursing|nurse'?s?|her|his|my personal|biotherapy|provider card)\b.{0,40}\bcertif|\bboards?[- ]certif|\b(medical|specialty|oncology) boards?\b")
-_UNRELATED = re.compile(r"\b(separate from (qopi|qcp|certification|the certification)|aside from (qopi|qcp|certification)|unrelated to|not (about|related to) (qopi|certification|the certification)|off[- ]topic|nothing to do with (qopi|certification))\b")
+_UNRELATED = re.compile(r"^unrelated\b|\b(separate from (qopi|qcp|certification|the certification)|aside from (qopi|qcp|certification)|unrelated to|not (about|related to) (qopi|certification|the certification)|off[- ]topic|nothing to do with (qopi|certification))\b")
 _FILLER = re.compile(r"^((honestly|well|um|uh|so|actually|hmm|ok|okay|oh|sorry|i mean|i think)[,.!\s-]+)+")
 _YES = re.compile(r"^(yes|yeah|yep|yup|y|correct|right|that's right|that is right|true|sure|absolutely|indeed|affirmative|we do|we did|they do|they did|it is|it was|of course|definitely|all of them|all do|all sites do)\b")
 _NO = re.compile(r"^(no|nope|nah|n|not really|negative|we don't|we do not|we didn't|we did not|they don't|they do not|they didn't|it isn't|it wasn't|none|not yet|not all)\b")

@@ -43,7 +43,7 @@ _OWNED = re.compile(
     r"\b(we|our|us|i|my|we've|we're|we'd|ours|practice|clinic|got|get|gives|scored|received|achieved|earned|"
     r"reached|came in|came back|cleared|ended|finished|oqs|score (?:of|was|is|were)|score ?[:=])(?:\W|$)"
 )
-_THRESHOLD_WORDS = re.compile(r"\b(passing|pass mark|threshold|cut ?off|minimum|required|requirement|bar|benchmark)\b")
+_THRESHOLD_WORDS = re.compile(r"\b(passing|pass mark|threshold|cut[- ]?off|minimum|required|requirement|bar|benchmark)\b")
 _ENOUGH_AFTER = re.compile(r"^\s*(?:on [\w\s]{0,30})?(?:round(?:s|ed)? (?:up|down)|get rounded|enough|sufficient|good enough|high enough|passing|a pass\b|pass\b|ok\b|okay\b|count|qualify|make it|make the cut)")
 _NOT_SCORE_AFTER = re.compile(
     r"^\s*(?:%\s*)?(?:of (?:our |the )?(?:charts?|patients?|cases?|records?|staff|physicians?|oncologists?|sites?))|"
@@ -57,7 +57,7 @@ _WORK_BEFORE = re.compile(r"\b(abstraction|abstracted|completion|completed|compl
 
 # Words right after a bare number that say it is the practice's score: "a 76.5 overall", "68 on fall 2025".
 _LABEL_AFTER = re.compile(r"^\s*(?:%\s*)?(?:(?:for |as )?(?:the )?overall|oqs|aggregate|(?:(?:on|for|in|from) )?(?:the )?(?:certification |cert )?(?:pathway|measures|fall|spring|autumn|round|report|last (?:fall|spring)))\b")
-_ADJACENT_LABEL = re.compile(r"\b(shows?|showed|reads|lists|score|oqs|overall|aggregate|quality score|result|grade|numbers? (?:show|shows|showed|say|says|are|were|at)|"
+_ADJACENT_LABEL = re.compile(r"\b(shows?|showed|reads|lists|report|score|oqs|overall|aggregate|quality score|result|grade|numbers? (?:show|shows|showed|say|says|are|were|at)|"
                              r"practice-wide|report says|says|got|scored|at|as)(?:\s*\([^)]{0,20}\))?\W{0,3}(?:of|was|is|=|:)?\s*(?:a|an)?\s*$|(?:^|\s)an?\s+$")
 # "our score preview for the fall 2025 round is 80.5": the label may sit before a year.
 _SCORE_IS = re.compile(r"\b(score|oqs|quality score|result|grade|number|percentage|mark|figure)s?\b[^.?!]{0,45}(?:\b(?:is|was|are|were|came back|came in|came out)|[=:])\s*(?:at\s+|exactly\s+|just\s+|only\s+)?(?:an?\s+)?$")
@@ -73,7 +73,7 @@ _COMPARED = re.compile(r"\b((?:has|have|need|needs|must|needed|required) to (?:h
                        r"(?:he|she|they|someone|somebody|everyone|people|admin|administrator|manager|boss|director|colleague|predecessor|cfo|ceo|coo|"
                        r"lead|abstractor|physician|doctor|nurse|consultant|team|dr\.? \w+)\s+"
                        r"(?:says|said|thinks|thought|believes|claims|remembers|recalls|heard|assumes|told (?:me|us))(?:\s+that)?"
-                       r"(?:\s+it'?s|\s+it is|\s+it was|\s+it as|\s+the (?:threshold|cutoff|minimum|passing score|bar) (?:is|was))?|"
+                       r"(?:\s+it'?s|\s+it is|\s+it was|\s+it as|\s+the (?:threshold|cutoff|minimum|passing score|bar) (?:is|was|is now|went up to|has gone up to|changed to))?|"
                        r"(?:is|does|would|will) (?:that|this|it)(?: be| count as| mean| equal| make| round to)?|becomes?|become|turns? into|"
                        r"compar\w*(?: it| them| that)? (?:to|with|against)|i (?:thought|think|assumed) (?:it was|it's|it is)|"
                        r"round(?:ed|s)?(?: it)?(?: up| down)? to|count(?:s|ed)? as|equal to|same as|higher than|lower than|more than|less than|above|below|instead of|vs\.?|versus)\s+(?:a\s+)?$")

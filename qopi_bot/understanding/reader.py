@@ -185,7 +185,7 @@ _TOPIC_WORDS = {
 def can_we_apply_asks_eligibility(r: _Reading, topic: Intent, question: str) -> Intent:
     """"Can we apply for certification?" asks whether this practice is eligible (decide or ask
     for the facts), not how the application works."""
-    if topic is Intent.APPLICATION and re.search(r"\b((can|could|may|are) (we|our (\w+ )?(practice|group|clinic))|we (can|could|may)|(are )?we able to) (\w+ ){0,2}(apply|be certified|get (\w+ )?certified|qualify|"
+    if topic in (Intent.APPLICATION, Intent.GREETING, Intent.OUT_OF_SCOPE) and re.search(r"\b((can|could|may|are) (we|our (\w+ ){0,2}(practice|group|clinic|network|center))|we (can|could|may)|(are )?we able to) (\w+ ){0,2}(apply|be certified|get (\w+ )?certified|qualify|"
                                                   r"(submit|send|file|start) (the |our |an? )?(\w+ )?application)\b", question) \
             and not re.search(r"\b(how|when|where|what|which|steps?|process|before|after|once|until|wait|without|online|portal)\b", question):
         r.applied.append("can_we_apply_asks_eligibility")
@@ -216,7 +216,7 @@ def sites_make_it_multi_site(r: _Reading, topic: Intent, question: str, sure: bo
     return topic
 
 
-_THRESHOLD_WORDS = re.compile(r"\b(minimum|cut ?off|threshold|passing (score|mark|grade|bar|percentage)|pass mark|required score|score required|"
+_THRESHOLD_WORDS = re.compile(r"\b(minimum|cut[- ]?off|threshold|passing (score|mark|grade|bar|percentage)|pass mark|required score|score required|"
                               r"what (\w+ )?score|which score|how high|the bar|cut (is|line)|make the cut|what (percentage|percent|number))\b")
 
 
