@@ -113,7 +113,10 @@ def load(directory: Path | None, rounds_file: Path | None) -> Knowledge:
             model_store._CACHE.setdefault(examples_key, model)
             model_store._BY_KB[id(kb)] = (kb, model)
         parts = _model_parts(model) if model is not None else None
-        startup_cache.write_atomically(target, pickle.dumps((kb, examples_key, parts), protocol=pickle.HIGHEST_PROTOCOL))
+        # With the decoded model stored beside it, the model's JSON text (megabytes) is not needed
+        # again: model_for(kb) finds the model in model_store's memo.
+        stored_kb = kb.model_copy(update={"intent_model_json": None}) if parts is not None else kb
+        startup_cache.write_atomically(target, pickle.dumps((stored_kb, examples_key, parts), protocol=pickle.HIGHEST_PROTOCOL))
         # Earlier contents of the folder (or other folders in use): the newest few are kept.
         stale = sorted(target.parent.glob("knowledge-*.pickle"), key=lambda p: p.stat().st_mtime, reverse=True)
         for old in stale[_KEEP:]:

@@ -22,18 +22,20 @@ from array import array
 from operator import mul
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from qopi_bot.core.kb import Example
 from qopi_bot.understanding.features import term_counts
 
 MODEL_VERSION = 2
 RIDGE_LAMBDA = 0.3  # chosen by 5-fold cross-validation on knowledge/examples (0.2-0.6 within 0.5%)
-MIN_DOC_FREQ = 1
+MIN_DOC_FREQ = 2  # a term seen in one example only memorises it; it does not generalise (and halves the model)
+_BLOCK = 4096  # terms per dense block while training
 
 
 def examples_hash(examples: Sequence[Example]) -> str:
     digest = hashlib.sha256()
-    digest.update(f"v{MODEL_VERSION};lambda={RIDGE_LAMBDA}".encode())
+    digest.update(f"v{MODEL_VERSION};lambda={RIDGE_LAMBDA};min_df={MIN_DOC_FREQ}".encode())
     for ex in examples:
         digest.update(b"\x00" + ex.intent.encode() + b"\x01" + ex.text.encode())
     return digest.hexdigest()[:16]
@@ -137,15 +139,27 @@ def train(examples: Sequence[Example], source_hash: str | None = None) -> Intent
     n_docs = len(docs)
     idf = [math.log((1 + n_docs) / (1 + df[t])) + 1.0 for t in terms]
 
-    x = np.zeros((n_docs, len(terms)), dtype=np.float64)
+    # The TF-IDF matrix, L2-normalised rows, kept sparse as (row, column, value) triples: dense, it
+    # would be hundreds of megabytes once staff have written a few thousand examples.
+    r_idx: list[int] = []
+    c_idx: list[int] = []
+    vals: list[float] = []
     for row, counts in enumerate(docs):
-        for term, count in counts.items():
-            col = vocab.get(term)
-            if col is not None:
-                x[row, col] = (1.0 + math.log(count)) * idf[col]
-        norm = np.linalg.norm(x[row])
-        if norm:
-            x[row] /= norm
+        cols = [vocab[t] for t in counts if t in vocab]
+        values = [(1.0 + math.log(counts[t])) * idf[vocab[t]] for t in counts if t in vocab]
+        norm = math.sqrt(sum(v * v for v in values)) or 1.0
+        r_idx += [row] * len(cols)
+        c_idx += cols
+        vals += [v / norm for v in values]
+    rows_a, cols_a, vals_a = np.array(r_idx), np.array(c_idx), np.array(vals)
+
+    def dense_block(start: int, end: int) -> Any:
+        """Columns start..end as a dense documents x block matrix (a few MB)."""
+        block = np.zeros((n_docs, end - start))
+        mask = (cols_a >= start) & (cols_a < end)
+        block[rows_a[mask], cols_a[mask] - start] = vals_a[mask]
+        return block
+
     y = -np.ones((n_docs, len(labels)))
     for row, ex in enumerate(examples):
         y[row, labels.index(ex.intent)] = 1.0
@@ -153,14 +167,21 @@ def train(examples: Sequence[Example], source_hash: str | None = None) -> Intent
     # plain weights the intent with the most examples (eligibility) wins every message the model
     # has not seen the like of. Weighted ridge in dual form: alpha = (K + lambda*D^-1)^-1 (Y - b),
     # with D the per-example weights; with balanced weights every intent gets the same bias.
-    counts = {label: 0 for label in labels}
+    per_label = {label: 0 for label in labels}
     for ex in examples:
-        counts[ex.intent] += 1
-    sample_weight = np.array([n_docs / (len(labels) * counts[ex.intent]) for ex in examples])
+        per_label[ex.intent] += 1
+    sample_weight = np.array([n_docs / (len(labels) * per_label[ex.intent]) for ex in examples])
     bias = (sample_weight[:, None] * y).sum(axis=0) / sample_weight.sum()
-    kernel = x @ x.T
+    # K = X X^T, then W = X^T alpha, one block of terms at a time.
+    spans = [(start, min(start + _BLOCK, len(terms))) for start in range(0, len(terms), _BLOCK)]
+    kernel = np.zeros((n_docs, n_docs))
+    for start, end in spans:
+        block = dense_block(start, end)
+        kernel += block @ block.T
     alpha = np.linalg.solve(kernel + RIDGE_LAMBDA * np.diag(1.0 / sample_weight), y - bias)
-    w = x.T @ alpha
+    w = np.zeros((len(terms), len(labels)))
+    for start, end in spans:
+        w[start:end] = dense_block(start, end).T @ alpha
     weights = array("f")
     weights.frombytes(np.ascontiguousarray(w, dtype=np.float32).tobytes())
     return IntentModel(labels, vocab, idf, weights, tuple(float(b) for b in bias), source_hash or examples_hash(examples))
