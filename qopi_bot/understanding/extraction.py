@@ -163,6 +163,11 @@ def _extract_score(text: str, expecting_score: bool, ex: Extraction) -> None:
         adjacent = bool(_ADJACENT_LABEL.search(before)) or bool(_LABEL_AFTER.match(after))
         owned = bool(_SCORE_IS.search(text[max(0, start - 70):start])) or bool(_SUPPOSED.search(before)) or bool(_ROUND_LABEL.search(text[max(0, start - 16):start])) or bool(_OWNED.search(before)) or bool(_ENOUGH_AFTER.match(after)) or expecting_score or bool(_ROUNDING.search(before)) \
             or ((adjacent or not text[:start].strip(" ,.:;-")) and (pct or Decimal(30) <= value <= Decimal(100)))
+        owned_by_words = bool(_SCORE_IS.search(text[max(0, start - 70):start])) or bool(_OWNED.search(before)) or adjacent
+        if owned and not owned_by_words and not expecting_score and _ENOUGH_AFTER.match(after) and re.search(
+                r"\b(need|have|has|must)\s+(to\s+)?(be\s+)?(above|over|more than|higher|clear|beat)", text):
+            ex.threshold_question = True  # "is exactly 75% a pass, or do we need to be above 75?" asks the threshold
+            continue
         if not owned and (_THRESHOLD_WORDS.search(after[:30]) or _THRESHOLD_WORDS.search(before[-30:])):
             ex.threshold_question = True
             continue
@@ -366,6 +371,7 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
     ("same_policies", False, re.compile(
         rf"\b(each|every)\s+(\w+\s+){{0,2}}(site|clinic|location|office|practice)s?\s+(\w+\s+){{0,3}}(has|have|with|uses|use|runs|keeps|follows|sets)\s+(its|their)\s+own\s+(\w+\s+){{0,2}}(polic|procedure|rules|protocol)|"
         rf"\b(each|every)\s+(\w+\s+){{0,2}}(site|clinic|location|office)s?\s+(does|do|has|runs|sets|writes|makes)\s+(its|their)\s+own\s+(thing|way|playbook|rules)|"
+        rf"\b(does|do|runs|run|goes|go)\s+(its|their)\s+own\s+(thing|way)\b|"
         rf"\bown (set of )?(policies|procedures|protocols|playbooks?)\b|\b(?<!our )(?<!my )(\w+'s) own\s+(\w+\s+){{0,4}}(polic\w*|procedures?|protocols?|manuals?)\b|"
         rf"\b(never|not yet|haven't|have not|didn't|did not|not|won't|will not|aren't|are not|isn't|is not)\s+(\w+\s+){{0,2}}(harmoni[sz]ed|reconciled|unified|standardi[sz]ed|aligned|consolidated)\b|\b(?<!our )(?<!my )own\s+(\w+\s+){{1,2}}(policies|procedures|protocols|binders?|manuals?|rule ?books?)\b|\b(different|separate|independent|varying|distinct) (\w+\s+){{0,2}}(policies|procedures|protocols|(policy|procedure|p&p) (manuals?|binders?|books?))|"
         rf"\bnone of (our |the )?(sites|offices|locations|clinics|practices)\s+(\w+\s+){{0,2}}(share|use|follow|have|run under)\b|"

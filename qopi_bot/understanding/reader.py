@@ -226,6 +226,9 @@ def threshold_words_ask_the_threshold(r: _Reading, topic: Intent, question: str)
     f = r.ex.facts
     if f.score is not None:
         return topic
+    if topic in (Intent.ELIGIBILITY, Intent.SCORE_THRESHOLD) and re.search(r"\b(cut[- ]?off|deadline)\b", question) \
+            and re.search(r"\b\d{1,2}/\d{1,2}\b|\b(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2}\b", question):
+        return Intent.VALIDITY  # "the cutoff to apply is 6/12 right?": a date, so the last day, not the threshold
     if topic is Intent.ELIGIBILITY and (_THRESHOLD_WORDS.search(question) or r.ex.threshold_question):
         return Intent.SCORE_THRESHOLD  # "is it 75 or 80 now?" asks which threshold
     if topic is Intent.VALIDITY and f.completed_round is None and _THRESHOLD_WORDS.search(r.text) \
@@ -359,7 +362,7 @@ def read_questions(r: _Reading) -> None:
             # A long message's context ("we are seven sites on OncoEMR") colours its whole reading;
             # a question of some length, read with a margin, says what is asked.
             clear = True
-        if not clear and p.margin >= 0.25 and any(q is not p and q.confident and q.intent == r.whole.intent for _, q in r.asked):
+        if not clear and (p.margin >= 0.25 or (question.endswith("?") and p.margin >= 0.15)) and any(q is not p and q.confident and q.intent == r.whole.intent for _, q in r.asked):
             # "explain sampling, and also when is an attestation form needed?": the whole message
             # leans to the clear second question; the first keeps its own reading.
             clear = True
@@ -469,6 +472,7 @@ def understand(raw: str, today: dt.date, kb: Knowledge, pending: MissingFact | N
         escalation=escalation, rules_applied=r.applied, own_score=bool(_OWN_SCORE.search(text)) and not _GENERAL.search(text),
         reminder=cues.reminder_request(text), reminder_days=cues.reminder_lead_days(text),
         asks_integration_evidence=not re.search(r"\b(apply as|one application|separate (practices|applications|entities)|together or separately)\b", text) and bool(re.search(r"\b(proof|prove|show|demonstrate|evidence|document\w*)\b.{0,60}\b(integrat|work(ing)? together|function(ing)? as one|as one (practice|entity)|(really |actually |truly )?one (practice|entity))", text)
-                                     or re.search(r"\bcount as (integrated|one (practice|entity))", text)),
+                                     or re.search(r"\bcount as (integrated|one (practice|entity))", text)
+                                     or re.search(r"\b(have to|need to|must)\b.{0,30}\b(rotate|share (an? |one )?(emr|ehr)|(same|one|single) tax id)", text)),
     )
 
