@@ -108,6 +108,9 @@ outbox = Table(
     _ts(),
     Column("sent_at", DateTime(timezone=True), nullable=True),
     Index("ix_outbox_claim", "channel", "status", "next_attempt_at"),
+    # Every inbound mail counts the replies its sender got in the last hour (the reply cap):
+    # without this index that count reads the whole outbox, which only grows.
+    Index("ix_outbox_recipient_kind_created", "recipient", "kind", "created_at"),
 )
 
 email_threads = Table(
