@@ -347,8 +347,7 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
         r"\b(followed|follow|used|met|meet|hit|complied with)\s+(\w+\s+){0,3}(sampling|target chart|chart target|chart requirement)")),
     ("charts_pool_complete", True, re.compile(
         r"\b(no one|nobody|no oncologist|no physician|no doc|no doctor|no provider)('s)?( charts?)? (was|were|got) (left out|excluded|omitted|dropped)|"
-        r"\bno (\w+\s+){0,2}charts? (excluded|left out|omitted|dropped)\b|"
-        r"\bno (\w+\s+){0,2}charts? (were|was) (excluded|left out|omitted|dropped)|\bnothing (was )?(excluded|left out)|"
+        r"\bno (\w+\s+){0,2}charts? ((were|was) )?(excluded|left out|omitted|dropped)\b|\bnothing (was )?(excluded|left out)|"
         r"\b(didn't|did not|never) (exclude|leave out|omit)|\bwithout exclud\w*|\bnone of (our|the) (\w+\s+)?(charts|oncologists|physicians) (were|was) (excluded|left out)")),
     ("charts_pool_complete", False, re.compile(
         r"\b(exclud\w*|left out|leave out|omit\w*|weren't in|were not in|wasn't in|was not in|not in the (sampling )?pool|not included|wasn't included|weren't included|isn't included|didn't include|did not include|"

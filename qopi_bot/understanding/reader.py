@@ -79,6 +79,8 @@ class _Reading(BaseModel):
     asked: list[tuple[str, Prediction]]
     escalation_strength: dict[Intent, float]
     staff_topic: str | None = None  # a topic staff answered in knowledge/facts.yaml, by its keywords
+    domain: bool = False  # the program's own name or vocabulary (cues._DOMAIN)
+    program_words: bool = False  # words of the certification business (cues._PROGRAM_WORDS)
     intents: list[Intent] = Field(default_factory=list)
     applied: list[str] = Field(default_factory=list)
 
@@ -142,13 +144,21 @@ def _asks_about_applying(text: str) -> bool:
                           r"go ahead|submit|enough|pass(ed|es)?|make (it|the cut)|good to go|are we (good|ok|okay|set|fine))\b", text))
 
 
+# The practice speaking of itself: a score in such a message is its own, not a threshold asked about.
+_WE = re.compile(r"\b(our|we|we've|we're|us)\b")
+
+
+def _failing(f: Facts) -> bool:
+    """A requirement the practice says it did not meet (pathway, sampling, a round, abstraction)."""
+    return any(v is False for v in (f.pathway, f.sampling_followed, f.participated_round, f.abstraction_complete))
+
+
 def facts_make_a_case(r: _Reading, topic: Intent, question: str) -> Intent:
     """A question asked alongside the practice's own case (a score, or a requirement it failed)
     is about that case: "88%, still waiting on the report - can we apply?" asks eligibility,
     whatever single word the question used."""
     f = r.ex.facts
-    failing = any(v is False for v in (f.pathway, f.sampling_followed, f.participated_round, f.abstraction_complete))
-    has_case = (f.score is not None and (not r.ex.threshold_question or bool(re.search(r"\b(our|we|we've|we're|us)\b", r.text)))) or failing
+    has_case = (f.score is not None and (not r.ex.threshold_question or bool(_WE.search(r.text)))) or _failing(f)
     if not has_case:
         return topic
     if topic in (Intent.GREETING, Intent.APPLICATION, Intent.SCORE_THRESHOLD, Intent.SAMPLING, Intent.ATTESTATION,
@@ -162,7 +172,7 @@ def facts_make_a_case(r: _Reading, topic: Intent, question: str) -> Intent:
                     question)):
                 return topic  # "do we apply together?" stays the multi-site question
             if topic is Intent.SCORE_THRESHOLD and not _asks_about_applying(question) and (
-                    f.score is None or not re.search(r"\b(our|we|we've|we're|us)\b", r.text)):
+                    f.score is None or not _WE.search(r.text)):
                 return topic  # "is a score of exactly 75% sufficient?" asks the threshold
             return Intent.ELIGIBILITY
     if topic is Intent.MULTI_SITE and f.score is not None and f.site_count is None and f.same_policies is None \
@@ -244,8 +254,7 @@ def dates_make_it_validity(r: _Reading, topic: Intent, question: str) -> Intent:
     if topic in (Intent.ELIGIBILITY, Intent.APPLICATION) and f.score is None and f.completed_round is None \
             and re.search(r"\bhow much (longer|more time|time)\b|\b(still|left) (have|got)\b.{0,20}\b(time|long)\b", question):
         return Intent.VALIDITY  # "how much longer do we have to get the application in?" (the round may be in the thread)
-    failing = any(v is False for v in (f.pathway, f.sampling_followed, f.participated_round, f.abstraction_complete))
-    if topic in (Intent.ELIGIBILITY, Intent.APPLICATION) and f.score is None and f.completed_round is not None and not failing \
+    if topic in (Intent.ELIGIBILITY, Intent.APPLICATION) and f.score is None and f.completed_round is not None and not _failing(f) \
             and re.search(r"\b(last day|deadline|until when|until what|how long|expire\w*|still valid|valid until|good until|"
                           r"(final|last|closing|cut-?off|due) date|no longer be used|stops? being (usable|valid)|(still )?(in|within) the window|in time\b|"
                           r"(can|could) (we |i )?still (apply|use|submit)|"
@@ -283,11 +292,11 @@ def scope(r: _Reading) -> None:
     """Out of scope needs two signs: no program vocabulary and another organization's business,
     or the model's own confident reading with nothing of ours in the message."""
     text = r.text
-    in_domain = bool(cues._DOMAIN.search(text))
+    in_domain = r.domain
     foreign = bool(cues._FOREIGN.search(text))
     # "unrelated to QOPI, but ..." and a nurse's own certification are not ours, whatever words they share.
     not_ours = bool(cues._UNRELATED.search(text)) or (_another_certification(text) and not _has_facts(r.ex.facts))
-    ours = in_domain or bool(cues._PROGRAM_WORDS.search(text)) or _has_facts(r.ex.facts) or r.staff_topic is not None
+    ours = in_domain or r.program_words or _has_facts(r.ex.facts) or r.staff_topic is not None
     confidently_foreign = r.whole.confident and r.whole.intent == Intent.OUT_OF_SCOPE.value
     if (not_ours or ((foreign or confidently_foreign) and not ours)) and not any(i in ESCALATIONS for i in r.intents):
         r.intents[:] = [Intent.OUT_OF_SCOPE]
@@ -399,7 +408,7 @@ def _doubt(r: _Reading, intents: list[Intent], ex: Extraction) -> Intent | None:
     runner-up, so the dialogue can ask one short question instead of guessing."""
     if len(intents) != 1 or r.applied or _has_facts(ex.facts) or any(p.confident for _, p in r.asked):
         return None
-    if not (cues._DOMAIN.search(r.text) or cues._PROGRAM_WORDS.search(r.text)):
+    if not (r.domain or r.program_words):
         return None  # nothing of the program in it: not a choice between two program answers
     w = r.whole
     if w.confident or w.margin >= 0.08 or w.runner_up is None or Intent(w.intent) is not intents[0]:
@@ -420,7 +429,8 @@ def understand(raw: str, today: dt.date, kb: Knowledge, pending: MissingFact | N
     whole = model.predict(text)
     staff_topic = cues.unpublished(text, [(e.id, e.keywords) for e in kb.unpublished])
     r = _Reading(text=text, ex=ex, whole=whole, asked=[(q, model.predict(q)) for q in asked_texts[:6]],
-                 escalation_strength=cues.escalation_strength(text), staff_topic=staff_topic)
+                 escalation_strength=cues.escalation_strength(text), staff_topic=staff_topic,
+                 domain=bool(cues._DOMAIN.search(text)), program_words=bool(cues._PROGRAM_WORDS.search(text)))
     escalation_first(r)
     read_questions(r)
     greeting_only_alone(r)
@@ -451,19 +461,19 @@ def understand(raw: str, today: dt.date, kb: Knowledge, pending: MissingFact | N
         intent, intents = None, []  # bare facts ("fall 2025, 81%"): the dialogue decides the topic
     if not message_asks and intent not in (None, Intent.OUT_OF_SCOPE, *ESCALATIONS) and not whole.confident \
             and not _has_facts(ex.facts) and not answered_pending and cues.reminder_request(text) is None \
-            and not cues._PROGRAM_WORDS.search(text) and not re.search(r"\b(eligib\w*|sampling|attestation|pathway|abstraction|oqs)\b", text):
+            and not r.program_words and not re.search(r"\b(eligib\w*|sampling|attestation|pathway|abstraction|oqs)\b", text):
         # "Hi! I'm the new front desk person, I'll be pestering you this week": no question, no
         # facts, nothing the model is sure of - an introduction, answered as a greeting.
         intent, intents = Intent.GREETING, [Intent.GREETING]
         r.applied.append("nothing_asked_is_a_greeting")
     escalation = next((i for i in intents if i in ESCALATIONS), None)
     doubt = _doubt(r, intents, ex)
-    nothing_ours = not (cues._DOMAIN.search(text) or cues._PROGRAM_WORDS.search(text) or _has_facts(ex.facts) or staff_topic)
+    nothing_ours = not (r.domain or r.program_words or _has_facts(ex.facts) or staff_topic)
     return Understanding(doubt=doubt, sure=whole.confident or any(p.confident for _, p in r.asked), nothing_ours=nothing_ours,
         text=text, intent=intent, intents=intents, confidence=round(whole.score, 3),
         runner_up=Intent(whole.runner_up) if whole.runner_up else None,
         facts=ex.facts, problems=ex.problems, threshold_question=ex.threshold_question,
-        in_domain=(bool(cues._DOMAIN.search(text)) or (whole.intent != Intent.OUT_OF_SCOPE.value and whole.score > 0.2))
+        in_domain=(r.domain or (whole.intent != Intent.OUT_OF_SCOPE.value and whole.score > 0.2))
         and not cues._UNRELATED.search(text) and not _another_certification(text),
         answered_pending=answered_pending, asks=message_asks,
         mentions_attachment=bool(cues._ATTACHMENT.search(text)),
