@@ -18,11 +18,17 @@ from qopi_bot.models import RuleCitation
 
 from qopi_bot.core.kb import (
     MEASURE_COUNT, RULE_IDS, STANDARD_COUNT, Contacts, Example, Fact, Knowledge, Measure, Module, Round, Rule,
-    StandardDomain, Unpublished,
+    StandardDomain, StatementExample, Unpublished,
 )
 from qopi_bot.models import Intent
 
 INTENT_MODEL_FILE = "intent-model.json"
+STATEMENT_MODEL_FILE = "statement-model.json"
+STATEMENTS_DIR = "statements"
+# The facts a statement model may read, and the readings each one has (reading -> fact value).
+STATEMENT_READINGS: dict[str, dict[str, bool | None]] = {
+    "same_policies": {"shared": True, "separate": False, "unstated": None},
+}
 FACTS_FILE = "facts.yaml"
 # An amount of money in a fact's answer: the program publishes no fee, so none is ever stated.
 _MONEY = re.compile(r"[$€£]\s?\d|\b\d[\d,.]*\s?(?:usd|dollars?|eur)\b|\b(?:usd|us\$)\s?\d", re.I)
@@ -188,6 +194,40 @@ def load_examples(directory: Path) -> tuple[Example, ...]:
     return tuple(examples)
 
 
+def load_statement_examples(directory: Path) -> tuple[StatementExample, ...]:
+    """knowledge/statements/*.yaml (optional): `fact:` and `readings:`, a list of messages per reading.
+
+    A message listed under two readings of one fact would teach both, so it is refused."""
+    if not directory.is_dir():
+        return ()
+    found: list[StatementExample] = []
+    for path in sorted(directory.glob("*.yaml")):
+        data = _read_yaml(path)
+        fact = data.get("fact") if isinstance(data, dict) else None
+        if fact not in STATEMENT_READINGS:
+            raise KnowledgeError(f"{path}: expected `fact:` (one of {', '.join(sorted(STATEMENT_READINGS))}) and `readings:`")
+        readings = data.get("readings")
+        allowed = STATEMENT_READINGS[fact]
+        if not isinstance(readings, dict) or not readings:
+            raise KnowledgeError(f"{path}: `readings:` must map each reading ({', '.join(allowed)}) to a list of messages")
+        owner: dict[str, str] = {}
+        for reading, texts in readings.items():
+            if reading not in allowed:
+                raise KnowledgeError(f"{path}: unknown reading `{reading}` for {fact}; use one of {', '.join(allowed)}")
+            if not isinstance(texts, list):
+                raise KnowledgeError(f"{path}: `{reading}:` must be a list of messages")
+            for index, text in enumerate(texts, start=1):
+                if not isinstance(text, str) or not text.strip():
+                    raise KnowledgeError(f"{path}: {reading} message #{index} must be a non-empty line of text")
+                key = " ".join(text.lower().split())
+                if key in owner and owner[key] != reading:
+                    raise KnowledgeError(f"{path}: {reading} message #{index} {text.strip()[:60]!r} is also listed under "
+                                         f"{owner[key]}; keep it under the one reading it states")
+                owner[key] = reading
+                found.append(StatementExample(fact=fact, reading=reading, text=text.strip()))
+    return tuple(found)
+
+
 def load_facts(path: Path, unpublished: tuple[Unpublished, ...]) -> tuple[Fact, ...]:
     """knowledge/facts.yaml (optional): facts beyond the eligibility page, each with its sources."""
     if not path.is_file():
@@ -271,9 +311,13 @@ def load_knowledge(directory: Path | None = None, rounds_file: Path | None = Non
     examples = load_examples(base / EXAMPLES_DIR)
     model_path = base / INTENT_MODEL_FILE
     intent_model_json = model_path.read_text(encoding="utf-8") if model_path.is_file() else None
+    statement_examples = load_statement_examples(base / STATEMENTS_DIR)
+    statement_path = base / STATEMENT_MODEL_FILE
+    statement_model_json = statement_path.read_text(encoding="utf-8") if statement_path.is_file() else None
 
     return Knowledge(
         examples=examples, intent_model_json=intent_model_json,
+        statement_examples=statement_examples, statement_model_json=statement_model_json,
         rules=rules, score_threshold=score_threshold, rounds=rounds, modules=modules, measures=measures,
         standard_count=STANDARD_COUNT, standard_domains=domains, contacts=contacts,
         unpublished=unpublished, facts=facts, source_text=source_text,

@@ -184,6 +184,8 @@ def _info(d: Decision, today: dt.date, kb: Knowledge) -> list[str]:
                  f"procedures comply with the {kb.standard_count} Certification Standards."]
         if d.facts.completed_round:
             lines.append(validity_sentence(d.facts, today, kb))
+        # The program text closes its application paragraph with whom to ask; practices planning the steps need it.
+        lines.append(f"Questions about the application: {contact_line(kb)}.")
         return lines
     if t is Topic.SAMPLING:
         return [f"Besides the {threshold(kb)} score, you must follow the QOPI sampling methodology and meet the target chart numbers for "
@@ -199,7 +201,9 @@ def _info(d: Decision, today: dt.date, kb: Knowledge) -> list[str]:
     if t is Topic.MODULES:
         names = ", ".join(m.name for m in kb.modules)
         return ["Submit data only for the modules that are applicable to your patient population.",
-                f"The {len(kb.measures)} certification measures come from these modules: {names}; choose the QOPI Certification Pathway."]
+                f"The {len(kb.measures)} certification measures come from these modules: {names}; choose the QOPI Certification Pathway.",
+                # Modules also set the chart target (eligibility bullet 1), and the module section names whom to ask.
+                f"Your target chart numbers follow your practice size and applicable modules; questions: {kb.contacts.email}."]
     if t is Topic.MEASURES:
         return [f"The QOPI Certification Pathway has {len(kb.measures)} certification measures, drawn from the core, symptom/toxicity "
                 "management, end of life, breast, lung and colorectal modules.",

@@ -114,6 +114,15 @@ class Example(_Strict):
     text: str = Field(min_length=1)
 
 
+class StatementExample(_Strict):
+    """One message and what it says about a fact (knowledge/statements/): "same_policies" read
+    as "shared", "separate" or "unstated"."""
+
+    fact: str
+    reading: str
+    text: str = Field(min_length=1)
+
+
 class Knowledge(_Strict):
     """Everything the core and the dialogue reason over. Immutable once loaded."""
 
@@ -133,6 +142,10 @@ class Knowledge(_Strict):
     # as stored in knowledge/intent-model.json (None when absent).
     examples: tuple[Example, ...] = ()
     intent_model_json: str | None = None
+    # Messages that state a fact in words patterns may miss (knowledge/statements/), and the
+    # models trained on them as stored in knowledge/statement-model.json (None when absent).
+    statement_examples: tuple[StatementExample, ...] = ()
+    statement_model_json: str | None = None
     # Built once at load: every Decision cites from here instead of building its own copies.
     citations: dict[str, RuleCitation] = Field(default_factory=dict)
     # A content hash of the folder (and rounds file) this was loaded from: every answer

@@ -25,7 +25,7 @@ _PERSON = r"(a |an |some |real |actual |live )?(person|human|someone|somebody|st
 ESCALATION_CUES: dict[Intent, _W] = {
     Intent.HUMAN: _cues(
         (6, r"\b(be )?put (me |us )?in (touch|contact) with\b|\b(get|have|work with) (her|him|them) again\b"),
-        (6, r"\b(somebody|someone|a person|one of you|staff( member)?|anyone)\s+(from|at|on)\s+(\w+\s+){0,2}(team|staff|qcp|qopi|asco|office|program)\s+(to\s+)?(give|call|phone|ring|email|contact|reach|talk|speak|meet)"),
+        (6, r"\b(somebody|someone|a person|one of you|staff( member)?|anyone)\s+(from|at|on)\s+(\w+\s+){0,2}(team|staff|qcp|qopi|asco|office|program)\s+(to\s+)?(give|call|phone|ring|email|contact|reach|talk|speak|meet)\b"),
         (5, r"\bgive (me|us|(dr\.? )?\w+) a (call|ring)\b"),
         (5, r"\b(pick|take) (the|this|that|our) conversation back up\b|\bwith (her|him|them) directly\b|\bis [a-z]+ still (with|at|on) (the|your)\b"),
         (6, r"\b(talk|speak|chat|meet)\s+(directly\s+)?(to|with)\s+(\w+\s+){0,3}(on|from|at|in) (the |your )?(certification |qcp |qopi |asco )?(team|staff|office|program|desk)\b"),
@@ -38,8 +38,13 @@ ESCALATION_CUES: dict[Intent, _W] = {
         (5, r"\b(real|actual|live) (person|human)\b|\bhuman (please|pls)\b|\b(a|an actual) human\b"),
         (5, r"\b(can|could|would|please have)\s+(someone|somebody|a person|staff|your team|the team)\s+(\w+\s+){0,2}(call|contact|email|reach out to|get back to|phone)\s+(me|us)"),
         (6, r"\b(call ?back|call me back|ring me back|phone call from (someone|your team|staff)|(discuss|talk about) (it|this) (by|over the|on the) phone)\b"),
-        (4, r"\b(call|phone|ring)\s+(me|us)\b(?! ?\w* (if|when))|\bescalate\b|\bneed (a|to talk to a) (person|human)|\brepresentative\b"),
+        (4, r"\b(call|phone|ring)\s+(me|us)\b(?! ?\w* (if|when))|\bescalate\b|\bneed (a|to talk to a) (person|human)|\b(a|an|your|the|qcp|asco|qopi|to|with) (live |real |human )?representative\b(?!'?\s*(charts?|samples?|cases?|data))"),
         (3, r"\b(want|need|like|prefer)\s+(to\s+)?(talk|speak)\s+(to|with)\b|\bnot a (bot|robot)\b|\bare you (a )?(bot|human|robot)"),
+        # "can I get a call from someone about our situation?", "could we set up a zoom with your team?"
+        (6, r"\b(can|could|may) (i|we) (get|have|schedule|set up|book|arrange) (a |an )?(quick |short )?(call|phone call|meeting|zoom|teams call|conversation)\b"),
+        # "can you route this to Dana?": asking for a message to be handed to someone asks for a person
+        # ("I'll pass it along to our manager" does not).
+        (6, r"\b((can|could|would|will) you (please |pls )?|please |pls )(route|forward|pass|hand|send)\s+(this|it|my (question|message|email|request|note))\s+(along\s+|on\s+|over\s+)?to\s+(?!(the |a )?(bot|form|portal|website)\b)[a-z]+"),
     ),
     # A subset request is said within one sentence: "just split the infusion suite. Would we have to
     # certify together?" is two thoughts, not "certify just the suite".
@@ -66,7 +71,7 @@ ESCALATION_CUES: dict[Intent, _W] = {
         (5, r"\b(without|excluding|but not|not) (the rest of|the whole|our whole|the entire|our entire|all of) (the |our )?(practice|group|organization|network|system)\b"),
         (5, r"\b(part|portion|some|one|two|a few|certain) of (our|the) (practice|sites|locations|clinics|offices|group)\b[^.?!]{0,40}\b(certif|apply)"),
         (4, r"\b(certif\w*|apply)\b[^.?!]{0,60}\b(part|portion|piece) of (our|the) (practice|group|organization)\b"),
-        (4, r"\b(\w+ )?(program|department|clinic|site|location|division|service line) (alone|by itself|on its own|separately)\b[^.?!]{0,40}\b(certif|apply)|\b(certif\w*|apply)\b[^.?!]{0,60}\b(alone|by itself|on its own)\b"),
+        (4, r"\b(\w+ )?(program|department|clinic|site|location|division|service line) (alone|by itself|on its own|separately)\b[^.?!]{0,40}\b(certif|apply)|\b(certif\w*|apply)\b(?:(?!measures?|modules?|scores?|threshold)[^.?!]){0,60}\b(alone|by itself|on its own)\b"),
         (4, r"\b(leave|leaving|exclude|excluding|carve|carving|drop|dropping) (out )?(one|a|some|two|our|the)\s+(\w+\s+)?(site|location|office|clinic|campus)s?\b(?![^.?!]{0,30}\bcharts?\b)"),
         (6, r"\bonly (\d+|one|two|three|four|some|a few|part|a couple) of (our|the) (\d+ |\w+ )?(sites|locations|clinics|offices|campuses)\b"),
         (5, r"\bonly\b[^.?!]{0,30}\b(certif\w*|apply\w*)\b[^.?!]{0,20}\b(for|of|with) (\d+|one|two|three|four|some|a few|part) of (them|those|our|the)\b"),

@@ -62,7 +62,8 @@ _ADJACENT_LABEL = re.compile(r"\b(shows?|showed|reads|lists|report|score|oqs|ove
 # "our score preview for the fall 2025 round is 80.5": the label may sit before a year.
 _SCORE_IS = re.compile(r"\b(score|oqs|quality score|result|grade|number|percentage|mark|figure)s?\b[^.?!]{0,45}(?:\b(?:is|was|are|were|came back|came in|came out)|[=:])\s*(?:at\s+|exactly\s+|just\s+|only\s+)?(?:an?\s+)?$")
 # "Fall 2025: 84": a number labelled by the round it came from.
-_ROUND_LABEL = re.compile(r"\b(spring|fall|autumn)\s*'?\d{2,4}\s*[:=]\s*$")
+# "Fall 2025: 84", "spring 2026 round, 80.2": a number right after the round it came from.
+_ROUND_LABEL = re.compile(r"\b(spring|fall|autumn)\s*'?\d{2,4}(\s+round)?\s*([:=]|,|\s-)\s*$")
 # "if it is 74.6, does it become 75?": a score supposed for the question is read as one.
 _SUPPOSED = re.compile(r"\b(if|say|suppose|assuming|what if) (it|the (score|grade|result|oqs)|we|our (score|grade|result|oqs)) "
                        r"(is|was|were|got|get|had|scored|came (in|back) at|end(ed)? up (with|at))\s+(exactly\s+|only\s+|just\s+)?(an?\s+)?$")
@@ -71,8 +72,9 @@ _COMPARED = re.compile(r"\b((?:has|have|need|needs|must|needed|required) to (?:h
                        r"(?:need|needs|require|requires|required)(?: an?)?|[<>]=?|"
                        r"(?:once|when|after|until|till) (?:we|you|they|i) (?:hit|get|reach|achieve|clear)(?: at least)?(?: an?)?|"
                        r"(?:he|she|they|someone|somebody|everyone|people|admin|administrator|manager|boss|director|colleague|predecessor|cfo|ceo|coo|"
-                       r"lead|abstractor|physician|doctor|nurse|consultant|team|dr\.? \w+)\s+"
-                       r"(?:says|said|thinks|thought|believes|claims|remembers|recalls|heard|assumes|told (?:me|us))(?:\s+that)?"
+                       r"lead|abstractor|physician|doctor|nurse|consultant|team|dr\.? \w+)\s+(?:always\s+|still\s+|now\s+)?"
+                       r"(?:says|said|thinks|thought|believes|claims|insists|swears|remembers|recalls|heard|assumes|told (?:me|us)|"
+                       r"(?:keeps?|kept) (?:saying|telling (?:me|us)|insisting|quoting))(?:\s+that)?"
                        r"(?:\s+it'?s|\s+it is|\s+it was|\s+it as|\s+the (?:threshold|cutoff|minimum|passing score|bar) (?:is|was|is now|went up to|has gone up to|changed to))?|"
                        r"(?:is|does|would|will) (?:that|this|it)(?: be| count as| mean| equal| make| round to)?|becomes?|become|turns? into|"
                        r"compar\w*(?: it| them| that)? (?:to|with|against)|i (?:thought|think|assumed) (?:it was|it's|it is)|"
@@ -98,6 +100,8 @@ def _candidate_scores(text: str, expecting_score: bool = False) -> list[tuple[De
         value = parse_decimal(raw)
         if value is None:
             continue
+        if re.search(r"(/|\bout of)\s*$", text[max(0, m.start() - 8):m.start()]):
+            continue  # the 100 of "79 out of 100" is the scale, read with the score above
         after = text[m.end():m.end() + 40]
         # A label belongs to the nearest number: never look back past another number.
         before = re.split(r"\d", text[max(0, m.start() - 45):m.start()])[-1]
@@ -120,7 +124,7 @@ def _candidate_scores(text: str, expecting_score: bool = False) -> list[tuple[De
             continue  # "2. What would we need...": a list number
         if not pct and not proportion and value < 30 and not expecting_score and not re.search(r"(scor\w*|oqs|quality score|overall)[\s:=]*(?:of|was|is|=|:)?\s*(?:an?)?\s*$", before):
             continue  # "sites in 2 states": a small bare number is a count unless it is called a score
-        labelled = _ADJACENT_LABEL.search(before) or _SUPPOSED.search(before) or _ROUND_LABEL.search(text[max(0, m.start() - 16):m.start()]) or _SCORE_IS.search(text[max(0, m.start() - 70):m.start()]) or _SCORE_CONTEXT.search(before) or _ROUND_WITH.search(before) or _ROUNDING.search(before) or _LABEL_AFTER.match(after) \
+        labelled = _ADJACENT_LABEL.search(before) or _SUPPOSED.search(before) or _ROUND_LABEL.search(text[max(0, m.start() - 24):m.start()]) or _SCORE_IS.search(text[max(0, m.start() - 70):m.start()]) or _SCORE_CONTEXT.search(before) or _ROUND_WITH.search(before) or _ROUNDING.search(before) or _LABEL_AFTER.match(after) \
             or _ENOUGH_AFTER.match(after) or (not text[:m.start()].strip(" ,.:;-") and Decimal(30) <= value <= Decimal(100))
         # A bare number replying to "what was your score?" needs no label.
         bare_reply = expecting_score and (not text[:m.start()].strip(" ,.:;-") or len(text.split()) <= 8)
@@ -153,7 +157,8 @@ def _extract_score(text: str, expecting_score: bool, ex: Extraction) -> None:
     for value, start, end, pct in _candidate_scores(text, expecting_score):
         before = text[max(0, start - 60):start]
         after = text[end:end + 40]
-        if re.search(r"\b(passing|minimum|min|required|cut ?off|threshold|needed)\s+(score|grade|mark|oqs|percentage)\s*(is|was|=|:|of)?\s*(an?\s+)?$", before) \
+        if re.search(r"\b(passing|minimum|min|required|cut ?off|threshold|needed)\s+(score|grade|mark|oqs|percentage)(\s+(for|to pass|to apply)(\s+\w+){0,2})?"
+                     r"\s*(is|was|=|:|of)?\s*(now\s+|really\s+|actually\s+)?(an?\s+)?$", before) \
                 or re.match(r"^\s*%?\s*(is |are |was )?(still |really |actually |now )?(the |a )?(cut ?off|threshold|minimum|passing (score|mark|grade|bar|threshold)|pass mark)\b", after):
             ex.threshold_question = True  # "passing score is 75 right?" names the threshold
             continue
@@ -161,7 +166,7 @@ def _extract_score(text: str, expecting_score: bool, ex: Extraction) -> None:
             ex.threshold_question = True  # "is the 75% per measure?" names the threshold
             continue
         adjacent = bool(_ADJACENT_LABEL.search(before)) or bool(_LABEL_AFTER.match(after))
-        owned = bool(_SCORE_IS.search(text[max(0, start - 70):start])) or bool(_SUPPOSED.search(before)) or bool(_ROUND_LABEL.search(text[max(0, start - 16):start])) or bool(_OWNED.search(before)) or bool(_ENOUGH_AFTER.match(after)) or expecting_score or bool(_ROUNDING.search(before)) \
+        owned = bool(_SCORE_IS.search(text[max(0, start - 70):start])) or bool(_SUPPOSED.search(before)) or bool(_ROUND_LABEL.search(text[max(0, start - 24):start])) or bool(_OWNED.search(before)) or bool(_ENOUGH_AFTER.match(after)) or expecting_score or bool(_ROUNDING.search(before)) \
             or ((adjacent or not text[:start].strip(" ,.:;-")) and (pct or Decimal(30) <= value <= Decimal(100)))
         owned_by_words = bool(_SCORE_IS.search(text[max(0, start - 70):start])) or bool(_OWNED.search(before)) or adjacent
         if owned and not owned_by_words and not expecting_score and _ENOUGH_AFTER.match(after) and re.search(
@@ -364,7 +369,8 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
         rf"\b{_NEG}\s+(\w+\s+){{0,3}}(receiv\w*|got|gotten|get|seen)\s+(\w+\s+){{0,3}}(final\s+)?(\w+\s+)?report|"
         r"\b(still |currently )?(waiting|awaiting|wait)\s+(on|for)?\s*(\w+\s+){0,5}report|"
         rf"\breport\s+(\w+\s+){{0,2}}(hasn't|has not|hasnt|isn't|is not|not)\s+(\w+\s+){{0,1}}(come|arrived|out|in|back|here|ready|available|released|been (released|sent|issued))|"
-        r"\breport (is )?(still )?(pending|not (yet )?(available|out|in))|\breport\b[^.?!]{0,30}\b(still (waiting|awaiting|pending)|(is|has) not (yet )?(arrived|come))|\bno report yet|\bbefore (we get|getting|receiving) (the |our )?(final )?(\w+ )?report")),
+        r"\breport (is )?(still )?(pending|not (yet )?(available|out|in))|\breport\b[^.?!]{0,30}\b(still (waiting|awaiting|pending)|(is|has) not (yet )?(arrived|come))|\bno report yet|\bbefore (we get|getting|receiving) (the |our )?(final )?(\w+ )?report|"
+        r"\b(only|just|still only) (have|got|seen|received) (the |our |a )?(prelim\w*|draft|interim|dashboard)\b|\bnot (the |our )?final (\w+ ){0,2}report( yet)?\b")),
     ("report_received", True, re.compile(
         r"\b(received|got|have|get|downloaded|seen)\s+(\w+\s+){0,2}(final\s+)?(qopi\s+)?(certification\s+)?report\b|\breport (came|arrived|was released)")),
     ("same_policies", False, re.compile(

@@ -34,6 +34,10 @@ PROTECTED = frozenset((
     "expiring", "passing", "persons", "separated", "practiced", "programs", "sample", "samples", "sampled",
     "standards", "measure", "module", "locate", "located", "reports", "scores", "scorer", "affirms", "collect",
     "special", "someone", "spring", "valid", "submit", "deadlines", "contacts", "phoned", "treated", "tested",
+    # Everyday words that are one edit from a keyword ("compliance officer", "our contract with the
+    # hospital", "we plan to sunset that clinic"): repairing them changes what the message says.
+    "officer", "officers", "affiliate", "affiliates", "equality", "contract", "contracts", "sprint", "string",
+    "strings", "summit", "stored", "headline", "sunset", "reporter", "deceive",
 ))
 
 _QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"', "\u00a0": " ",
@@ -126,6 +130,8 @@ def normalize(text: str) -> str:
     text = strip_signature(text).lower()
     text = re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", " ", text)
     text = re.sub(r"\s+", " ", text).strip()
+    # Field names from an export ("overall_quality_score: 0.7999", "FALL_2025") read as their words.
+    text = re.sub(r"(?<=[a-z0-9])_(?=[a-z0-9])", " ", text)
     text = _CONTRACTION.sub(lambda m: _CONTRACTIONS[m.group(1)], text)
     text = _WORD_HYPHEN.sub(r"\1 \2 \3", text)  # "policy-and-procedure manual" reads as its words
     for pattern, replacement in _SHORTHAND:

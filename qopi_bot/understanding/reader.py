@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 
 from qopi_bot.core.kb import Knowledge
 from qopi_bot.models import Facts, Intent, MissingFact
-from qopi_bot.understanding import cues
+from qopi_bot.understanding import cues, statements
 from qopi_bot.understanding.classifier import IntentModel, Prediction
 from qopi_bot.understanding.extraction import Extraction, Problem, extract
 from qopi_bot.understanding.model_store import model_for
@@ -280,6 +280,22 @@ def pool_membership_is_attestation(r: _Reading, topic: Intent, question: str) ->
     return topic
 
 
+_SET_SIDE_BY_SIDE = re.compile(r"\b(vs\.?|versus|difference between|differ\w*|compared? (to|with)|mix (them|these|those|the two) up|"
+                               r"confus\w*|how many)\b")
+
+
+def two_topics_named_together(r: _Reading, topic: Intent, question: str) -> list[Intent]:
+    """"how many standards vs measures, i always mix them up" asks about both things it names side
+    by side: the other named topics, answered after this one."""
+    if topic not in _TOPIC_WORDS or not _SET_SIDE_BY_SIDE.search(question):
+        return []
+    named = [t for t, words in _TOPIC_WORDS.items() if t is not topic and t is not Intent.SCORE_THRESHOLD and re.search(words, question)]
+    if len(named) != 1 or not re.search(r"\b(and|vs\.?|versus|or|&)\b", question):
+        return []
+    r.applied.append("two_topics_named_together")
+    return named
+
+
 def greeting_only_alone(r: _Reading) -> None:
     """"hi all - can our practice apply?" is a question, not a greeting: a greeting or thanks
     is the answer only when nothing else is asked or stated."""
@@ -393,6 +409,9 @@ def read_questions(r: _Reading) -> None:
             topic = runner
             r.applied.append("second_question_second_topic")
         previous = topic
+        for other in two_topics_named_together(r, topic, question):
+            if not _covered(other, r.intents, r.ex.facts):
+                r.intents.append(other)
         if any(i in ESCALATIONS for i in r.intents) and topic in (Intent.CONTACT, Intent.GREETING):
             continue  # "can someone call me? what's your number?" is one request
         if not _covered(topic, r.intents, r.ex.facts):
@@ -419,11 +438,26 @@ def _doubt(r: _Reading, intents: list[Intent], ex: Extraction) -> Intent | None:
     return None
 
 
+# "I just wanted to introduce myself before I start sending real questions", "no question yet!":
+# the writer says the message asks nothing.
+_INTRODUCTION = re.compile(r"\b(no (real )?questions? (yet|for now|today|at the moment|right now)|"
+                           r"just (wanted|want|writing|reaching out) to (say hello|say hi|introduce|check in|make sure|test)|"
+                           r"introduce myself|(before|until) i (start|send|bother|pester)\w*)\b")
+
+
 def understand(raw: str, today: dt.date, kb: Knowledge, pending: MissingFact | None = None) -> Understanding:
     text, lines = clean(raw)
     model: IntentModel = model_for(kb)
     ex = extract(text, today, expecting_score=pending is MissingFact.SCORE)
     ex.text = text
+    learned: list[str] = []
+    if ex.facts.same_policies is None:
+        # No pattern matched how the sites' policies were described ("runs on the hospital's policies,
+        # not ours"): the statement model learned from knowledge/statements/ reads it, when clearly sure.
+        value, _ = statements.read(kb, "same_policies", text)
+        if value is not None:
+            ex.facts.same_policies = value
+            learned.append("statement_model:same_policies")
     answered_pending = cues.answer_to_pending(text, pending, ex)
     asked_texts = [q for line in lines for q in questions(line)]
     whole = model.predict(text)
@@ -431,6 +465,7 @@ def understand(raw: str, today: dt.date, kb: Knowledge, pending: MissingFact | N
     r = _Reading(text=text, ex=ex, whole=whole, asked=[(q, model.predict(q)) for q in asked_texts[:6]],
                  escalation_strength=cues.escalation_strength(text), staff_topic=staff_topic,
                  domain=bool(cues._DOMAIN.search(text)), program_words=bool(cues._PROGRAM_WORDS.search(text)))
+    r.applied.extend(learned)
     escalation_first(r)
     read_questions(r)
     greeting_only_alone(r)
@@ -459,9 +494,10 @@ def understand(raw: str, today: dt.date, kb: Knowledge, pending: MissingFact | N
     elif not message_asks and intent not in ESCALATIONS and _has_facts(ex.facts) and not whole.confident \
             and Intent(whole.intent) not in (Intent.ELIGIBILITY, Intent.VALIDITY, Intent.MULTI_SITE):
         intent, intents = None, []  # bare facts ("fall 2025, 81%"): the dialogue decides the topic
-    if not message_asks and intent not in (None, Intent.OUT_OF_SCOPE, *ESCALATIONS) and not whole.confident \
-            and not _has_facts(ex.facts) and not answered_pending and cues.reminder_request(text) is None \
-            and not r.program_words and not re.search(r"\b(eligib\w*|sampling|attestation|pathway|abstraction|oqs)\b", text):
+    introduces = bool(_INTRODUCTION.search(text)) and not _has_facts(ex.facts)
+    if not message_asks and intent not in (None, Intent.OUT_OF_SCOPE, *ESCALATIONS) and (introduces or (
+            not whole.confident and not _has_facts(ex.facts) and not answered_pending and cues.reminder_request(text) is None
+            and not r.program_words and not re.search(r"\b(eligib\w*|sampling|attestation|pathway|abstraction|oqs)\b", text))):
         # "Hi! I'm the new front desk person, I'll be pestering you this week": no question, no
         # facts, nothing the model is sure of - an introduction, answered as a greeting.
         intent, intents = Intent.GREETING, [Intent.GREETING]

@@ -39,7 +39,8 @@ def unfold_tables(text: str) -> str:
     header_line = ""
     rows = 0
     for line in [*text.splitlines(), ""]:
-        cells = _cells(line) if line.count("|") >= 2 else None
+        # Two columns have one bar ("Round | OQS"); a lone row of cells is kept as written below.
+        cells = _cells(line) if line.count("|") >= 1 else None
         if header is not None and (cells is None or len(cells) != len(header)) and not re.fullmatch(r"[-:|\s]+", line):
             if rows == 0:
                 out.append(header_line)  # a lone row of cells is no table: keep it as written
@@ -94,6 +95,11 @@ _RELATIVE = re.compile(r"(which|who|where|when)\s+(is|are|was|were|has|have|had)
 _ENUMERATION = re.compile(r"^([^:?]{0,40}:\s*)?\(?([a-d]|[1-9])[.)]\s+")
 
 
+# "ok perfect and thats good until when": the thanks that opens a follow-up is no part of its question.
+_ACK_WORD = r"(ok|okay|k|perfect|great|thanks|thank you|thx|ty|cool|got it|awesome|good|sounds good|excellent|wonderful|super|nice|understood)"
+_ACKNOWLEDGED = re.compile(rf"^{_ACK_WORD}([,!.\s]+{_ACK_WORD})*[,!.\s]+(and|so|but|then)\s+(?=\S+\s+\S+)")
+
+
 def sentences(text: str) -> list[str]:
     return [s.strip(" ,-") for s in _SENTENCE.findall(text) if s.strip(" ,-")]
 
@@ -115,5 +121,5 @@ def questions(text: str) -> list[str]:
         parts = [p.strip(" ,-") for p in _INNER_SPLIT.split(sentence) if p and p.strip(" ,-")]
         # "...75.0 - which is where our projection sits - does that meet it?": a relative clause asks nothing.
         asking = [p for p in parts if asks(p) and (p.endswith("?") or not _RELATIVE.match(p))]
-        found.extend(_ENUMERATION.sub("", q) or q for q in (asking or [sentence]))
+        found.extend(_ACKNOWLEDGED.sub("", _ENUMERATION.sub("", q) or q) or q for q in (asking or [sentence]))
     return found
