@@ -68,7 +68,8 @@ BLIND_2026_11 = {"set_a.jsonl": 100, "set_b.jsonl": 99, "set_c.jsonl": 100, "set
                  "set_k.jsonl": 100, "set_l.jsonl": 99, "set_m.jsonl": 99, "set_n.jsonl": 100, "set_o.jsonl": 100,
                  "set_p.jsonl": 100, "set_q.jsonl": 99, "set_r.jsonl": 100, "set_s.jsonl": 100,
                  "set_t.jsonl": 99, "set_u.jsonl": 100, "set_v.jsonl": 95, "set_w.jsonl": 95, "set_x.jsonl": 99,
-                 "set_y.jsonl": 98, "set_z1.jsonl": 98, "set_z2.jsonl": 100, "set_z3.jsonl": 100, "set_z4.jsonl": 100}
+                 "set_y.jsonl": 98, "set_z1.jsonl": 98, "set_z2.jsonl": 100, "set_z3.jsonl": 100, "set_z4.jsonl": 100,
+                 "set_z7.jsonl": 100, "set_z8.jsonl": 100}
 
 
 @pytest.mark.parametrize("name", sorted(BLIND_2026_11))

@@ -32,6 +32,10 @@ def test_wheel_answers_without_the_source_tree(tmp_path: Path) -> None:
     assert all(p.startswith(str(target)) for p in paths), paths  # really the wheel's copy
     answer = json.loads(done.stdout)
     assert answer["facts"]["threshold"] == 75 and "ELIG-SCORE" in answer["rules"]
+    # What the understanding learns from ships with the models trained on it.
+    knowledge = target / "qopi_bot_knowledge"
+    assert (knowledge / "statements" / "same_policies.yaml").is_file() and (knowledge / "statement-model.json").is_file()
+    assert len(list((knowledge / "examples").glob("*.yaml"))) >= 16 and (knowledge / "intent-model.json").is_file()
     # The staff console's templates and static files ship too.
     console = target / "qopi_bot_handlers" / "console"
     assert {"base.html", "queue.html", "case.html", "answers.html", "teaching.html", "charts.html"} <= \

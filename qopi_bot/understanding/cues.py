@@ -60,6 +60,9 @@ ESCALATION_CUES: dict[Intent, _W] = {
         (5, r"\b(leave|leaving|keep|keeping|drop|dropping|carve|carving|take|taking)\s+(\w+\s+){1,4}(out of|off) (the |our )?(application|certification|submission)\b"),
         (5, r"\b(certif\w*|apply\w*|application)\b[^.?!]{0,60}\b(leave|leaving|keep|keeping)\s+\w+\s+out( of (it|this|that))?\b"),
         (5, r"\b(omit|omitting|exclude|excluding|leave|leaving|drop|dropping|remove|removing)\s+(\w+\s+){0,4}(site|location|office|clinic|campus|satellite)s?\s+from\s+(the |our )?(\w+'s\s+)?(application|certification|submission)\b"),
+        # "the docs there won't be part of our application. Can we go ahead without them?"
+        (5, r"\b(won't|will not|wouldn't|would not|can't|cannot|aren't going to) be (part of|included in|in|on) (our|the) (application|certification|submission)\b"),
+        (4, r"\b(go ahead|apply|proceed|move forward|certify)\s+without (them|those (\w+ )?(docs|doctors|physicians|sites|clinics|offices)|that (site|clinic|office|location))\b"),
         (5, r"\b(certif\w*|apply\w*)\b[^.?!]{0,40}\b(for|with) (the )?(remainder|rest) of (the |our )?(practice|group|sites|network|locations|clinics)\b"),
         (6, r"\b(certif\w*|apply|applying|application)\b[^.?!]{0,30}\bwith (only|just) (the |our )?(\w+\s+){0,2}(office|site|clinic|location|campus|one)\b"),
         (5, r"\b(certif\w*|certificate|application)\b[^.?!]{0,40}\b(main|one|\w+) (office|site|clinic|location|campus) only\b"),
@@ -91,8 +94,13 @@ ESCALATION_CUES: dict[Intent, _W] = {
 }
 
 
+# "while I wait for our abstractor to call me back": a call from the practice's own people asks nothing of QCP.
+_OWN_PEOPLE_CALL = re.compile(r"\b(wait\w*|waiting) (for|on) (our|my|the|her|his) (\w+ ){0,2}to (call|phone|ring|get back to|email) (me|us)( back)?\b")
+
+
 def escalation_strength(text: str) -> dict[Intent, float]:
     """How strongly the message asks for each kind of escalation (0 when it does not)."""
+    text = _OWN_PEOPLE_CALL.sub(" ", text)
     out: dict[Intent, float] = {}
     for intent, cues in ESCALATION_CUES.items():
         total = sum(weight for weight, pattern in cues if pattern.search(text))

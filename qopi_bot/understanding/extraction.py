@@ -56,7 +56,7 @@ _WORK_BEFORE = re.compile(r"\b(abstraction|abstracted|completion|completed|compl
 
 
 # Words right after a bare number that say it is the practice's score: "a 76.5 overall", "68 on fall 2025".
-_LABEL_AFTER = re.compile(r"^\s*(?:%\s*)?(?:(?:for |as )?(?:the )?overall|oqs|aggregate|(?:(?:on|for|in|from) )?(?:the )?(?:certification |cert )?(?:pathway|measures|fall|spring|autumn|round|report|last (?:fall|spring)))\b")
+_LABEL_AFTER = re.compile(r"^\s*(?:%\s*)?,?\s*(?:(?:for |as )?(?:the )?overall|oqs|aggregate|(?:(?:on|for|in|from) )?(?:the )?(?:certification |cert )?(?:pathway|measures|fall|spring|autumn|round|report|last (?:fall|spring)))\b")
 _ADJACENT_LABEL = re.compile(r"\b(shows?|showed|reads|lists|report|score|oqs|overall|aggregate|quality score|result|grade|numbers? (?:show|shows|showed|say|says|are|were|at)|"
                              r"practice-wide|report says|says|got|scored|at|as)(?:\s*\([^)]{0,20}\))?\W{0,3}(?:of|was|is|=|:)?\s*(?:a|an)?\s*$|(?:^|\s)an?\s+$")
 # "our score preview for the fall 2025 round is 80.5": the label may sit before a year.
@@ -360,6 +360,7 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
         r"\bcharts?\b.{0,80}\b(exclud\w*|left out|omitted|weren't in|were not in|not in the (sampling )?pool|not included|wasn't included|weren't included)|"
         r"\bnot all (of )?(our |the )?([\w/&'-]+\s+){0,3}(oncologists|physicians|doctors|docs|providers|charts|sites|locations)\b.{0,60}\b(pool|sampl\w*|includ\w*)|"
         r"\bleft\b.{0,50}\bout of (the |our )?(sampling )?(pool|sample)|"
+        r"\b(never|didn't|did not|weren't|were not|wasn't|was not)\s+(\w+\s+)?(make|made|get|got|go|went|put|pulled)\s+(it\s+)?(in|into)\s+(the\s+|our\s+)?(sampling\s+)?(pool|sample)\b|"
         r"\b(weren't|were not|wasn't|was not|aren't|are not|isn't|is not) (a )?part of (the |our )?(\w+ )?(pool|sample)")),
     ("charts_pool_complete", True, re.compile(
         r"\ball (of )?(our |the )?(charts|oncologists|physicians|providers)\b.{0,60}\b(were |was )?(included|in the (sampling )?pool)")),
@@ -396,6 +397,7 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
         r"\b(same|shared|common|single|one)\s+(\w+\s+){0,3}(rules?|policy|procedures?|office) (binder|manual|book|handbook)s?\b|"
         r"\b(one|a single|the same|single)\s+(\w+\s+){0,2}(director|leader|leadership|committee|person|office|team)\s+(\w+\s+){0,2}(owns|sets|writes|approves|manages|maintains|controls|decides|in charge of|responsible for)\s+(\w+\s+){0,3}polic(y|ies)|"
         r"\b(sites|clinics|offices|locations|we|all|both)\s+(\w+\s+)?(share|follow|use|run on|operate under)\s+(the same |one |a single |common |our )?(set of )?(policies|procedures|p&ps?)\b|"
+        r"\b(they're|they are|it's|it is|are|is|be|being|gets?|got|were|was)\s+(all\s+|now\s+|already\s+)?(on|under)\s+(our|the same|one|a single|shared|common)\s+(set of\s+)?(policies|procedures|p&ps?)\b|"
         r"\b(director|leader|leadership|committee|person|office|team)\s+(\w+\s+){0,2}(owns|sets|writes|approves|manages|maintains|controls|enforces)\s+(\w+\s+){0,3}polic(y|ies)\s+(\w+\s+){0,2}(for|across|at|in) (all|every|each)\b|"
         r"\b(policies|procedures)\s+(\w+\s+){0,3}(are |is )?(the same|shared|identical|uniform|standardi[sz]ed)\b|"
         r"\b(policies|procedures)\s+(apply|applied)\s+(across|at|to)\s+all\b|"

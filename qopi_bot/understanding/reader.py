@@ -391,13 +391,22 @@ def read_questions(r: _Reading) -> None:
             # "explain sampling, and also when is an attestation form needed?": the whole message
             # leans to the clear second question; the first keeps its own reading.
             clear = True
-        topic = Intent(p.intent) if clear else Intent(r.whole.intent)
+        whole_topic = Intent(r.whole.intent)
+        if not clear and whole_topic in _TOPIC_WORDS and Intent(p.intent) in _TOPIC_WORDS and p.score > -0.5 \
+                and not re.search(_TOPIC_WORDS[whole_topic], question) and re.search(_TOPIC_WORDS[Intent(p.intent)], question):
+            # "does the 75% apply to the measures only? we do a bunch of extra modules": the context
+            # names modules, the question names the threshold; the question's own words decide.
+            clear = True
+            r.applied.append("question_names_its_topic")
+        topic = Intent(p.intent) if clear else whole_topic
         if topic in ESCALATIONS and topic not in r.intents:
             # A weak escalation reading of one question the escalation rule did not accept: the
             # question still asks something, most likely its runner-up.
             source = p if clear else r.whole
             if not source.runner_up or Intent(source.runner_up) in ESCALATIONS:
                 continue
+            if not clear and r.intents:
+                continue  # "how does sampling work? like do we just grab any charts??": the unclear one elaborates
             topic = Intent(source.runner_up)
         topic = _read_one(r, topic, question, sure=p.confident)
         runner = Intent(p.runner_up) if p.runner_up else None
