@@ -112,7 +112,7 @@ def _general_validity(d: Decision, u: Understanding) -> None:
     # no sites of their own in it: the rule is the answer.
     if d.topic is Topic.ENTITY and d.outcome is Outcome.NEEDS_INFO and d.missing == [MissingFact.SAME_POLICIES] and (
             (u.facts.site_count is None and not re.search(r"\b(we|our|us|ours)\b", u.text))
-            or re.search(r"\b(define|definition|defined|what counts as|what (is|does) (a|the) ['\"]?practice|count as (one|a single|an?) ['\"]?(practice|entity)|(awarded|granted|given|issued|goes|go) to)\b", u.text)
+            or re.search(r"\b(define|definition|defined|what counts as|what (is|does) (a|the) ['\"]?practice|what makes (\w+ ){0,4}count as (one|a single|an?) ['\"]?(practice|entity)|(awarded|granted|given|issued|goes|go) to)\b", u.text)
             or re.search(r"\b(sites?|locations?|clinics?|offices?)\b.{0,20}\bor\b.{0,20}\b(whole|entire) (practice|group|organization|network)\b", u.text)
             or re.search(r"\b(include|cover|list)\b.{0,40}\b(every|all|each)\b.{0,30}\b(oncologists?|physicians?|doctors?|sites?|locations?)\b", u.text)
             or re.search(r"\b(every|all|each)\b.{0,40}\b(oncs?|oncologists?|physicians?|doctors?|sites?|locations?)\b.{0,40}\b(included|covered|listed|in the application)\b", u.text)):

@@ -66,7 +66,8 @@ _SCORE_IS = re.compile(r"\b(score|oqs|quality score|result|grade|number|percenta
 _ROUND_LABEL = re.compile(r"\b(spring|fall|autumn)\s*'?\d{2,4}(\s+round)?\s*([:=]|,|\s-)\s*$")
 # "if it is 74.6, does it become 75?": a score supposed for the question is read as one.
 _SUPPOSED = re.compile(r"\b(if|say|suppose|assuming|what if) (it|the (score|grade|result|oqs)|we|our (score|grade|result|oqs)) "
-                       r"(is|was|were|got|get|had|scored|came (in|back) at|end(ed)? up (with|at))\s+(exactly\s+|only\s+|just\s+)?(an?\s+)?$")
+                       r"(is|was|were|got|get|had|scored|came (in|back) at|end(ed)? up (with|at))\s+(exactly\s+|only\s+|just\s+)?(an?\s+)?$|"
+                       r"\b(hypothetically|in theory|theoretically|for argument's sake)\W{0,4}(speaking\W{0,4})?(say\s+)?(an?\s+)?$")
 _COMPARED = re.compile(r"\b((?:has|have|need|needs|must|needed|required) to (?:hit|reach|get|score|be|achieve|clear|meet)(?: at least)?(?: an?)?|"
                        r"(?:believes?|thinks?|thought|said|says|heard|told (?:me|us))\s+(?:that\s+)?(?:it'?s|it is|it was|the (?:threshold|cutoff|minimum) is)|"
                        r"(?:need|needs|require|requires|required)(?: an?)?|[<>]=?|"

@@ -186,7 +186,7 @@ def facts_make_a_case(r: _Reading, topic: Intent, question: str) -> Intent:
 
 # Words that keep a question on its own topic even among sites.
 _TOPIC_WORDS = {
-    Intent.SCORE_THRESHOLD: r"\b(threshold|cut ?off|minimum|passing)\b|\d\s*%", Intent.SAMPLING: r"\bsampl\w*",
+    Intent.SCORE_THRESHOLD: r"\b(threshold|cut ?off|minimum|passing)\b|\d\s*%|\b75\b", Intent.SAMPLING: r"\bsampl\w*",
     Intent.ATTESTATION: r"\b(attestation|pool)\b", Intent.MODULES: r"\bmodules?\b", Intent.MEASURES: r"\bmeasures?\b",
     Intent.STANDARDS: r"\bstandards\b",
 }
@@ -195,7 +195,7 @@ _TOPIC_WORDS = {
 def can_we_apply_asks_eligibility(r: _Reading, topic: Intent, question: str) -> Intent:
     """"Can we apply for certification?" asks whether this practice is eligible (decide or ask
     for the facts), not how the application works."""
-    if topic in (Intent.APPLICATION, Intent.GREETING, Intent.OUT_OF_SCOPE) and re.search(r"\b((can|could|may|are) (we|our (\w+ ){0,2}(practice|group|clinic|network|center))|we (can|could|may)|(are )?we able to) (\w+ ){0,2}(apply|be certified|get (\w+ )?certified|qualify|"
+    if topic in (Intent.APPLICATION, Intent.GREETING, Intent.OUT_OF_SCOPE) and re.search(r"\b((can|could|may|are) (we|our (\w+ ){0,2}(practice|group|clinic|network|center|office|team|organization|program))|we (can|could|may)|(are )?we able to) (\w+ ){0,2}(apply|be certified|get (\w+ )?certified|qualify|(try|go) for (the )?(\w+ )?certification|"
                                                   r"(submit|send|file|start) (the |our |an? )?(\w+ )?application)\b", question) \
             and not re.search(r"\b(how|when|where|what|which|steps?|process|before|after|once|until|wait|without|online|portal)\b", question):
         r.applied.append("can_we_apply_asks_eligibility")
@@ -257,7 +257,7 @@ def dates_make_it_validity(r: _Reading, topic: Intent, question: str) -> Intent:
     if topic in (Intent.ELIGIBILITY, Intent.APPLICATION) and f.score is None and f.completed_round is not None and not _failing(f) \
             and re.search(r"\b(last day|deadline|until when|until what|how long|expire\w*|still valid|valid until|good until|"
                           r"(final|last|closing|cut-?off|due) date|no longer be used|stops? being (usable|valid)|(still )?(in|within) the window|in time\b|"
-                          r"(can|could) (we |i )?still (apply|use|submit)|"
+                          r"(can|could) (we |i )?still (apply|use|submit)|timing (ok|okay|fine|work\w*|right)|is that (ok|okay|fine|too late|in time)|"
                           r"too late|how much (longer|time)|when (does|do|will) (it|our|the) )", question):
         return Intent.VALIDITY
     return topic
@@ -280,20 +280,26 @@ def pool_membership_is_attestation(r: _Reading, topic: Intent, question: str) ->
     return topic
 
 
-_SET_SIDE_BY_SIDE = re.compile(r"\b(vs\.?|versus|difference between|differ\w*|compared? (to|with)|mix (them|these|those|the two) up|"
-                               r"confus\w*|how many)\b")
+_PAIRABLE = (Intent.MEASURES, Intent.STANDARDS, Intent.MODULES, Intent.SAMPLING, Intent.ATTESTATION)
 
 
-def two_topics_named_together(r: _Reading, topic: Intent, question: str) -> list[Intent]:
-    """"how many standards vs measures, i always mix them up" asks about both things it names side
-    by side: the other named topics, answered after this one."""
-    if topic not in _TOPIC_WORDS or not _SET_SIDE_BY_SIDE.search(question):
-        return []
-    named = [t for t, words in _TOPIC_WORDS.items() if t is not topic and t is not Intent.SCORE_THRESHOLD and re.search(words, question)]
-    if len(named) != 1 or not re.search(r"\b(and|vs\.?|versus|or|&)\b", question):
-        return []
-    r.applied.append("two_topics_named_together")
-    return named
+def two_topics_named_together(r: _Reading) -> None:
+    """"25 measures and 20 standards, or do I have that backwards?", "# of measures / # of
+    standards": two of the program's things named side by side, joined by and/or/vs, are both
+    asked about, whichever one the question's own words were read as."""
+    if len(r.intents) != 1 or r.intents[0] not in _PAIRABLE or len(r.text.split()) > 40:
+        return
+    first = r.intents[0]
+    spans = {t: [m.span() for m in re.finditer(_TOPIC_WORDS[t], r.text)] for t in _PAIRABLE}
+    others = [t for t in _PAIRABLE if t is not first and spans[t]]
+    if len(others) != 1 or not spans[first]:
+        return
+    joined = any(re.fullmatch(r"[\s\w#]*?\b(and|or|vs\.?|versus)\b[\s\w#]*|[\s\w#]*(&|/)[\s\w#]*", r.text[min(a[1], b[1]):max(a[0], b[0])])
+                 and len(r.text[min(a[1], b[1]):max(a[0], b[0])].split()) <= 6
+                 for a in spans[first] for b in spans[others[0]])
+    if joined:
+        r.intents.append(others[0])
+        r.applied.append("two_topics_named_together")
 
 
 def greeting_only_alone(r: _Reading) -> None:
@@ -392,8 +398,9 @@ def read_questions(r: _Reading) -> None:
             # leans to the clear second question; the first keeps its own reading.
             clear = True
         whole_topic = Intent(r.whole.intent)
-        if not clear and whole_topic in _TOPIC_WORDS and Intent(p.intent) in _TOPIC_WORDS and p.score > -0.5 \
-                and not re.search(_TOPIC_WORDS[whole_topic], question) and re.search(_TOPIC_WORDS[Intent(p.intent)], question):
+        if not clear and Intent(p.intent) in _TOPIC_WORDS and p.score > -0.5 and Intent(p.intent) is not whole_topic \
+                and (whole_topic not in _TOPIC_WORDS or not re.search(_TOPIC_WORDS[whole_topic], question)) \
+                and re.search(_TOPIC_WORDS[Intent(p.intent)], question):
             # "does the 75% apply to the measures only? we do a bunch of extra modules": the context
             # names modules, the question names the threshold; the question's own words decide.
             clear = True
@@ -411,16 +418,13 @@ def read_questions(r: _Reading) -> None:
         topic = _read_one(r, topic, question, sure=p.confident)
         runner = Intent(p.runner_up) if p.runner_up else None
         taken = topic in r.intents or any(q is not p and q.confident and q.intent == topic.value for _, q in r.asked)
-        if taken and topic in INFO_TOPICS and runner is not None and runner not in r.intents and runner in _TOPIC_WORDS \
+        if taken and (topic in INFO_TOPICS or topic is Intent.MULTI_SITE) and runner is not None and runner not in r.intents and runner in _TOPIC_WORDS \
                 and re.search(_TOPIC_WORDS[runner], question) and p.margin < 0.6:
             # Two questions in one message rarely ask the same thing: "do we have to sample from
             # every module? and do we submit the breast module?" - the first is about sampling.
             topic = runner
             r.applied.append("second_question_second_topic")
         previous = topic
-        for other in two_topics_named_together(r, topic, question):
-            if not _covered(other, r.intents, r.ex.facts):
-                r.intents.append(other)
         if any(i in ESCALATIONS for i in r.intents) and topic in (Intent.CONTACT, Intent.GREETING):
             continue  # "can someone call me? what's your number?" is one request
         if not _covered(topic, r.intents, r.ex.facts):
@@ -477,6 +481,7 @@ def understand(raw: str, today: dt.date, kb: Knowledge, pending: MissingFact | N
     r.applied.extend(learned)
     escalation_first(r)
     read_questions(r)
+    two_topics_named_together(r)
     greeting_only_alone(r)
     scope(r)
     intents = list(dict.fromkeys(r.intents))
