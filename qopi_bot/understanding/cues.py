@@ -53,7 +53,11 @@ ESCALATION_CUES: dict[Intent, _W] = {
         (6, r"\b(wants?|would like|like|hop(e|es|ing)|plan(s|ning)?) (\w+ ){0,2}(its|their) own (certification|application|certified)\b"),
         (5, r"\b(join|come in|come on board|be added|be included|follow|catch up)\s+(\w+\s+){0,2}(later|next (cycle|round|year|time))\b"),
         (6, r"\b(certif\w*)\b[^.?!]{0,40}\b(now|first)\b[^.?!]{0,80}\b(bring|add|include)\s+(\w+\s+){0,2}(in\s+)?(later|next)\b|\b(bring|add)\s+(\w+\s+){0,2}in\s+(later|next (cycle|round|year|time))"),
-        (5, r"\b(certif\w*|apply\w*|application)\b[^.?!]{0,40}\b(separate(ly)? from|apart from|independent(ly)? (of|from)|without) (the |our )?(rest|main|other|remaining|whole)\b"),
+        (5, r"\b(certif\w*|apply\w*|application)\b[^.?!]{0,40}\b(separate(ly)? from|apart from|independent(ly)? (of|from)|without) (the |our )?((rest|main|other|remaining|whole)|(\w+ ){0,2}(sites|clinics|locations|offices|campuses))\b"),
+        # "we would rather our application cover only our original three locations for now"
+        (6, r"\b(cover|covers|covering|include|includes|including|limited to|limit it to)\s+only\s+(our|the|one|two|three|four|\d+)\b|\bonly (cover|include)\s+(our|the|one|two|three|\d+)\b"),
+        # "can the peds heme clinic be left off our application?"
+        (6, r"\b(be|been|get|got|being)\s+(left|kept|taken|dropped|pulled)\s+(off|out of)\s+(the |our )?(\w+\s+)?(application|certification|submission)\b"),
         (5, r"\b(leave|leaving|exclude|excluding|keep|keeping|drop|dropping|carve|carving|take|taking)\s+(\w+\s+){0,4}(site|location|office|clinic|campus|center|centre|satellite|practice|department|group|team)s?\s+(out|off)\b"),
         (5, r"\b(keep|keeping|leave|leaving|set|setting)\s+(\w+\s+){0,3}(apart|aside|separate|outside)\b[^.?!]{0,60}\b(certif|apply|application)|\b(certif\w*|apply|application)\b[^.?!]{0,80}\b(keep|keeping|leave|leaving|set|setting)\s+(\w+\s+){0,3}(apart|aside|separate|outside)\b"),
         (5, r"\b(do|get|apply|applying|certify|go for)\s+(it\s+|certified\s+|certification\s+)?(only|just)\s+(with|for)\s+(the\s+|our\s+)?(\w+\s+){0,3}(doctors|physicians|oncologists|sites?|clinics?|offices?|team|group|department|locations?)\b"),

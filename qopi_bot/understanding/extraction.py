@@ -58,7 +58,7 @@ _WORK_BEFORE = re.compile(r"\b(abstraction|abstracted|completion|completed|compl
 # Words right after a bare number that say it is the practice's score: "a 76.5 overall", "68 on fall 2025".
 _LABEL_AFTER = re.compile(r"^\s*(?:%\s*)?,?\s*(?:(?:for |as )?(?:the )?overall|oqs|aggregate|(?:(?:on|for|in|from) )?(?:the )?(?:certification |cert )?(?:pathway|measures|fall|spring|autumn|round|report|last (?:fall|spring)))\b")
 _ADJACENT_LABEL = re.compile(r"\b(shows?|showed|reads|lists|report|score|oqs|overall|aggregate|quality score|result|grade|numbers? (?:show|shows|showed|say|says|are|were|at)|"
-                             r"practice-wide|report says|says|got|scored|at|as)(?:\s*\([^)]{0,20}\))?\W{0,3}(?:of|was|is|=|:)?\s*(?:a|an)?\s*$|(?:^|\s)an?\s+$")
+                             r"practice-wide|report says|says|got|scored|at|as|came out|came in|came back|landed|ended up)(?:\s*\([^)]{0,20}\))?\W{0,3}(?:of|was|is|=|:)?\s*(?:a|an)?\s*$|(?:^|\s)an?\s+$")
 # "our score preview for the fall 2025 round is 80.5": the label may sit before a year.
 _SCORE_IS = re.compile(r"\b(score|oqs|quality score|result|grade|number|percentage|mark|figure)s?\b[^.?!]{0,45}(?:\b(?:is|was|are|were|came back|came in|came out)|[=:])\s*(?:at\s+|exactly\s+|just\s+|only\s+)?(?:an?\s+)?$")
 # "Fall 2025: 84": a number labelled by the round it came from.
@@ -66,7 +66,7 @@ _SCORE_IS = re.compile(r"\b(score|oqs|quality score|result|grade|number|percenta
 _ROUND_LABEL = re.compile(r"\b(spring|fall|autumn)\s*'?\d{2,4}(\s+round)?\s*([:=]|,|\s-)\s*$")
 # "if it is 74.6, does it become 75?": a score supposed for the question is read as one.
 _SUPPOSED = re.compile(r"\b(if|say|suppose|assuming|what if) (it|the (score|grade|result|oqs)|we|our (score|grade|result|oqs)) "
-                       r"(is|was|were|got|get|had|scored|came (in|back) at|end(ed)? up (with|at))\s+(exactly\s+|only\s+|just\s+)?(an?\s+)?$|"
+                       r"(is|was|were|got|get|had|scored|land|landed|hit|pull|came (in|back) at|come (in|back) at|end(ed)? up (with|at))\s+(exactly\s+|only\s+|just\s+)?(an?\s+)?$|"
                        r"\b(hypothetically|in theory|theoretically|for argument's sake)\W{0,4}(speaking\W{0,4})?(say\s+)?(an?\s+)?$")
 _COMPARED = re.compile(r"\b((?:has|have|need|needs|must|needed|required) to (?:hit|reach|get|score|be|achieve|clear|meet)(?: at least)?(?: an?)?|"
                        r"(?:believes?|thinks?|thought|said|says|heard|told (?:me|us))\s+(?:that\s+)?(?:it'?s|it is|it was|the (?:threshold|cutoff|minimum) is)|"
@@ -271,7 +271,7 @@ _ROUND_PATTERNS = (
     re.compile(r"\b(fa|fl|fal|sp|spr)\s?'?(\d{2}|20\d{2})\b"),  # FA25, SP'24
 )
 # "the fall 2025 round closes dec 12": a calendar date asked about, not the round the score is from.
-_CALENDAR_AFTER = re.compile(r"^\s*(?:round\s+)?(?:closes|close date|opens|ends|deadline|is due|was due|window (?:opens|opened|closes|closed|dates?|ends)|(?:closed|opened|ended) (?:on|dec|nov|jun|may|\d))\b")
+_CALENDAR_AFTER = re.compile(r"^\s*(?:round\s+)?(?:closes|close date|opens|ends|deadline|is due|was due|window (?:opens|opened|closes|closed|dates?|ends)|opened (?:on|dec|nov|jun|may|\d))\b")
 _OWNED_ROUND_BEFORE = re.compile(r"\b(our|we|we've|my|score from|scored|from the|in the|did|completed|finished)\b[^.?!]{0,25}$")
 
 
@@ -323,7 +323,7 @@ def _extract_round(text: str, today: dt.date, ex: Extraction) -> None:
 
 
 # ---------------------------------------------------------------- yes/no statements
-_NEG = r"(?:not|n't|never|no longer|didn't|did not|haven't|have not|hasn't|has not|weren't|wasn't|don't|do not|doesn't|does not|cannot|can't|couldn't|without|failed to|missed)"
+_NEG = r"(?:not|n't|never|neither|nor|no longer|didn't|did not|haven't|have not|hasn't|has not|weren't|wasn't|don't|do not|doesn't|does not|cannot|can't|couldn't|without|failed to|missed)"
 
 _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
     # (fact, value, pattern) -- negative patterns come first so they win over a bare mention.
@@ -352,7 +352,7 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
     ("sampling_followed", True, re.compile(
         r"\b(followed|follow|used|met|meet|hit|complied with)\s+(\w+\s+){0,3}(sampling|target chart|chart target|chart requirement)")),
     ("charts_pool_complete", True, re.compile(
-        r"\b(no one|nobody|no oncologist|no physician|no doc|no doctor|no provider)('s)?( charts?)? (was|were|got) (left out|excluded|omitted|dropped)|"
+        r"\b(no one|nobody|no (oncologists?|physicians?|docs?|doctors?|providers?|clinicians?))('s)?( charts?)? (was|were|got) (left out|excluded|omitted|dropped)|"
         r"\bno (\w+\s+){0,2}charts? ((were|was) )?(excluded|left out|omitted|dropped)\b|\bnothing (was )?(excluded|left out)|"
         r"\b(didn't|did not|never) (exclude|leave out|omit)|\bwithout exclud\w*|\bnone of (our|the) (\w+\s+)?(charts|oncologists|physicians) (were|was) (excluded|left out)")),
     ("charts_pool_complete", False, re.compile(
@@ -398,6 +398,7 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
         r"\b(same|shared|common|single|one)\s+(\w+\s+){0,3}(rules?|policy|procedures?|office) (binder|manual|book|handbook)s?\b|"
         r"\b(one|a single|the same|single)\s+(\w+\s+){0,2}(director|leader|leadership|committee|person|office|team)\s+(\w+\s+){0,2}(owns|sets|writes|approves|manages|maintains|controls|decides|in charge of|responsible for)\s+(\w+\s+){0,3}polic(y|ies)|"
         r"\b(sites|clinics|offices|locations|we|all|both)\s+(\w+\s+)?(share|follow|use|run on|operate under)\s+(the same |one |a single |common |our )?(set of )?(policies|procedures|p&ps?)\b|"
+        r"\b(follows?|following|uses?|using|runs? on|running on|operates? under)\s+(the\s+)?(main|home|parent|central|practice's|practice-wide|same|our)\s+(\w+\s+)?(policies|procedures|p&ps?)\b|"
         r"\b(they're|they are|it's|it is|are|is|be|being|gets?|got|were|was)\s+(all\s+|now\s+|already\s+)?(on|under)\s+(our|the same|one|a single|shared|common)\s+(set of\s+)?(policies|procedures|p&ps?)\b|"
         r"\b(director|leader|leadership|committee|person|office|team)\s+(\w+\s+){0,2}(owns|sets|writes|approves|manages|maintains|controls|enforces)\s+(\w+\s+){0,3}polic(y|ies)\s+(\w+\s+){0,2}(for|across|at|in) (all|every|each)\b|"
         r"\b(policies|procedures)\s+(\w+\s+){0,3}(are |is )?(the same|shared|identical|uniform|standardi[sz]ed)\b|"

@@ -161,6 +161,9 @@ def facts_make_a_case(r: _Reading, topic: Intent, question: str) -> Intent:
     has_case = (f.score is not None and (not r.ex.threshold_question or bool(_WE.search(r.text)))) or _failing(f)
     if not has_case:
         return topic
+    if topic in (Intent.SAMPLING, Intent.ATTESTATION, Intent.MODULES, Intent.MEASURES, Intent.STANDARDS) \
+            and re.search(_TOPIC_WORDS[topic], question) and not re.search(r"\b(eligib\w*|apply|qualify)\b", question):
+        return topic  # "80% in spring 2025 - are we eligible? And must we still submit the colorectal module?"
     if topic in (Intent.GREETING, Intent.APPLICATION, Intent.SCORE_THRESHOLD, Intent.SAMPLING, Intent.ATTESTATION,
                  Intent.MODULES, Intent.MEASURES, Intent.STANDARDS, Intent.OUT_OF_SCOPE, Intent.MULTI_SITE):
         specific = re.search(r"\b(what (is|are|does)|what's|how many|which|explain|where)\b.{0,40}"
@@ -302,6 +305,23 @@ def two_topics_named_together(r: _Reading) -> None:
         r.applied.append("two_topics_named_together")
 
 
+_COUNTED = {"standards": Intent.STANDARDS, "measures": Intent.MEASURES, "modules": Intent.MODULES}
+
+
+def how_many_names_the_count(r: _Reading, topic: Intent, question: str) -> Intent:
+    """"How many standards does that attestation cover?", "what's the measure count these days?"
+    ask the count of the thing they name."""
+    m = re.search(r"\b(how many|number of|# of|count of)\s+(certification |qopi |cert )?(standards|measures|modules)\b|"
+                  r"\b(standards?|measures?|modules?) count\b", question)
+    if not m or r.ex.facts.score is not None or topic in ESCALATIONS:
+        return topic
+    counted = _COUNTED[(m.group(3) or m.group(4)).rstrip("s") + "s"]
+    if counted is not topic and topic in (*INFO_TOPICS, Intent.MULTI_SITE, Intent.ELIGIBILITY, Intent.GREETING):
+        r.applied.append("how_many_names_the_count")
+        return counted
+    return topic
+
+
 def greeting_only_alone(r: _Reading) -> None:
     """"hi all - can our practice apply?" is a question, not a greeting: a greeting or thanks
     is the answer only when nothing else is asked or stated."""
@@ -364,6 +384,7 @@ def _read_one(r: _Reading, topic: Intent, question: str, sure: bool = False) -> 
     """The per-question reading rules, in order, on the model's reading of one question."""
     topic = facts_make_a_case(r, topic, question)
     topic = can_we_apply_asks_eligibility(r, topic, question)
+    topic = how_many_names_the_count(r, topic, question)
     topic = sites_make_it_multi_site(r, topic, question, sure)
     topic = dates_make_it_validity(r, topic, question)
     topic = pool_membership_is_attestation(r, topic, question)

@@ -108,8 +108,16 @@ def sentences(text: str) -> list[str]:
 _HEDGE = re.compile(r"\b(from|as far as|by) what (i|we) (can |could )?(tell|see|gather|understand|read)\b")
 
 
+# "When we submit the application, I understand there is an attestation.": a clause of time or
+# condition before a statement; without a question mark it asks nothing.
+_SUBORDINATE_STATEMENT = re.compile(r"^(when|once|after|before|while|since|as)\b[^,?]{3,80},\s*(i|we|our|they|there|it)\b(?!.*\?)")
+
+
 def asks(sentence: str) -> bool:
-    return bool(_ASKS.search(_HEDGE.sub("as far as i know", sentence.strip())))
+    sentence = sentence.strip()
+    if _SUBORDINATE_STATEMENT.match(sentence) and not sentence.endswith("?"):
+        return False
+    return bool(_ASKS.search(_HEDGE.sub("as far as i know", sentence)))
 
 
 def questions(text: str) -> list[str]:
