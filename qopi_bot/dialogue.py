@@ -248,7 +248,7 @@ def plan(state: ConversationState, text: str, today: dt.date, kb: Knowledge) -> 
 
     f = new_state.facts
     decision = decide(_topic_for(intent, f), f, today, kb)
-    if intent in ESCALATIONS and decision.verdict is Verdict.NOT_ELIGIBLE:
+    if intent in ESCALATIONS and decision.verdict is Verdict.NOT_ELIGIBLE and decision.escalation is None:
         base.intent = intent = Intent.ELIGIBILITY  # a failed requirement answers before any staff decision
     base.decision = decision
     _apply_problem(base, decision, u)
@@ -318,6 +318,10 @@ def _unpublished_text(topic_id: str | None, kb: Knowledge) -> str:
 
 def _decision_lines(d: Decision, p: Plan, kb: Knowledge, case_id: str | None) -> list[str]:
     if d.outcome is Outcome.ESCALATED and d.escalation is not None:
+        if d.verdict is Verdict.NOT_ELIGIBLE:
+            # The verdict as things stand first, then the exception request that only staff can decide.
+            return [*word(d, p.today, kb)[:2], _case_sentence(case_id, kb, new=p.open_case is not None),
+                    "Whether an exception can be made for your circumstances is decided by QCP staff."]
         return [_case_sentence(case_id, kb, new=p.open_case is not None), _ESCALATION_REASON[d.escalation.reason]]
     lines = word(d, p.today, kb)
     if d.outcome is Outcome.NEEDS_INFO and d.missing:

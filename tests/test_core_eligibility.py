@@ -48,6 +48,18 @@ def test_failure_beats_escalation_and_escalation_beats_missing_score(kb: Knowled
     assert elig(kb, wants_exception=True).escalation.reason == "ENTITY-EXCEPTION"
 
 
+def test_an_exception_asked_for_a_failed_requirement_keeps_the_verdict_and_goes_to_staff(kb: Knowledge) -> None:
+    # "A tornado closed us and we missed the spring round; any flexibility?": not eligible as things
+    # stand (the contract's first step), and the exception asked for is still a staff decision.
+    d = elig(kb, participated_round=False, wants_exception=True)
+    assert d.verdict is Verdict.NOT_ELIGIBLE and d.failed_rules == ["ELIG-ROUND"]
+    assert d.outcome is Outcome.ESCALATED and d.escalation is not None and d.escalation.reason == "ENTITY-EXCEPTION"
+    assert d.rules == ["ELIG-ROUND", "ENTITY-EXCEPTION"]
+    # A subset request does not lift a failed requirement to staff: only the failure is answered.
+    d = elig(kb, score=60, wants_subset=True)
+    assert d.outcome is Outcome.ANSWERED and d.escalation is None
+
+
 def test_conditions(kb: Knowledge) -> None:
     d = elig(kb, score=79, charts_pool_complete=False)
     assert d.verdict is Verdict.ELIGIBLE_WITH_CONDITIONS and "ELIG-ATTESTATION" in d.rules

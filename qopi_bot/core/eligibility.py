@@ -1,5 +1,7 @@
 """Eligibility to apply, decided in the contract's order (contract.md section 2):
-1. a known fact that fails a requirement -> not_eligible (every failed rule listed);
+1. a known fact that fails a requirement -> not_eligible (every failed rule listed); when the
+   practice asks for an exception for that very situation, the verdict stands and the request
+   still goes to staff (ENTITY-EXCEPTION: "The QCP may grant exceptions ... for special circumstances");
 2. subset / exception -> needs_staff_review (escalated);
 3. score unknown -> needs_info (score);
 4. otherwise eligible, or eligible_with_conditions (attestation, report not yet received)."""
@@ -122,6 +124,17 @@ def decide_eligibility(facts: Facts, today: dt.date, kb: Knowledge) -> Decision:
         trace.append(step)
 
     failed = [s.rule_id for s in trace if s.check is RuleCheck.FAILED]
+    if failed and facts.wants_exception:
+        # "A tornado closed us and we missed the spring round; any flexibility?": not eligible as things
+        # stand, and only QCP staff can grant the exception asked for.
+        escalation = Escalation(reason=ENTITY_EXCEPTION, summary="asks for an exception for special circumstances")
+        trace.append(TraceStep(rule_id=ENTITY_EXCEPTION, check=RuleCheck.APPLIES, note=escalation.summary))
+        rules = [*failed, ENTITY_EXCEPTION]
+        return Decision(
+            topic=Topic.ELIGIBILITY, verdict=Verdict.NOT_ELIGIBLE, outcome=Outcome.ESCALATED, escalation=escalation,
+            rules=rules, failed_rules=failed, citations=cite(kb, rules),
+            would_change=[WOULD_CHANGE[r].format(threshold=f"{kb.score_threshold:g}%") for r in failed], facts=out, trace=trace,
+        )
     if failed:
         return Decision(
             topic=Topic.ELIGIBILITY, verdict=Verdict.NOT_ELIGIBLE, outcome=Outcome.ANSWERED,

@@ -42,6 +42,8 @@ ESCALATION_CUES: dict[Intent, _W] = {
         (3, r"\b(want|need|like|prefer)\s+(to\s+)?(talk|speak)\s+(to|with)\b|\bnot a (bot|robot)\b|\bare you (a )?(bot|human|robot)"),
         # "can I get a call from someone about our situation?", "could we set up a zoom with your team?"
         (6, r"\b(can|could|may) (i|we) (get|have|schedule|set up|book|arrange) (a |an )?(quick |short )?(call|phone call|meeting|zoom|teams call|conversation)\b"),
+        # "would it be possible to schedule a brief phone meeting between Dr. Lin and your staff?"
+        (6, r"\b(schedule|set up|arrange|book)\s+(a |an )?(brief |short |quick )?(phone |zoom |video |teams |virtual )?(call|meeting|conversation|chat)\s+(with|between)\b"),
         # "can you route this to Dana?": asking for a message to be handed to someone asks for a person
         # ("I'll pass it along to our manager" does not).
         (6, r"\b((can|could|would|will) you (please |pls )?|please |pls )(route|forward|pass|hand|send)\s+(this|it|my (question|message|email|request|note))\s+(along\s+|on\s+|over\s+)?to\s+(?!(the |a )?(bot|form|portal|website)\b)[a-z]+"),

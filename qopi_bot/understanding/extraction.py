@@ -261,7 +261,8 @@ _NOT_COMPLETED = re.compile(
     r"\b(not (yet )?(started|begun|done|completed|finished|participated in|submitted)|haven't (yet )?(started|begun|done|completed|finished|participated in|submitted)|"
     r"hasn't (started|begun)|will (do|join|participate in|start|enter)|going to (do|join|participate in|start)|plan(ning)? to (do|join|participate in|start|enter)|"
     r"about to (start|begin|join)|signed up for|registered for|currently in|in the middle of|upcoming|next(?! to)|"
-    r"sit out|sitting out|skip|skipping|miss|missing|pass on|passing on|not do|not doing|drop out of)\s+(\w+\s+){0,3}$"
+    r"sit out|sat out|sitting out|skip|skipped|skipping|miss|missed|missing|pass on|passed on|passing on|not do|not doing|drop out of|dropped out of|"
+    r"(not|n't|never|unable to) (take part in|participate in|join|do|complete|finish))\s+(\w+\s+){0,3}$"
 )
 
 
@@ -294,7 +295,8 @@ def _named_rounds(text: str) -> list[tuple[RoundRef, int]]:
 
 # "we're in the middle of the spring 2026 round; if we pass, how long is it good for?" supposes it done.
 _IF_WE_PASS = re.compile(r"\b(if|once|assuming|when) (we|it|they) (pass|passes|get through|make it|clear it|hit the threshold)\b")
-_CORRECTION = re.compile(r"\b(i meant|i mean|correction|make that|sorry,? (it was|it's|that was|that should be|should be)|actually,? (it was|it's))\b")
+_CORRECTION = re.compile(r"\b(i meant|i mean|correction|make that|sorry,? (it was|it's|that was|that should be|should be)|actually,? (it was|it's)|"
+                         r"wait,? no|no,? wait|actually,? no|no,? actually|scratch that|or rather)\b")
 
 
 def _extract_round(text: str, today: dt.date, ex: Extraction) -> None:
@@ -305,6 +307,9 @@ def _extract_round(text: str, today: dt.date, ex: Extraction) -> None:
     if correction is not None and any(r[1] >= correction.end() for r in named):
         # "79% in spring 2025 - sorry, I meant fall 2025": the corrected round counts.
         named = [r for r in named if r[1] >= correction.end()]
+    done = [r for r in named if not _NOT_COMPLETED.search(text[max(0, r[1] - 45):r[1]])]
+    if done and len(done) < len(named):
+        named = done  # "it was spring 2025, we skipped fall '24": the skipped round is not the score's
     if named:
         # Several rounds named: the practice's own ("our fall 2024 score") is the one that counts.
         owned = [r for r in named if _OWNED_ROUND_BEFORE.search(text[max(0, r[1] - 40):r[1]])]
@@ -313,7 +318,9 @@ def _extract_round(text: str, today: dt.date, ex: Extraction) -> None:
         relative = _relative_round(text, today)
         if relative is None:
             return
-        found, start = relative, 0
+        season_word = re.search(r"\b(spring|fall|autumn)\b", text)
+        # Where the round is named, so "we could not take part in the spring round" is checked like a named one.
+        found, start = relative, (season_word.start() if season_word else 0)
     if _NOT_COMPLETED.search(text[max(0, start - 45):start]) and not _IF_WE_PASS.search(text):
         return  # "we have not started the Spring 2026 round yet" names a round, not a completed one
     if found.year > today.year:
@@ -437,8 +444,12 @@ _COUNT_WORDS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7
 _UNSURE = re.compile(r"\b((must|should|do|does|can|could|will|would|shall) we|do we (have|need) to|not sure|unsure|don't know|do not know|no idea|not certain|uncertain|unclear|wondering|can't remember|cannot remember|whether|if we)\b")
 
 
-_MISSING_VERB = re.compile(r"\b(skip\w*|miss\w*|leave|left|drop\w*|exclud\w*|omit\w*|opt\w* out|forg[eo]t\w*)\b")
+# "we didn't skip the pathway": a negated verb of leaving out, which reverses the statement. The verb must
+# follow the negation ("charts of a doctor who left mid-year were not in the pool" is one negative).
+_DOUBLE_NEGATIVE = re.compile(r"(\bnot|n't|\bnever|\bno longer)\s+(\w+\s+){0,2}(skip\w*|miss\w*|leave|left|drop\w*|exclud\w*|omit\w*|opt\w* out|forg[eo]t\w*)\b")
 _NEGATOR = re.compile(r"\bnot\b|n't\b|\bnever\b|\bno longer\b")
+# "the certification pathway instead of the usual reporting track": what was not done is named after these.
+_INSTEAD_OF = re.compile(r"\b(instead of|rather than|in place of|over)\s+(the\s+|our\s+|a\s+)?$")
 _NEGATED_BEFORE = re.compile(r"(\bnot|n't|\bnever)\s+(\w+\s+){0,2}$")
 
 
@@ -478,11 +489,13 @@ def _extract_statements(text: str, ex: Extraction) -> None:
         m = pattern.search(text)
         if m and _NEGATED_BEFORE.search(text[max(0, m.start() - 20):m.start()]) and not _NEGATOR.search(m.group(0)):
             continue  # "we're not some loose affiliation": let a later pattern decide
+        if m and value is False and _INSTEAD_OF.search(text[max(0, m.start() - 20):m.start()]):
+            continue  # "the pathway instead of the usual reporting track": the track was not chosen
         if m:
             decided.add(fact)
             if _UNSURE.search(text[max(0, m.start() - 40):m.end()]):
                 continue
-            if value is False and _NEGATOR.search(m.group(0)) and _MISSING_VERB.search(m.group(0)):
+            if value is False and _DOUBLE_NEGATIVE.search(m.group(0)):
                 value = True  # "we didn't skip the certification pathway": two negatives
             setattr(ex.facts, fact, value)
     if ex.facts.same_policies is True and _UNDECIDED_POLICIES.search(text):

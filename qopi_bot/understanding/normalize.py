@@ -101,9 +101,6 @@ _SHORTHAND = [(re.compile(r"\bw/o\b"), "without"), (re.compile(r"\bw/(?=\s|$)"),
               (re.compile(r"\btmrw\b"), "tomorrow"), (re.compile(r"\bb4\b"), "before"), (re.compile(r"(?<!, )\brn\b(?=\s*([.?!,;]|$))"), "right now"),
               (re.compile(r"\bp ?& ?ps?\b|\bp ?and ?ps\b"), "policies and procedures"),
               (re.compile(r"\bsops?\b"), "standard operating procedures"),
-              # Practices often call the program's certification "accreditation".
-              (re.compile(r"\baccreditation\b"), "certification"), (re.compile(r"\baccredited\b"), "certified"),
-              (re.compile(r"\baccredit\b"), "certify"),
               (re.compile(r"\bcerts\b"), "certifications"), (re.compile(r"\bcert'?d\b"), "certified"),
               (re.compile(r"\bcert\b"), "certification"), (re.compile(r"\bapps\b"), "applications"),
               (re.compile(r"\bapp\b"), "application"), (re.compile(r"\babstr\.(?=\s)"), "abstraction"),
@@ -129,6 +126,10 @@ def strip_signature(text: str) -> str:
     return "\n".join(kept)
 
 
+_ACCREDIT = re.compile(r"\baccreditation\b|\baccredited\b")
+_OTHER_ACCREDITOR = re.compile(r"\b(commission on cancer|coc|joint commission|jcaho|napbc|acr|astro|apex|magnet|cap|nccn)\b")
+
+
 def normalize(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).translate(_QUOTES)
     text = strip_signature(text).lower()
@@ -140,4 +141,7 @@ def normalize(text: str) -> str:
     text = _WORD_HYPHEN.sub(r"\1 \2 \3", text)  # "policy-and-procedure manual" reads as its words
     for pattern, replacement in _SHORTHAND:
         text = pattern.sub(replacement, text)
+    if not _OTHER_ACCREDITOR.search(text):
+        # Practices often call the program's certification "accreditation"; another body's stays as written.
+        text = _ACCREDIT.sub(lambda m: {"accreditation": "certification", "accredited": "certified"}[m.group(0)], text)
     return _WORD.sub(lambda m: repair_word(m.group(0)), text)

@@ -41,7 +41,7 @@ _OWN_SCORE = re.compile(r"\b(our|my|are|their|client's)\s+(\w+\s+){0,3}(score|sc
 
 # "Just in general, not for us specifically": a question about the rule, whatever pronouns it has.
 _GENERAL = re.compile(r"\b(in general|generally|not for us|not (about )?ours|hypothetically|as a rule|for any practice|"
-                      r"(exactly )?a year (after|from)|(start|run|count)s? from)\b")
+                      r"(exactly )?(a year|one year|12 months|twelve months|365 days) (after|from)|(start|run|count)s? from|tied to the (round|rounds|calendar|schedule))\b")
 
 
 class Understanding(BaseModel):
@@ -237,6 +237,9 @@ def threshold_words_ask_the_threshold(r: _Reading, topic: Intent, question: str)
     """"confirm the minimum score required to apply" asks for the threshold, not whether this
     practice is eligible, as long as the practice states no score of its own."""
     f = r.ex.facts
+    if topic in (Intent.MODULES, Intent.MEASURES, Intent.MULTI_SITE) and re.search(
+            r"\b(threshold|passing (score|mark|grade|bar)|cut ?off|minimum( score)?|the 75\s*%?)\b.{0,40}\b(each|every|per|by|individual)\s+(module|measure|site|location|clinic)", question):
+        return Intent.SCORE_THRESHOLD  # "is there a separate passing threshold for each module?"
     if f.score is not None:
         return topic
     if topic in (Intent.ELIGIBILITY, Intent.SCORE_THRESHOLD) and re.search(r"\b(cut[- ]?off|deadline)\b", question) \
@@ -254,6 +257,9 @@ def dates_make_it_validity(r: _Reading, topic: Intent, question: str) -> Intent:
     """"last day to apply using our spring 2026 numbers?" names a round and asks for a date:
     that is the validity question, even though it says "apply"."""
     f = r.ex.facts
+    if topic is Intent.APPLICATION and f.score is None and re.search(r"\b(score|oqs|result)s?\b", question) \
+            and re.search(r"\b(expire\w*|expiration|valid\w*|good for|lapse\w*)\b", question):
+        return Intent.VALIDITY  # "does the score expire 12 months after the report, or with the rounds?"
     if topic in (Intent.ELIGIBILITY, Intent.APPLICATION) and f.score is None and f.completed_round is None \
             and re.search(r"\bhow much (longer|more time|time)\b|\b(still|left) (have|got)\b.{0,20}\b(time|long)\b", question):
         return Intent.VALIDITY  # "how much longer do we have to get the application in?" (the round may be in the thread)
@@ -419,7 +425,7 @@ def read_questions(r: _Reading) -> None:
             # leans to the clear second question; the first keeps its own reading.
             clear = True
         whole_topic = Intent(r.whole.intent)
-        if not clear and Intent(p.intent) in _TOPIC_WORDS and p.score > -0.5 and Intent(p.intent) is not whole_topic \
+        if not clear and question.endswith("?") and Intent(p.intent) in _TOPIC_WORDS and p.score > -0.5 and Intent(p.intent) is not whole_topic \
                 and (whole_topic not in _TOPIC_WORDS or not re.search(_TOPIC_WORDS[whole_topic], question)) \
                 and re.search(_TOPIC_WORDS[Intent(p.intent)], question):
             # "does the 75% apply to the measures only? we do a bunch of extra modules": the context
@@ -549,10 +555,10 @@ def understand(raw: str, today: dt.date, kb: Knowledge, pending: MissingFact | N
         answered_pending=answered_pending, asks=message_asks,
         mentions_attachment=bool(cues._ATTACHMENT.search(text)),
         unpublished_topic=staff_topic,
-        asks_round_dates=bool(re.search(r"\bwhen (does|do|will|is)\b.{0,30}\bround\b.{0,20}\b(open|close|start|end|due)|\bround (dates?|schedule|calendar|deadlines?)\b|\bwhen is the (next )?(\w+ )?round\b|\bwhen('s| is) the next\b", text)),
+        asks_round_dates=bool(re.search(r"\bwhen (does|do|will|is)\b.{0,30}\bround\b.{0,20}\b(open|close|start|end|due)|(?<!to the )\bround (dates?|schedule|calendar|deadlines?)\b|\bwhen is the (next )?(\w+ )?round\b|\bwhen('s| is) the next\b", text)),
         escalation=escalation, rules_applied=r.applied, own_score=bool(_OWN_SCORE.search(text)) and not _GENERAL.search(text),
         reminder=cues.reminder_request(text), reminder_days=cues.reminder_lead_days(text),
-        asks_integration_evidence=not re.search(r"\b(apply as|one application|separate (practices|applications|entities)|together or separately)\b", text) and bool(re.search(r"\b(proof|prove|show|demonstrate|evidence|document\w*)\b.{0,60}\b(integrat|work(ing)? together|function(ing)? as one|as one (practice|entity)|(really |actually |truly )?one (practice|entity))", text)
+        asks_integration_evidence=not re.search(r"\b(apply as (one|a single)\b[^.?!]{0,30}\bor\b|one application or|separate (practices|applications|entities)\?|together or separately)", text) and bool(re.search(r"\b(proof|prove|show|demonstrate|evidence|document\w*)\b.{0,60}\b(integrat|work(ing)? together|function(ing)? as one|as one (practice|entity)|(really |actually |truly )?one (practice|entity))", text)
                                      or re.search(r"\bcount as (integrated|one (practice|entity))", text)
                                      or re.search(r"\b(have to|need to|must)\b.{0,30}\b(rotate|share (an? |one )?(emr|ehr)|(same|one|single) tax id)", text)),
     )
