@@ -91,3 +91,16 @@ def test_without_attachments_keeps_text_and_drops_files() -> None:
     assert "target chart" in parse_mail(cleaned).text
     assert without_attachments(Path(CORPUS / "01_plain_eligibility_81pct.eml").read_bytes()) == \
         (CORPUS / "01_plain_eligibility_81pct.eml").read_bytes()
+
+
+def test_unreadable_mail_keeps_no_attachment_header_in_the_stored_copy() -> None:
+    # Found by the MIME fuzzer: no blank line after the top-level headers, so everything up to the first
+    # blank line looked like headers, a part's "Content-Disposition: attachment; filename=..." included.
+    part = b'--b1\nContent-Type: text/plain; charset="utf-8"\nContent-Disposition: attachment; filename="chart.pdf"\n\n\n'
+    raw = (b'Content-Type: multipart/mixed; boundary="b1"\n' + part + b'--b1\nContent-Type: text/plain; charset="utf-8"\n\n\n'
+           b"--b1\nContent-Type: multipart/mixed;\n boundary*0*=us-ascii''" + b"a" * 54 + b";\n boundary*1*=" + b"a" * 26 + b"\n\x8a--"
+           + b"a" * 80 + b"\n\n--" + b"a" * 80 + b"--\n\n" + part + b"--b1--\n")
+    assert parse_mail(raw).attachments > 0
+    kept = without_attachments(raw)
+    assert parse_mail(kept).attachments == 0
+    assert b"chart.pdf" not in kept and b"unreadable MIME" in kept

@@ -342,5 +342,26 @@ def without_attachments(raw: bytes) -> bytes:
         assert isinstance(msg, EmailMessage)
         return msg.as_bytes(policy=DEFAULT.clone(linesep="\r\n", max_line_length=998))
     except Exception:
-        head = re.split(rb"\r?\n\r?\n", raw, maxsplit=1)[0]
-        return head + b"\r\n\r\n[message body removed after processing: unreadable MIME]\r\n"
+        head = [*_header_fields(raw), b"Content-Type: text/plain; charset=utf-8"]
+        return b"\r\n".join(head) + b"\r\n\r\n[message body removed after processing: unreadable MIME]\r\n"
+
+
+def _header_fields(raw: bytes) -> list[bytes]:
+    """The header fields of unreadable mail, without its Content-* fields: a malformed message may
+    have no blank line after its headers, and what follows (a part's "Content-Disposition:
+    attachment; filename=...") must not survive into the stored copy."""
+    kept: list[bytes] = []
+    keeping = False
+    for line in re.split(rb"\r?\n", raw):
+        if not line:
+            break
+        if line[:1] in (b" ", b"\t"):
+            if keeping:
+                kept.append(line)  # a folded header's next line
+            continue
+        if not re.match(rb"[!-9;-~]+:", line):
+            break  # a boundary or body line: the headers have ended
+        keeping = not line.lower().startswith(b"content-")
+        if keeping:
+            kept.append(line)
+    return kept
