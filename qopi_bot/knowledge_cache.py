@@ -30,7 +30,7 @@ from qopi_bot.understanding.classifier import IntentModel
 _KEEP = 4  # cache files kept: a few knowledge folders (tests, staging copies) need not evict each other
 # The modules whose code decides what a loaded Knowledge (and its intent model) looks like.
 _CODE_MODULES = ("qopi_bot.knowledge", "qopi_bot.core.kb", "qopi_bot.models", "qopi_bot.understanding.classifier",
-                 "qopi_bot.understanding.model_store", __name__)
+                 "qopi_bot.understanding.model_store", "qopi_bot.understanding.statements", __name__)
 
 
 def _code_key() -> str:
@@ -81,7 +81,7 @@ def load(directory: Path | None, rounds_file: Path | None) -> Knowledge:
     """The same Knowledge load_knowledge(directory, rounds_file) returns, from the cache when it can."""
     if not startup_cache.enabled():
         return load_knowledge(directory, rounds_file)
-    from qopi_bot.understanding import model_store
+    from qopi_bot.understanding import model_store, statements
     from qopi_bot.understanding.classifier import examples_hash
 
     try:
@@ -90,13 +90,15 @@ def load(directory: Path | None, rounds_file: Path | None) -> Knowledge:
     except OSError:
         return load_knowledge(directory, rounds_file)
     try:
-        kb, examples_key, parts = pickle.loads(target.read_bytes())  # noqa: S301 (our own cache file)
+        kb, examples_key, parts, statement_parts = pickle.loads(target.read_bytes())  # noqa: S301 (our own cache file)
         if isinstance(kb, Knowledge):
             if parts is not None:
                 # What model_store.model_for(kb) would find (and remember) itself: the stored
                 # model for these examples, without re-hashing 600+ examples.
                 model = model_store._CACHE.setdefault(examples_key, _model(parts))
                 model_store._BY_KB[id(kb)] = (kb, model)
+            if statement_parts is not None:
+                statements.remember(kb, {fact: _model(p) for fact, p in statement_parts.items()})
             return kb
     except Exception:  # missing, damaged or from other code: read the folder
         pass
@@ -113,10 +115,20 @@ def load(directory: Path | None, rounds_file: Path | None) -> Knowledge:
             model_store._CACHE.setdefault(examples_key, model)
             model_store._BY_KB[id(kb)] = (kb, model)
         parts = _model_parts(model) if model is not None else None
-        # With the decoded model stored beside it, the model's JSON text (megabytes) is not needed
-        # again: model_for(kb) finds the model in model_store's memo.
-        stored_kb = kb.model_copy(update={"intent_model_json": None}) if parts is not None else kb
-        startup_cache.write_atomically(target, pickle.dumps((stored_kb, examples_key, parts), protocol=pickle.HIGHEST_PROTOCOL))
+        stored_statements = statements.stored_models(kb)
+        statement_parts = {fact: _model_parts(m) for fact, m in stored_statements.items()} if stored_statements is not None else None
+        # With the decoded models stored beside it, neither the models' JSON text (megabytes) nor the
+        # thousands of example messages they were trained on are needed again: model_for(kb) and
+        # statements.model(kb, ...) find the models in their memos. (Unpickling the examples alone
+        # took 7 ms of every `ask`.)
+        update: dict[str, Any] = {}
+        if parts is not None:
+            update |= {"intent_model_json": None, "examples": ()}
+        if statement_parts is not None:
+            update |= {"statement_model_json": None, "statement_examples": ()}
+        stored_kb = kb.model_copy(update=update) if update else kb
+        startup_cache.write_atomically(target, pickle.dumps((stored_kb, examples_key, parts, statement_parts),
+                                                            protocol=pickle.HIGHEST_PROTOCOL))
         # Earlier contents of the folder (or other folders in use): the newest few are kept.
         stale = sorted(target.parent.glob("knowledge-*.pickle"), key=lambda p: p.stat().st_mtime, reverse=True)
         for old in stale[_KEEP:]:

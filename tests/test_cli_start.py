@@ -56,6 +56,19 @@ def test_ask_imports_nothing_heavy_and_its_caches_change_no_answer(tmp_path: Pat
     assert cached == {"regex", "knowledge"}
 
 
+def test_the_cached_knowledge_reads_policies_as_the_folder_does(tmp_path: Path) -> None:
+    # The cached Knowledge leaves out the example messages and hands over the decoded statement
+    # model instead; a policy statement no pattern knows must read the same with the cache warm or off.
+    args = ("--today", "2026-03-01", "--rounds", str(ROUNDS_FIXTURE),
+            "Our second office is a joint venture with St. Anne's and runs on the hospital's policies, not ours. "
+            "How does that affect how we apply for certification?")
+    first, _ = _ask(_env(tmp_path), *args)
+    second, second_modules = _ask(_env(tmp_path), *args)
+    uncached, _ = _ask(_env(tmp_path, QOPI_STARTUP_CACHE="0"), *args)
+    assert first == second == uncached
+    assert '"entity": "separate_entities"' in first and "yaml" not in second_modules
+
+
 def test_a_changed_knowledge_file_is_read_again(tmp_path: Path) -> None:
     folder = tmp_path / "knowledge"
     shutil.copytree(Path(__file__).resolve().parents[1] / "knowledge", folder,

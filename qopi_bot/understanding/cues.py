@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from qopi_bot.models import Facts, Intent, MissingFact
 from qopi_bot.understanding.extraction import Extraction
@@ -171,10 +172,17 @@ def answer_to_pending(text: str, pending: MissingFact | None, ex: Extraction) ->
 
 
 def unpublished(text: str, topics: list[tuple[str, list[str]]]) -> str | None:
-    for topic_id, keywords in topics:
-        if any(re.search(rf"\b{re.escape(k)}", text) for k in keywords):
+    for topic_id, pattern in _keyword_patterns(tuple((t, tuple(k)) for t, k in topics)):
+        if pattern.search(text):
             return topic_id
     return None
+
+
+@lru_cache(maxsize=8)
+def _keyword_patterns(topics: tuple[tuple[str, tuple[str, ...]], ...]) -> list[tuple[str, re.Pattern[str]]]:
+    # One alternation per topic, built once per knowledge version: a message checks each topic once.
+    return [(topic_id, re.compile("|".join(rf"\b{re.escape(k)}" for k in keywords)))
+            for topic_id, keywords in topics if keywords]
 
 
 

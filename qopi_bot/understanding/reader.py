@@ -501,8 +501,11 @@ def understand(raw: str, today: dt.date, kb: Knowledge, pending: MissingFact | N
     answered_pending = cues.answer_to_pending(text, pending, ex)
     asked_texts = [q for line in lines for q in questions(line)]
     whole = model.predict(text)
+    # A one-question message is its own question: read it once.
+    read_as = {text: whole}
     staff_topic = cues.unpublished(text, [(e.id, e.keywords) for e in kb.unpublished])
-    r = _Reading(text=text, ex=ex, whole=whole, asked=[(q, model.predict(q)) for q in asked_texts[:6]],
+    r = _Reading(text=text, ex=ex, whole=whole,
+                 asked=[(q, read_as[q] if q in read_as else read_as.setdefault(q, model.predict(q))) for q in asked_texts[:6]],
                  escalation_strength=cues.escalation_strength(text), staff_topic=staff_topic,
                  domain=bool(cues._DOMAIN.search(text)), program_words=bool(cues._PROGRAM_WORDS.search(text)))
     r.applied.extend(learned)

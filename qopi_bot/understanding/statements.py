@@ -32,6 +32,29 @@ _ABOUT_SITES = re.compile(r"\b(sites|locations|clinics|offices|campuses|practice
                           r"(second|other|new|satellite|main|another) (site|location|clinic|office|campus))\b")
 
 _DECODED: dict[tuple[str, str], IntentModel] = {}
+# Models known for a Knowledge object as loaded (the start-up cache hands them over decoded, and its
+# Knowledge carries no examples to hash).
+_BY_KB: dict[int, tuple[Knowledge, dict[str, IntentModel]]] = {}
+
+
+def remember(kb: Knowledge, models: dict[str, IntentModel]) -> None:
+    _BY_KB[id(kb)] = (kb, models)
+
+
+def stored_models(kb: Knowledge) -> dict[str, IntentModel] | None:
+    """Every fact's stored model, when each matches its examples (else None: they train per run)."""
+    facts = sorted({e.fact for e in kb.statement_examples})
+    out: dict[str, IntentModel] = {}
+    for fact in facts:
+        raw = _stored(kb).get(fact)
+        try:
+            found = IntentModel.from_json(raw) if raw is not None else None
+        except (ValueError, KeyError):
+            found = None
+        if found is None or found.source_hash != examples_hash(_examples(kb, fact)):
+            return None
+        out[fact] = found
+    return out
 
 
 def _examples(kb: Knowledge, fact: str) -> list[Example]:
@@ -51,6 +74,9 @@ def _stored(kb: Knowledge) -> dict[str, str]:
 
 def model(kb: Knowledge, fact: str) -> IntentModel | None:
     """The model for one fact: the stored one when it matches the examples, else trained now."""
+    known_for_kb = _BY_KB.get(id(kb))
+    if known_for_kb is not None and known_for_kb[0] is kb:
+        return known_for_kb[1].get(fact)
     examples = _examples(kb, fact)
     if len({e.intent for e in examples}) < 2:
         return None
