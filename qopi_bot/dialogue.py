@@ -112,10 +112,11 @@ def _general_validity(d: Decision, u: Understanding) -> None:
     # no sites of their own in it: the rule is the answer.
     if d.topic is Topic.ENTITY and d.outcome is Outcome.NEEDS_INFO and d.missing == [MissingFact.SAME_POLICIES] and (
             (u.facts.site_count is None and not re.search(r"\b(we|our|us|ours)\b", u.text))
-            or re.search(r"\b(define|definition|defined|what counts as|what (is|does) (a|the) ['\"]?practice|what makes (\w+ ){0,4}count as (one|a single|an?) ['\"]?(practice|entity)|(awarded|granted|given|issued|goes|go) to)\b", u.text)
+            or (not re.search(r"\bwe (have|run|operate|own|are)\b.{0,40}\b(sites?|offices?|clinics?|locations?|campus\w*|satellite)\b", u.text)
+                and re.search(r"\b(define|definition|defined|what counts as|what (is|does) (a|the) ['\"]?practice|what makes (\w+ ){0,4}count as (one|a single|an?) ['\"]?(practice|entity)|(awarded|granted|given|issued|goes|go) to)\b", u.text))
             or re.search(r"\b(sites?|locations?|clinics?|offices?)\b.{0,20}\bor\b.{0,20}\b(whole|entire) (practice|group|organization|network)\b", u.text)
             or re.search(r"\b(include|cover|list)\b.{0,40}\b(every|all|each)\b.{0,30}\b(oncologists?|physicians?|doctors?|sites?|locations?)\b", u.text)
-            or re.search(r"\b(every|all|each)\b.{0,40}\b(oncs?|oncologists?|physicians?|doctors?|sites?|locations?)\b.{0,40}\b(included|covered|listed|in the application)\b", u.text)):
+            or re.search(r"\b(every|all|each)\b.{0,40}\b(oncs?|oncologists?|physicians?|doctors?|sites?|locations?)\b.{0,40}\b(included|covered|listed|in the application|part of (the|our) application)\b", u.text)):
         d.outcome, d.missing = Outcome.ANSWERED, []
 
 
@@ -146,10 +147,11 @@ def _thread_intent(state: ConversationState, u: Understanding, text: str) -> Int
 def _intent_and_kind(state: ConversationState, u: Understanding, intent: Intent | None, text: str,
                      kb: Knowledge) -> tuple[Intent, Kind]:
     """Which kind of answer the message gets: a decision, or one of the fixed replies."""
-    if state.case_id and (not u.asks or (not u.sure and not text.rstrip().endswith("?"))) and not u.answered_pending \
+    if state.case_id and (not u.asks or (not u.sure and not any(line.rstrip().endswith("?") for line in text.splitlines()))) and not u.answered_pending \
             and intent not in ESCALATIONS and u.reminder is None:
         # More details for staff ("we're Harbor Oncology, 3 sites; let me know what else you need"):
-        # they go onto the case unless the message asks a question of its own.
+        # they go onto the case unless the message asks a question of its own (a line ending in "?",
+        # whatever signature follows it).
         return state.topic or Intent.HUMAN, "case_followup"
     if intent is None:
         carried = state.topic if state.topic not in (None, Intent.GREETING, Intent.OUT_OF_SCOPE) else None
@@ -324,6 +326,9 @@ def _decision_lines(d: Decision, p: Plan, kb: Knowledge, case_id: str | None) ->
                     "Whether an exception can be made for your circumstances is decided by QCP staff."]
         return [_case_sentence(case_id, kb, new=p.open_case is not None), _ESCALATION_REASON[d.escalation.reason]]
     lines = word(d, p.today, kb)
+    if d.verdict is Verdict.NOT_ELIGIBLE and p.state.facts.wants_exception:
+        # "72 after the flood - can they make an exception?": the score decides; say who hears such requests.
+        lines.append(f"Requests about special circumstances go to the QCP team: {contact_line(kb)}.")
     if d.outcome is Outcome.NEEDS_INFO and d.missing:
         lines.append(QUESTIONS[d.missing[0]])
     return lines

@@ -55,9 +55,12 @@ def test_an_exception_asked_for_a_failed_requirement_keeps_the_verdict_and_goes_
     assert d.verdict is Verdict.NOT_ELIGIBLE and d.failed_rules == ["ELIG-ROUND"]
     assert d.outcome is Outcome.ESCALATED and d.escalation is not None and d.escalation.reason == "ENTITY-EXCEPTION"
     assert d.rules == ["ELIG-ROUND", "ENTITY-EXCEPTION"]
-    # A subset request does not lift a failed requirement to staff: only the failure is answered.
-    d = elig(kb, score=60, wants_subset=True)
-    assert d.outcome is Outcome.ANSWERED and d.escalation is None
+    # A subset request does not lift a failed requirement to staff, nor does an exception asked for a
+    # score under the threshold (the measure itself): only the failure is answered.
+    for facts in ({"score": 60, "wants_subset": True}, {"score": 72, "wants_exception": True},
+                  {"score": 72, "participated_round": False, "wants_exception": True}):
+        d = elig(kb, **facts)
+        assert d.verdict is Verdict.NOT_ELIGIBLE and d.outcome is Outcome.ANSWERED and d.escalation is None
 
 
 def test_conditions(kb: Knowledge) -> None:

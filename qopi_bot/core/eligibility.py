@@ -1,7 +1,8 @@
 """Eligibility to apply, decided in the contract's order (contract.md section 2):
-1. a known fact that fails a requirement -> not_eligible (every failed rule listed); when the
-   practice asks for an exception for that very situation, the verdict stands and the request
-   still goes to staff (ENTITY-EXCEPTION: "The QCP may grant exceptions ... for special circumstances");
+1. a known fact that fails a requirement -> not_eligible (every failed rule listed); when
+   circumstances kept the practice from a requirement (a round, abstraction, the pathway,
+   sampling) and it asks for an exception, the verdict stands and the request still goes to
+   staff (ENTITY-EXCEPTION). A score under the threshold is the measure itself: answered only;
 2. subset / exception -> needs_staff_review (escalated);
 3. score unknown -> needs_info (score);
 4. otherwise eligible, or eligible_with_conditions (attestation, report not yet received)."""
@@ -124,7 +125,7 @@ def decide_eligibility(facts: Facts, today: dt.date, kb: Knowledge) -> Decision:
         trace.append(step)
 
     failed = [s.rule_id for s in trace if s.check is RuleCheck.FAILED]
-    if failed and facts.wants_exception:
+    if failed and facts.wants_exception and not {ELIG_SCORE, VALIDITY} & set(failed):
         # "A tornado closed us and we missed the spring round; any flexibility?": not eligible as things
         # stand, and only QCP staff can grant the exception asked for.
         escalation = Escalation(reason=ENTITY_EXCEPTION, summary="asks for an exception for special circumstances")

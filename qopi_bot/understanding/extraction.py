@@ -118,7 +118,11 @@ def _candidate_scores(text: str, expecting_score: bool = False) -> list[tuple[De
         rounding = bool(re.search(r"\b(you|we|they|it|i|to|do|does|will|would|get|gets)\s+round(ed|ing)?\s+(a\s+)?$", before))
         if not pct and not rounding and re.search(r"\b(spring|fall|autumn|round|qcp-|core|measure|module|standard)\s*['#]?$", before):
             continue  # "round 2", "Core 6" name things, not scores
-        if _COMPARED.search(before) or re.search(r"[<>]=?\s*$", before) or _ALTERNATIVE_AFTER.match(after) or _ALTERNATIVE_BEFORE.search(text[max(0, m.start() - 12):m.start()]):
+        relayed_with_round = re.match(r"^\s*(%|percent|pct)?[,;]?\s*(from|in|for)\s+(the\s+|our\s+)?(last\s+)?(fall|spring|autumn)\b", after) \
+            and re.search(r"\b(says|said|told (me|us)|thinks|remembers)\s*$", before)
+        if relayed_with_round:
+            pass  # "my boss says seventy nine percent, from the fall round last year": our score, relayed
+        elif _COMPARED.search(before) or re.search(r"[<>]=?\s*$", before) or _ALTERNATIVE_AFTER.match(after) or _ALTERNATIVE_BEFORE.search(text[max(0, m.start() - 12):m.start()]):
             continue  # "count as 75", "is it 75 or 80": the threshold being asked about, not a score
         proportion = "." in raw.replace(",", ".") and Decimal(0) <= value <= Decimal(1)
         if not pct and value <= 20 and "." not in raw and re.match(r"[.)](\s|$)", after) and re.search(r"(^|[.?!:;]\s*)$", text[:m.start()]):

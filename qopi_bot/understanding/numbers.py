@@ -16,7 +16,7 @@ _TENS = {
 }
 _WORD = "|".join(sorted([*_UNITS, *_TENS, "hundred", "point", "and"], key=len, reverse=True))
 # A run of number words: "seventy-eight", "seventy eight point five", "one hundred".
-NUMBER_WORDS = re.compile(rf"\b(?:{_WORD})(?:[\s-]+(?:{_WORD}))*\b")
+NUMBER_WORDS = re.compile(rf"\b(?:{_WORD})(?:[\s-]+(?:and a (?:half|quarter)|{_WORD}))*\b")
 
 
 _YEAR_UNITS = "one|two|three|four|five|six|seven|eight|nine"
@@ -34,6 +34,11 @@ def years_to_digits(text: str) -> str:
 def words_to_decimal(phrase: str) -> Decimal | None:
     """'seventy-eight point five' -> 78.5; None when the words do not make one number."""
     tokens = [t for t in re.split(r"[\s-]+", phrase.lower()) if t and t != "and"]
+    # "seventy seven and a half" -> 77.5
+    part = {"half": "5", "quarter": "25"}.get(tokens[-1]) if len(tokens) >= 3 and tokens[-2] == "a" else None
+    if part is not None:
+        whole_part = words_to_decimal(" ".join(tokens[:-2]))
+        return Decimal(f"{whole_part}.{part}") if whole_part is not None and whole_part == int(whole_part) else None
     if not tokens:
         return None
     whole, fraction_digits, in_fraction, seen = 0, "", False, False

@@ -192,6 +192,8 @@ _TOPIC_WORDS = {
     Intent.SCORE_THRESHOLD: r"\b(threshold|cut ?off|minimum|passing)\b|\d\s*%|\b75\b", Intent.SAMPLING: r"\bsampl\w*",
     Intent.ATTESTATION: r"\b(attestation|pool)\b", Intent.MODULES: r"\bmodules?\b", Intent.MEASURES: r"\bmeasures?\b",
     Intent.STANDARDS: r"\bstandards\b",
+    Intent.CONTACT: r"\b(e-?mail address|phone number|contact (info|details|address)|send (my |our |any )?questions|"
+                    r"who (do|should|can) (i|we) (ask|contact|call|email|write to))\b",
 }
 
 
@@ -425,7 +427,8 @@ def read_questions(r: _Reading) -> None:
             # leans to the clear second question; the first keeps its own reading.
             clear = True
         whole_topic = Intent(r.whole.intent)
-        if not clear and question.endswith("?") and Intent(p.intent) in _TOPIC_WORDS and p.score > -0.5 and Intent(p.intent) is not whole_topic \
+        if not clear and (question.endswith("?") or re.match(r"(and |also |so )?(what|how|which|when|why|where)\b", question)) \
+                and Intent(p.intent) in _TOPIC_WORDS and p.score > -0.5 and Intent(p.intent) is not whole_topic \
                 and (whole_topic not in _TOPIC_WORDS or not re.search(_TOPIC_WORDS[whole_topic], question)) \
                 and re.search(_TOPIC_WORDS[Intent(p.intent)], question):
             # "does the 75% apply to the measures only? we do a bunch of extra modules": the context
@@ -561,7 +564,7 @@ def understand(raw: str, today: dt.date, kb: Knowledge, pending: MissingFact | N
         asks_round_dates=bool(re.search(r"\bwhen (does|do|will|is)\b.{0,30}\bround\b.{0,20}\b(open|close|start|end|due)|(?<!to the )\bround (dates?|schedule|calendar|deadlines?)\b|\bwhen is the (next )?(\w+ )?round\b|\bwhen('s| is) the next\b", text)),
         escalation=escalation, rules_applied=r.applied, own_score=bool(_OWN_SCORE.search(text)) and not _GENERAL.search(text),
         reminder=cues.reminder_request(text), reminder_days=cues.reminder_lead_days(text),
-        asks_integration_evidence=not re.search(r"\b(apply as (one|a single)\b[^.?!]{0,30}\bor\b|one application or|separate (practices|applications|entities)\?|together or separately)", text) and bool(re.search(r"\b(proof|prove|show|demonstrate|evidence|document\w*)\b.{0,60}\b(integrat|work(ing)? together|function(ing)? as one|as one (practice|entity)|(really |actually |truly )?one (practice|entity))", text)
+        asks_integration_evidence=not re.search(r"\b(apply as (one|a single)\b[^.?!]{0,30}\bor\b|one application or|separate (practices|applications|entities)\?|together or separately)", text) and bool(re.search(r"\b(proof|prove|show|demonstrate|evidence|document\w*|papers)\b.{0,60}\b(integrat|connected|linked|tied together|unified|work(ing)? together|function(ing)? as one|as one (practice|entity)|(really |actually |truly )?one (practice|entity))", text)
                                      or re.search(r"\bcount as (integrated|one (practice|entity))", text)
                                      or re.search(r"\b(have to|need to|must)\b.{0,30}\b(rotate|share (an? |one )?(emr|ehr)|(same|one|single) tax id)", text)),
     )

@@ -31,6 +31,9 @@ MIN_WORDS = 8  # "yes" or "both" alone carries too little for a model; the threa
 _ABOUT_SITES = re.compile(r"\b(sites|locations|clinics|offices|campuses|practices|both|polic\w*|procedures|p&ps?|"
                           r"(second|other|new|satellite|main|another) (site|location|clinic|office|campus))\b")
 
+_POLICY_WORDS = re.compile(r"\b(polic\w*|procedures?|p&ps?|protocols?|manuals?|binders?|rule ?books?|playbooks?|sops?|"
+                           r"standard operating|same (rules|way)|governance)\b")
+
 _DECODED: dict[tuple[str, str], IntentModel] = {}
 # Models known for a Knowledge object as loaded (the start-up cache hands them over decoded, and its
 # Knowledge carries no examples to hash).
@@ -110,6 +113,8 @@ def read(kb: Knowledge, fact: str, text: str) -> tuple[bool | None, Prediction |
     value = STATEMENT_READINGS[fact].get(p.intent)
     if value is None or p.margin < MIN_MARGIN or p.score < MIN_SCORE:
         return None, p
+    if value is True and not _POLICY_WORDS.search(text):
+        return None, p  # a common EMR and tax ID say nothing of the policies, which decide (contract: Multi-site)
     return value, p
 
 
