@@ -116,6 +116,7 @@ def _general_validity(d: Decision, u: Understanding) -> None:
                 and re.search(r"\b(define|definition|defined|what counts as|what (is|does) (a|the) ['\"]?practice|what makes (\w+ ){0,4}count as (one|a single|an?) ['\"]?(practice|entity)|(awarded|granted|given|issued|goes|go) to)\b", u.text))
             or re.search(r"\b(sites?|locations?|clinics?|offices?)\b.{0,20}\bor\b.{0,20}\b(whole|entire) (practice|group|organization|network)\b", u.text)
             or re.search(r"\b(include|cover|list)\b.{0,40}\b(every|all|each)\b.{0,30}\b(oncologists?|physicians?|doctors?|sites?|locations?)\b", u.text)
+            or re.search(r"\b(include|cover|list)\b.{0,50}\b(docs|doctors|oncologists|oncs|physicians|sites?|clinics?|offices?)\b.{0,40}\b(too|as well|also)\b", u.text)
             or re.search(r"\b(every|all|each)\b.{0,40}\b(oncs?|oncologists?|physicians?|doctors?|sites?|locations?)\b.{0,40}\b(included|covered|listed|in the application|part of (the|our) application)\b", u.text)):
         d.outcome, d.missing = Outcome.ANSWERED, []
 
@@ -147,7 +148,7 @@ def _thread_intent(state: ConversationState, u: Understanding, text: str) -> Int
 def _intent_and_kind(state: ConversationState, u: Understanding, intent: Intent | None, text: str,
                      kb: Knowledge) -> tuple[Intent, Kind]:
     """Which kind of answer the message gets: a decision, or one of the fixed replies."""
-    if state.case_id and (not u.asks or (not u.sure and not any(line.rstrip().endswith("?") for line in text.splitlines()))) and not u.answered_pending \
+    if state.case_id and (not u.asks or (not u.sure and not u.direct_question and not any(line.rstrip().endswith("?") for line in text.splitlines()))) and not u.answered_pending \
             and intent not in ESCALATIONS and u.reminder is None:
         # More details for staff ("we're Harbor Oncology, 3 sites; let me know what else you need"):
         # they go onto the case unless the message asks a question of its own (a line ending in "?",

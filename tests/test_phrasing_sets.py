@@ -70,7 +70,8 @@ BLIND_2026_11 = {"set_a.jsonl": 100, "set_b.jsonl": 100, "set_c.jsonl": 100, "se
                  "set_t.jsonl": 99, "set_u.jsonl": 100, "set_v.jsonl": 97, "set_w.jsonl": 96, "set_x.jsonl": 100,
                  "set_y.jsonl": 99, "set_z1.jsonl": 98, "set_z2.jsonl": 100, "set_z3.jsonl": 100, "set_z4.jsonl": 100,
                  "set_z5.jsonl": 100, "set_z6.jsonl": 97, "set_z7.jsonl": 100, "set_z8.jsonl": 100,
-                 "set_z9.jsonl": 100, "set_z10.jsonl": 100, "set_z11.jsonl": 100, "set_z12.jsonl": 100}
+                 "set_z9.jsonl": 100, "set_z10.jsonl": 100, "set_z11.jsonl": 100, "set_z12.jsonl": 100,
+                 "set_z13.jsonl": 97, "set_z14.jsonl": 98}
 
 
 @pytest.mark.parametrize("name", sorted(BLIND_2026_11))

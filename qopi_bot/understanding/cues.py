@@ -62,7 +62,7 @@ ESCALATION_CUES: dict[Intent, _W] = {
         # "can the peds heme clinic be left off our application?"
         (6, r"\b(be|been|get|got|being)\s+(left|kept|taken|dropped|pulled)\s+(off|out of)\s+(the |our )?(\w+\s+)?(application|certification|submission)\b"),
         (5, r"\b(leave|leaving|exclude|excluding|keep|keeping|drop|dropping|carve|carving|take|taking)\s+(\w+\s+){0,4}(site|location|office|clinic|campus|center|centre|satellite|practice|department|group|team)s?\s+(out|off)\b"),
-        (5, r"\b(keep|keeping|leave|leaving|set|setting)\s+(\w+\s+){0,3}(apart|aside|separate|outside)\b[^.?!]{0,60}\b(certif|apply|application)|\b(certif\w*|apply|application)\b[^.?!]{0,80}\b(keep|keeping|leave|leaving|set|setting)\s+(\w+\s+){0,3}(apart|aside|separate|outside)\b"),
+        (5, r"\b(keep|keeping|leave|leaving|set|setting)\s+((?!money|funds|budget|cash|dollars|time|it)\w+\s+){0,3}(apart|aside|separate|outside)\b[^.?!]{0,60}\b(certif|apply|application)|\b(certif\w*|apply|application)\b[^.?!]{0,80}\b(keep|keeping|leave|leaving|set|setting)\s+((?!money|funds|budget|cash|dollars|time|it)\w+\s+){0,3}(apart|aside|separate|outside)\b"),
         (5, r"\b(do|get|apply|applying|certify|go for)\s+(it\s+|certified\s+|certification\s+)?(only|just)\s+(with|for)\s+(the\s+|our\s+)?(\w+\s+){0,3}(doctors|physicians|oncologists|sites?|clinics?|offices?|team|group|department|locations?)\b"),
         (5, r"\b(leave|leaving|keep|keeping|drop|dropping|carve|carving|take|taking)\s+(\w+\s+){1,4}(out of|off) (the |our )?(application|certification|submission)\b"),
         (5, r"\b(certif\w*|apply\w*|application)\b[^.?!]{0,60}\b(leave|leaving|keep|keeping)\s+\w+\s+out( of (it|this|that))?\b"),
@@ -92,11 +92,13 @@ ESCALATION_CUES: dict[Intent, _W] = {
     Intent.EXCEPTION: _cues(
         (6, r"\bexceptions?\b|\bwaiver\b|\bwaive\b|\bexempt(ion)?\b"),
         # A disaster or forced closure in a certification question is a special circumstance.
-        (4, r"\b(hurricane|tornado|flood(ed|ing|s)?|fire|wildfire|earthquake|disaster|pandemic|covid|cyber ?attack|ransomware|"
+        (4, r"\b(hurricane|tornado|flood(ed|ing|s)?|(?<!dumpster )(?<!trash )fire(?! drill| alarm| away)|wildfire|earthquake|disaster|pandemic|covid|cyber ?attack|ransomware|"
             r"evacuat\w*|storm damage|burned down|destroyed|water main|pipe burst|burst pipe|power outage|roof collapse)\b"),
         (4, r"\b(allowance|leeway|lenien\w*|flexib\w*|grace period|extension|accommodat\w*|cut us some slack|"
             r"special consideration|consider our (situation|case)|make an exception)\b"),
         (4, r"\bspecial (circumstance|case|situation|consideration)s?\b|\bunusual (circumstance|situation)s?\b|\bmake an allowance\b"),
+        # "one oncologist was on medical leave; would the program take that into account?"
+        (4, r"\btake (that|this|it|these|those|our situation)( \w+)? into (account|consideration)\b|\btake into (account|consideration)\b"),
     ),
 }
 
@@ -181,7 +183,9 @@ def unpublished(text: str, topics: list[tuple[str, list[str]]]) -> str | None:
 @lru_cache(maxsize=8)
 def _keyword_patterns(topics: tuple[tuple[str, tuple[str, ...]], ...]) -> list[tuple[str, re.Pattern[str]]]:
     # One alternation per topic, built once per knowledge version: a message checks each topic once.
-    return [(topic_id, re.compile("|".join(rf"\b{re.escape(k)}" for k in keywords)))
+    # A keyword matches as a word start ("renew" finds "renewal"), except a short one, which must be
+    # the whole word or its plural: "fee" must not find "feels".
+    return [(topic_id, re.compile("|".join(rf"\b{re.escape(k)}" + (r"s?\b" if len(k) <= 4 else "") for k in keywords)))
             for topic_id, keywords in topics if keywords]
 
 

@@ -56,7 +56,7 @@ _WORK_BEFORE = re.compile(r"\b(abstraction|abstracted|completion|completed|compl
 
 
 # Words right after a bare number that say it is the practice's score: "a 76.5 overall", "68 on fall 2025".
-_LABEL_AFTER = re.compile(r"^\s*(?:%\s*)?,?\s*(?:(?:for |as )?(?:the )?overall|oqs|aggregate|(?:(?:on|for|in|from) )?(?:the )?(?:certification |cert )?(?:pathway|measures|fall|spring|autumn|round|report|last (?:fall|spring)))\b")
+_LABEL_AFTER = re.compile(r"^\s*(?:%\s*)?,?\s*(?:to be (?:precise|exact)|(?:for |as )?(?:the )?overall|oqs|aggregate|(?:(?:on|for|in|from) )?(?:the )?(?:certification |cert )?(?:pathway|measures|fall|spring|autumn|round|report|last (?:fall|spring)))\b")
 _ADJACENT_LABEL = re.compile(r"\b(shows?|showed|reads|lists|report|score|oqs|overall|aggregate|quality score|result|grade|numbers? (?:show|shows|showed|say|says|are|were|at)|"
                              r"practice-wide|report says|says|got|scored|at|as|came out|came in|came back|landed|ended up)(?:\s*\([^)]{0,20}\))?\W{0,3}(?:of|was|is|=|:)?\s*(?:a|an)?\s*$|(?:^|\s)an?\s+$")
 # "our score preview for the fall 2025 round is 80.5": the label may sit before a year.
@@ -66,7 +66,8 @@ _SCORE_IS = re.compile(r"\b(score|oqs|quality score|result|grade|number|percenta
 _ROUND_LABEL = re.compile(r"\b(spring|fall|autumn)\s*'?\d{2,4}(\s+round)?\s*([:=]|,|\s-)\s*$")
 # "if it is 74.6, does it become 75?": a score supposed for the question is read as one.
 _SUPPOSED = re.compile(r"\b(if|say|suppose|assuming|what if) (it|the (score|grade|result|oqs)|we|our (score|grade|result|oqs)) "
-                       r"(is|was|were|got|get|had|scored|land|landed|hit|pull|came (in|back) at|come (in|back) at|end(ed)? up (with|at))\s+(exactly\s+|only\s+|just\s+)?(an?\s+)?$|"
+                       r"(is|was|were|got|get|had|scored|land|landed|hit|pull|came (in|back) at|come (in|back) at|end(ed)? up (with|at))\s+(exactly\s+|only\s+|just\s+)?(an?\s+|the\s+)?$|"
+                       r"\b(if|say|suppose|assuming|what if) it's\s+(exactly\s+|only\s+|just\s+)?(an?\s+|the\s+)?$|"
                        r"\b(hypothetically|in theory|theoretically|for argument's sake)\W{0,4}(speaking\W{0,4})?(say\s+)?(an?\s+)?$")
 _COMPARED = re.compile(r"\b((?:has|have|need|needs|must|needed|required) to (?:hit|reach|get|score|be|achieve|clear|meet)(?: at least)?(?: an?)?|"
                        r"(?:believes?|thinks?|thought|said|says|heard|told (?:me|us))\s+(?:that\s+)?(?:it'?s|it is|it was|the (?:threshold|cutoff|minimum) is)|"
@@ -78,6 +79,7 @@ _COMPARED = re.compile(r"\b((?:has|have|need|needs|must|needed|required) to (?:h
                        r"(?:keeps?|kept) (?:saying|telling (?:me|us)|insisting|quoting))(?:\s+that)?"
                        r"(?:\s+it'?s|\s+it is|\s+it was|\s+it as|\s+the (?:threshold|cutoff|minimum|passing score|bar) (?:is|was|is now|went up to|has gone up to|changed to))?|"
                        r"(?:is|does|would|will) (?:that|this|it)(?: be| count as| mean| equal| make| round to)?|becomes?|become|turns? into|"
+                       r"(?:convinced|insists|claims|argues|thinks|believes)\s+(?:that\s+)?(?:it|this|that)\s+(?:means|is|was)|"
                        r"compar\w*(?: it| them| that)? (?:to|with|against)|i (?:thought|think|assumed) (?:it was|it's|it is)|"
                        r"round(?:ed|s)?(?: it)?(?: up| down)? to|count(?:s|ed)? as|equal to|same as|higher than|lower than|more than|less than|above|below|instead of|vs\.?|versus)\s+(?:a\s+)?$")
 _ALTERNATIVE_AFTER = re.compile(r"^\s*(?:%|pct|percent)?\s*(?:exactly (?:a )?pass|or\s+\d|(?:pass(?:es)?|passing|counts?) or\b(?!\s+(?:not|nah|no|nope)\b)|(?:per|for each|on each|for every|each)\s+(?:measure|site|module|location|clinic))")
@@ -402,13 +404,15 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
         rf"\b(its|their) own\s+(\w+\s+){{0,3}}(polic\w*|procedures?|rule ?books?|p&ps?|manuals?|playbooks?|way of doing things)\b|\bloose (affiliation|network|group|federation|confederation|collection)\b|"
         rf"\b{_NEG}\s+(\w+\s+){{0,3}}(the same|same|shared|common|identical)\s+(\w+\s+){{0,1}}(policies|procedures)|"
         rf"\bpolicies (and procedures )?(differ|vary|are different|aren't the same|are not the same)|"
+        rf"\b(polic\w*|procedures?|p&ps?)\b[^.?!]{{0,120}}(?<!or )(?<!or are )(?<!or still )\b(still |each )?(follow|follows|use|uses|keep|keeps|kept|run on|runs on|on)\s+(their|its)\s+own\b(?!\s+(\w+\s+)?(emr|ehr|schedul\w*|billing|staff|managers?|labs?|pharmac\w*|doctors|physicians))|"
         rf"\bnot (all|every) (of )?(our |the )?(sites?|offices?|locations?|clinics?)\s+(\w+\s+){{0,2}}(follow|use|share|have|operate under|run under)\s+the same")),
     ("same_policies", True, re.compile(
         r"\b(same|shared|common|identical|single|one set of|unified|uniform|standardi[sz]ed|centrali[sz]ed)\s+(\w+\s+){0,3}(policies|procedures|protocols|p&ps?|p & p|policy (manual|book|binder|handbook))|"
         r"\bone (policy|policies and procedures|procedure) (manual|book|binder|handbook)\b|"
         r"\b(same|shared|common|single|one)\s+(\w+\s+){0,3}(rules?|policy|procedures?|office) (binder|manual|book|handbook)s?\b|"
         r"\b(one|a single|the same|single)\s+(\w+\s+){0,2}(director|leader|leadership|committee|person|office|team)\s+(\w+\s+){0,2}(owns|sets|writes|approves|manages|maintains|controls|decides|in charge of|responsible for)\s+(\w+\s+){0,3}polic(y|ies)|"
-        r"\b(sites|clinics|offices|locations|we|all|both)\s+(\w+\s+)?(share|follow|use|run on|operate under)\s+(the same |one |a single |common |our )?(set of )?(policies|procedures|p&ps?)\b|"
+        r"\b(sites|clinics|offices|locations|we|all|both)\s+(\w+\s+)?(share|follow|use|run on|operate under)\s+(the same |one |a single |common |our |all (of )?(their |our |the )?|their )?(set of )?(policies|procedures|p&ps?)\b|"
+        r"\b(follows?|following|uses?|using|runs? on|operates? under)\s+(our|the same|one|the practice's|the main)\s+(\w+\s+)?policy( and procedure)? (manual|book|binder|handbook)\b|"
         r"\b(follows?|following|uses?|using|runs? on|running on|operates? under)\s+(the\s+)?(main|home|parent|central|practice's|practice-wide|same|our)\s+(\w+\s+)?(policies|procedures|p&ps?)\b|"
         r"\b(they're|they are|it's|it is|are|is|be|being|gets?|got|were|was)\s+(all\s+|now\s+|already\s+)?(on|under)\s+(our|the same|one|a single|shared|common)\s+(set of\s+)?(policies|procedures|p&ps?)\b|"
         r"\b(director|leader|leadership|committee|person|office|team)\s+(\w+\s+){0,2}(owns|sets|writes|approves|manages|maintains|controls|enforces)\s+(\w+\s+){0,3}polic(y|ies)\s+(\w+\s+){0,2}(for|across|at|in) (all|every|each)\b|"
@@ -445,7 +449,7 @@ _COUNT_WORDS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7
 
 
 # "not sure whether we met the chart targets" states no fact either way.
-_UNSURE = re.compile(r"\b((must|should|do|does|can|could|will|would|shall) we|do we (have|need) to|not sure|unsure|don't know|do not know|no idea|not certain|uncertain|unclear|wondering|can't remember|cannot remember|whether|if we)\b")
+_UNSURE = re.compile(r"\b((must|should|do|does|can|could|will|would|shall) we|do we (have|need) to|not sure|unsure|don't know|do not know|no idea|no clue|dunno|not certain|uncertain|unclear|wondering|can't remember|cannot remember|whether|if we)\b")
 
 
 # "we didn't skip the pathway": a negated verb of leaving out, which reverses the statement. The verb must
@@ -477,7 +481,8 @@ def _extract_checklist(text: str, ex: Extraction) -> set[str]:
 
 
 # "we skipped the collection round entirely this year": no round at all (unless one is named as done).
-_SKIPPED_ROUND = re.compile(r"\b(skip|skipped|skipping|sat out|sit out|missed)\s+(the\s+|a\s+|this\s+|that\s+|every\s+|all\s+)?(\w+\s+){0,2}(collection\s+)?(round|cycle|session)s?\b")
+_SKIPPED_ROUND = re.compile(r"\b(skip|skipped|skipping|sat out|sit out|missed)\s+(the\s+|a\s+|this\s+|that\s+|every\s+|all\s+)?(\w+\s+){0,2}(collection\s+)?(round|cycle|session)s?\b|"
+                            r"\b(skip|skipped|skipping|sat out|sit out|missed)\s+(the\s+)?(qopi|participating|participation)\b(?!\s+(certification|modules?|measures?))")
 
 
 _UNDECIDED_POLICIES = re.compile(
@@ -502,8 +507,9 @@ def _extract_statements(text: str, ex: Extraction) -> None:
             if value is False and _DOUBLE_NEGATIVE.search(m.group(0)):
                 value = True  # "we didn't skip the certification pathway": two negatives
             setattr(ex.facts, fact, value)
-    if ex.facts.same_policies is True and _UNDECIDED_POLICIES.search(text):
-        ex.facts.same_policies = None  # five sites share them, two new ones may or may not adopt them: ask
+    if ex.facts.same_policies is not None and _UNDECIDED_POLICIES.search(text):
+        # "five sites share them; whether the two new ones adopt them or keep their own is undecided": ask
+        ex.facts.same_policies = None
     if ex.facts.participated_round is None and ex.facts.completed_round is None and _SKIPPED_ROUND.search(text):
         ex.facts.participated_round = False
     ex.facts.integration_evidence = [label for label, pattern in _INTEGRATION if pattern.search(text)]

@@ -68,6 +68,7 @@ class Understanding(BaseModel):
     reminder: Literal["start", "stop"] | None = None  # "remind me before it expires" / "stop the reminders"
     reminder_days: int | None = None  # a lead time the request names ("a month before" -> 30)
     rules_applied: list[str] = Field(default_factory=list)  # which reading rules changed the model's reading
+    direct_question: bool = False  # a question sentence of its own (a question word, not inside a quote)
 
 
 class _Reading(BaseModel):
@@ -162,14 +163,16 @@ def facts_make_a_case(r: _Reading, topic: Intent, question: str) -> Intent:
     if not has_case:
         return topic
     if topic in (Intent.SAMPLING, Intent.ATTESTATION, Intent.MODULES, Intent.MEASURES, Intent.STANDARDS) \
-            and re.search(_TOPIC_WORDS[topic], question) and not re.search(r"\b(eligib\w*|apply|qualify)\b", question):
+            and re.search(_TOPIC_WORDS[topic], question) and not re.search(r"\b(eligib\w*|apply|qualify|percent)\b|\d\s*%|\b[4-9]\d(\.\d+)?\b", question):
         return topic  # "80% in spring 2025 - are we eligible? And must we still submit the colorectal module?"
     if topic in (Intent.GREETING, Intent.APPLICATION, Intent.SCORE_THRESHOLD, Intent.SAMPLING, Intent.ATTESTATION,
                  Intent.MODULES, Intent.MEASURES, Intent.STANDARDS, Intent.OUT_OF_SCOPE, Intent.MULTI_SITE):
         specific = re.search(r"\b(what (is|are|does)|what's|how many|which|explain|where)\b.{0,40}"
                              r"\b(attestation|sampling|modules?|measures?|standards|application process|form)\b", question)
+        states_case = bool(re.search(r"\d\s*%|\b[4-9]\d(\.\d+)?\b", question)) and bool(re.search(r"\b(problem|issue)\b", question))
         if topic in (Intent.APPLICATION, Intent.SCORE_THRESHOLD, Intent.GREETING, Intent.OUT_OF_SCOPE) or \
-                (not specific and _asks_about_applying(question)):
+                (not specific and (_asks_about_applying(question) or states_case)):
+            # ("77% spring 2025 but the charts were hand-picked - problem?" asks about the case it states)
             if topic is Intent.MULTI_SITE and (not _asks_about_applying(question) or re.search(
                     r"\b(together|separate\w*|one application|single application|as one|entit\w+|each|every|sites?|locations?|clinics?)\b",
                     question)):
@@ -193,7 +196,7 @@ _TOPIC_WORDS = {
     Intent.ATTESTATION: r"\b(attestation|pool)\b", Intent.MODULES: r"\bmodules?\b", Intent.MEASURES: r"\bmeasures?\b",
     Intent.STANDARDS: r"\bstandards\b",
     Intent.CONTACT: r"\b(e-?mail address|phone number|contact (info|details|address)|send (my |our |any )?questions|"
-                    r"who (do|should|can) (i|we) (ask|contact|call|email|write to))\b",
+                    r"who (do|should|can) (i|we) (ask|contact|call|email|write to)|reach (the |your )?(qcp |certification |program )?(team|staff|people|help ?desk))\b",
 }
 
 
@@ -552,7 +555,9 @@ def understand(raw: str, today: dt.date, kb: Knowledge, pending: MissingFact | N
     escalation = next((i for i in intents if i in ESCALATIONS), None)
     doubt = _doubt(r, intents, ex)
     nothing_ours = not (r.domain or r.program_words or _has_facts(ex.facts) or staff_topic)
-    return Understanding(doubt=doubt, sure=whole.confident or any(p.confident for _, p in r.asked), nothing_ours=nothing_ours,
+    direct_question = any(re.match(r"((and|also|so|ok|okay|but|btw|oh|hey)\W+)*(what|what's|whats|how|when|which|who|where|why)\b", q)
+                          and not re.search(r"[\"“”]", q) for q in asked_texts)
+    return Understanding(doubt=doubt, direct_question=direct_question, sure=whole.confident or any(p.confident for _, p in r.asked), nothing_ours=nothing_ours,
         text=text, intent=intent, intents=intents, confidence=round(whole.score, 3),
         runner_up=Intent(whole.runner_up) if whole.runner_up else None,
         facts=ex.facts, problems=ex.problems, threshold_question=ex.threshold_question,
@@ -564,7 +569,7 @@ def understand(raw: str, today: dt.date, kb: Knowledge, pending: MissingFact | N
         asks_round_dates=bool(re.search(r"\bwhen (does|do|will|is)\b.{0,30}\bround\b.{0,20}\b(open|close|start|end|due)|(?<!to the )\bround (dates?|schedule|calendar|deadlines?)\b|\bwhen is the (next )?(\w+ )?round\b|\bwhen('s| is) the next\b", text)),
         escalation=escalation, rules_applied=r.applied, own_score=bool(_OWN_SCORE.search(text)) and not _GENERAL.search(text),
         reminder=cues.reminder_request(text), reminder_days=cues.reminder_lead_days(text),
-        asks_integration_evidence=not re.search(r"\b(apply as (one|a single)\b[^.?!]{0,30}\bor\b|one application or|separate (practices|applications|entities)\?|together or separately)", text) and bool(re.search(r"\b(proof|prove|show|demonstrate|evidence|document\w*|papers)\b.{0,60}\b(integrat|connected|linked|tied together|unified|work(ing)? together|function(ing)? as one|as one (practice|entity)|(really |actually |truly )?one (practice|entity))", text)
+        asks_integration_evidence=not re.search(r"\b(apply as (one|a single)\b[^.?!]{0,30}\bor\b|one application or|separate (practices|applications|entities)\?|together or separately)", text) and bool(re.search(r"\b(proof|prove|show|demonstrate|evidence|document\w*|papers)\b.{0,100}\b(integrat|connected|linked|tied together|unified|work(ing)? together|function(ing)? as one|as one (practice|entity)|(really |actually |truly )?one (practice|entity))", text)
                                      or re.search(r"\bcount as (integrated|one (practice|entity))", text)
                                      or re.search(r"\b(have to|need to|must)\b.{0,30}\b(rotate|share (an? |one )?(emr|ehr)|(same|one|single) tax id)", text)),
     )
