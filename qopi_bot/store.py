@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from qopi_bot.audit import AnswerRecord, answer_row
 from qopi_bot.clock import utcnow
 from qopi_bot.dbexec import SyncRunner
+from qopi_bot.prepared import execute as run
 from qopi_bot.schema import (  # noqa: F401  (tables re-exported for tests and tools)
     answer_log, case_events, cases, conversations, email_threads, inbox, messages, metadata, outbox, processed_events,
 )
@@ -151,7 +152,7 @@ class Store:
 
     async def load_state(self, key: str) -> ConversationState | None:
         query = self._load_state_query()
-        row = await self.reader.run(lambda conn: conn.execute(query, {"key": key}).first(), write=False)
+        row = await self.reader.run(lambda conn: run(conn, query, {"key": key}).first(), write=False)
         return ConversationState.model_validate(row[0]) if row else None
 
     async def save_turn(self, key: str, channel: str, state: ConversationState,
@@ -165,16 +166,23 @@ class Store:
                 for role, author, text in lines]
 
         save = self._save_state_statement()
+        log_insert, line_insert = self._plain_insert(answer_log), self._plain_insert(messages)
         state_row = dict(key=key, channel=channel, state=data, created_at=now, updated_at=now)
 
         def op(conn: Connection) -> None:
             if logged is not None:
-                conn.execute(insert(answer_log), logged)
+                run(conn, log_insert, logged)
             if rows:
-                conn.execute(insert(messages), rows)
-            conn.execute(save, state_row)
+                run(conn, line_insert, rows)
+            run(conn, save, state_row)
 
         await self._write(unit, op)
+
+    def _plain_insert(self, table: Table) -> Any:
+        stmt = self._statements.get((table.name, "insert"))
+        if stmt is None:
+            stmt = self._statements[(table.name, "insert")] = insert(table)
+        return stmt
 
     def _save_state_statement(self) -> Any:
         # One statement whether the conversation is new or not (an insert that turns into an update).
@@ -290,7 +298,7 @@ class Store:
         if await self.claim_event(message_key, source=owner):
             return True
         held = self._claim_holder_query()
-        row = await self.reader.run(lambda conn: conn.execute(held, {"key": message_key}).first(), write=False)
+        row = await self.reader.run(lambda conn: run(conn, held, {"key": message_key}).first(), write=False)
         return row is not None and row[0] == owner
 
     def _claim_holder_query(self) -> Any:
@@ -308,10 +316,10 @@ class Store:
         held, load = self._claim_holder_query(), self._load_state_query()
 
         def read(conn: Connection) -> tuple[Any, Any]:
-            row = conn.execute(held, {"key": message_key}).first()
+            row = run(conn, held, {"key": message_key}).first()
             if conversation_key is None or (row is not None and row[0] != owner):
                 return row, None
-            state = conn.execute(load, {"key": conversation_key}).first()
+            state = run(conn, load, {"key": conversation_key}).first()
             return row, state[0] if state else None
 
         row, state = await self.reader.run(read, write=False)
@@ -322,9 +330,9 @@ class Store:
         stmt = self._insert_ignore(processed_events, processed_events.c.event_id)
 
         def op(conn: Connection) -> None:
-            if conn.execute(stmt, values).rowcount == 1:
+            if run(conn, stmt, values).rowcount == 1:
                 return
-            if conn.execute(held, {"key": message_key}).scalar_one_or_none() != owner:
+            if run(conn, held, {"key": message_key}).scalar_one_or_none() != owner:
                 raise UnitConflict(f"{message_key} already answered")
 
         unit.add(op)
@@ -362,7 +370,7 @@ class Store:
         stmt = self._insert_ignore(inbox, inbox.c.source, inbox.c.external_id, returning=inbox.c.id)
 
         def put(conn: Connection) -> list[int | None]:
-            return [conn.execute(stmt, row).scalar_one_or_none() for row in rows]
+            return [run(conn, stmt, row).scalar_one_or_none() for row in rows]
 
         return [int(i) if i is not None else None for i in await self.runner.run(put)]
 
@@ -385,7 +393,7 @@ class Store:
                             processed_at=bindparam("at", type_=inbox.c.processed_at.type), lease_until=None))
             self._statements[("inbox", "finish")] = stmt
         params = {"item_id": item_id, "owner": self.owner, "new_status": status, "error": error, "at": utcnow()}
-        await self._write(unit, lambda conn: conn.execute(stmt, params))
+        await self._write(unit, lambda conn: run(conn, stmt, params))
 
     async def inbox_release(self, item_id: int, error: str) -> None:
         async with self.engine.begin() as conn:
@@ -450,7 +458,7 @@ class Store:
         stmt = self._insert_ignore(outbox, outbox.c.dedupe_key, returning=outbox.c.id)
 
         def op(conn: Connection) -> None:
-            new_id = conn.execute(stmt, values).scalar_one_or_none()
+            new_id = run(conn, stmt, values).scalar_one_or_none()
             if held and new_id is not None:
                 unit._pending_leased.append(OutboxItem(
                     id=int(new_id), channel=channel, kind=kind, recipient=recipient, payload=payload,
@@ -487,7 +495,7 @@ class Store:
             self._statements[("outbox", "sent_many")] = stmt
         now = utcnow()
         params = [{"item_id": i, "sent_result": r, "sent_at": now} for i, r in done]
-        await self.runner.run(lambda conn: conn.execute(stmt, params))
+        await self.runner.run(lambda conn: run(conn, stmt, params))
 
     def _held(self, item_id: int) -> Any:
         # Only while this process still holds the item: after its lease ran out another
@@ -559,7 +567,7 @@ class Store:
     async def replies_since(self, recipient: str, since: dt.datetime, kind: str = "reply") -> int:
         query = self._replies_since_query()
         params = {"recipient": recipient.lower(), "kind": kind, "since": since}
-        return int(await self.reader.run(lambda conn: conn.execute(query, params).scalar_one(), write=False))
+        return int(await self.reader.run(lambda conn: run(conn, query, params).scalar_one(), write=False))
 
     async def email_context(self, thread_ids: Sequence[str], new_key: str, recipient: str,
                             since: dt.datetime) -> tuple[str, int, ConversationState | None] | None:
@@ -583,8 +591,8 @@ class Store:
                     if found[1] is not None:
                         return None
                     key = found[0]
-            row = conn.execute(load, {"key": key}).first()
-            return key, int(conn.execute(count, params).scalar_one()), row[0] if row else None
+            row = run(conn, load, {"key": key}).first()
+            return key, int(run(conn, count, params).scalar_one()), row[0] if row else None
 
         found = await self.reader.run(read, write=False)
         if found is None:
@@ -598,7 +606,7 @@ class Store:
         """Remember which conversation (and case) an email Message-ID belongs to; the first link wins."""
         values = dict(message_id=message_id, conversation_key=conversation_key, case_id=case_id, created_at=utcnow())
         stmt = self._insert_ignore(email_threads, email_threads.c.message_id)
-        await self._write(unit, lambda conn: conn.execute(stmt, values))
+        await self._write(unit, lambda conn: run(conn, stmt, values))
 
     async def thread_for(self, message_ids: Sequence[str]) -> tuple[str, int | None] | None:
         if not message_ids:
