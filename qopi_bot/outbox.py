@@ -93,6 +93,17 @@ class Dispatcher:
             groups.setdefault(order_key(item), []).append(item)
         slots = asyncio.Semaphore(self.concurrency)
         unstarted: list[OutboxItem] = []
+        settled = 0  # handed-off items already counted out of handed_open
+
+        def one_done() -> None:
+            # Flow control reads handed_open: count each handed item out as soon as it is
+            # sent, not when the whole batch is, so waiting senders hear of room at once.
+            nonlocal settled
+            if handed:
+                settled += 1
+                self.handed_open = max(0, self.handed_open - 1)
+                if self.on_progress is not None:
+                    self.on_progress()
 
         async def run_group(group: list[OutboxItem]) -> None:
             for n, item in enumerate(group):
@@ -104,6 +115,7 @@ class Dispatcher:
                         unstarted.extend(group[n:])
                         return
                     await self._deliver(item)
+                    one_done()
 
         try:
             await asyncio.gather(*(run_group(g) for g in groups.values()))
@@ -113,7 +125,7 @@ class Dispatcher:
             await self._sent.drain()  # the batch's "sent" marks are committed before the next claim
         finally:
             if handed:
-                self.handed_open = max(0, self.handed_open - len(items))
+                self.handed_open = max(0, self.handed_open - (len(items) - settled))
                 if self.on_progress is not None:
                     self.on_progress()
         return len(items)
