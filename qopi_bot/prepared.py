@@ -58,6 +58,7 @@ class _Compiled:
     names: tuple[str, ...]
     binds: tuple[Processor, ...]
     results: tuple[Processor, ...] | None  # None: the statement returns no rows
+    constants: dict[str, Any] | None = None  # values of the binds no row supplies (None: use construct_params)
 
 
 _cache: dict[tuple[int, str, tuple[str, ...]], _Compiled | None] = {}
@@ -96,8 +97,13 @@ def _through_sqlalchemy(conn: Connection, stmt: ClauseElement, params: Any) -> R
 
 
 def _bind(prepared: _Compiled, row: Mapping[str, Any]) -> list[Any]:
-    full = prepared.compiled.construct_params(row, _check=False)
-    return [p(full[n]) if p else full[n] for n, p in zip(prepared.names, prepared.binds)]
+    if prepared.constants is None:
+        full = prepared.compiled.construct_params(row, _check=False)
+        return [p(full[n]) if p else full[n] for n, p in zip(prepared.names, prepared.binds)]
+    # Parameters by name from the row; the statement's own literal values (status="sent",
+    # lease_until=None) were worked out once, as construct_params gives them.
+    return [p(v) if p else v for p, v in zip(prepared.binds, (
+        row[n] if n in row else prepared.constants[n] for n in prepared.names))]
 
 
 def _prepare(conn: Connection, stmt: ClauseElement, keys: tuple[str, ...]) -> _Compiled | None:
@@ -125,4 +131,11 @@ def _compile(conn: Connection, stmt: ClauseElement, keys: tuple[str, ...]) -> _C
     results: tuple[Processor, ...] | None = None
     if compiled._result_columns:
         results = tuple(entry.type._cached_result_processor(dialect, None) for entry in compiled._result_columns)
-    return _Compiled(stmt, str(compiled), compiled, names, binds, results)
+    # Binds a row does not supply are the statement's literal values: constant, unless a
+    # bind computes its value (callable_), which is left to construct_params every time.
+    fixed = [n for n in names if n not in keys]
+    constants: dict[str, Any] | None = None
+    if not any(getattr(compiled.binds.get(n), "callable", None) is not None for n in fixed):
+        full = compiled.construct_params({}, _check=False)
+        constants = {n: full[n] for n in fixed}
+    return _Compiled(stmt, str(compiled), compiled, names, binds, results, constants)
