@@ -44,11 +44,14 @@ class ItemBatch:
         item without a known conversation is never batched with others)."""
         return bool(self._pending) and (conversation is None or conversation in self._touched)
 
-    async def settle(self, keys: Sequence[str]) -> None:
+    async def settle(self, keys: Sequence[str]) -> bool:
         """Commit now if the batch wrote anything under one of `keys` (a conversation, an
-        email Message-ID, a recipient) that the item about to read it must see."""
+        email Message-ID, a recipient) that the item about to read it must see. True if it
+        committed (what the caller read under those keys before is then out of date)."""
         if self._pending and any(k in self._touched for k in keys):
             await self.commit()
+            return True
+        return False
 
     async def add(self, item: InboxItem, conversation: str | None, unit: Unit, keys: Sequence[str] = ()) -> None:
         self._pending.append((item, unit))

@@ -93,6 +93,17 @@ class Dispatcher:
             groups.setdefault(order_key(item), []).append(item)
         slots = asyncio.Semaphore(self.concurrency)
         unstarted: list[OutboxItem] = []
+        settled = 0  # handed-off items already counted out of handed_open
+
+        def one_done() -> None:
+            # Flow control reads handed_open: count each handed item out as soon as it is
+            # sent, not when the whole batch is, so waiting senders hear of room at once.
+            nonlocal settled
+            if handed:
+                settled += 1
+                self.handed_open = max(0, self.handed_open - 1)
+                if self.on_progress is not None:
+                    self.on_progress()
 
         async def run_group(group: list[OutboxItem]) -> None:
             for n, item in enumerate(group):
@@ -104,6 +115,7 @@ class Dispatcher:
                         unstarted.extend(group[n:])
                         return
                     await self._deliver(item)
+                    one_done()
 
         try:
             await asyncio.gather(*(run_group(g) for g in groups.values()))
@@ -113,7 +125,7 @@ class Dispatcher:
             await self._sent.drain()  # the batch's "sent" marks are committed before the next claim
         finally:
             if handed:
-                self.handed_open = max(0, self.handed_open - len(items))
+                self.handed_open = max(0, self.handed_open - (len(items) - settled))
                 if self.on_progress is not None:
                     self.on_progress()
         return len(items)
@@ -122,24 +134,32 @@ class Dispatcher:
         # A send can outlast the lease (a slow relay, a Slack API taking its time): keep the
         # lease alive while it runs, or another process would take the item over and send
         # it a second time.
-        keeper = asyncio.create_task(self._keep_lease(item.id), name=f"lease-{item.id}")
+        # The keeper task is only started once a third of the lease has gone by: most sends
+        # finish long before, and a task per send (created, cancelled, awaited) was a
+        # noticeable share of what delivering a reply costs.
+        keeper: list[asyncio.Task[None]] = []
+        lease = self.settings.lease_seconds
+        timer = asyncio.get_running_loop().call_later(
+            lease / 3, lambda: keeper.append(asyncio.create_task(self._keep_lease(item.id), name=f"lease-{item.id}")))
         try:
             await self._attempt(item)
         finally:
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
+            timer.cancel()
+            for task in keeper:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     async def _keep_lease(self, item_id: int) -> None:
         lease = self.settings.lease_seconds
         while True:
-            await asyncio.sleep(lease / 3)
             try:
                 if not await self.store.outbox_renew(item_id, lease):
                     log.warning("outbox.lease_lost", channel=self.channel, item=item_id)
                     return
             except Exception as exc:  # the database hiccuped: try again at the next tick
                 log.warning("outbox.lease_renew_failed", channel=self.channel, item=item_id, error=type(exc).__name__)
+            await asyncio.sleep(lease / 3)
 
     async def _attempt(self, item: OutboxItem) -> None:
         try:

