@@ -39,18 +39,20 @@ def test_the_shipped_statement_model_was_trained_on_the_shipped_statements() -> 
 def test_staff_teach_a_new_way_of_saying_the_sites_share_policies(tmp_path: Path) -> None:
     folder = _copy_knowledge(tmp_path)
     env = {"QOPI_KNOWLEDGE_DIR": str(folder)}
-    message = "Our three clinics all run by the Zorblat codex, word for word. Do we apply together or one by one?"
+    message = "Our three clinics all run by the Zorblat codex of procedures, word for word. Do we apply together or one by one?"
     [before] = ask(tmp_path, message, env=env)
-    # No pattern and no example knows the "Zorblat codex": the bot asks rather than guess.
+    # No pattern and no example knows the "Zorblat codex": the bot asks rather than guess. (A shared
+    # reading also needs a word for policies or procedures somewhere in the message: the contract
+    # decides on them, and a common EMR alone says nothing of them.)
     assert before["intent"] == "multi_site" and before["outcome"] == "needs_info"
     assert "same_policies" in before["missing"]
 
     path = folder / "statements" / "same_policies.yaml"
     data = yaml.safe_load(path.read_text())
     data["readings"]["shared"] += [
-        "every one of our clinics runs by the Zorblat codex, word for word",
-        "both offices run by the same Zorblat codex, word for word, no local versions",
-        "all four sites run by one Zorblat codex; how do we apply?",
+        "every one of our clinics runs by the Zorblat codex of procedures, word for word",
+        "both offices run by the Zorblat codex of procedures, word for word, no local versions",
+        "all four sites run by the Zorblat codex of procedures; how do we apply?",
     ]
     path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
     check = _check(folder)
@@ -86,3 +88,10 @@ def test_a_short_reply_is_left_to_the_question_the_bot_asked() -> None:
     kb = load_knowledge()
     # Too few words for a model: "yes, both" answers the bot's own question, which the dialogue reads.
     assert statements.read(kb, "same_policies", "yes, both sites") == (None, None)
+
+
+def test_integration_evidence_alone_does_not_say_the_policies_are_shared(tmp_path: Path) -> None:
+    # The contract decides on policies; a shared EMR, tax ID and floating nurses say nothing of them.
+    [answer] = ask(tmp_path, "we use one EMR and one tax ID across both sites and the nurses float between them. "
+                             "is that enough to apply as one?")
+    assert answer["outcome"] == "needs_info" and "same_policies" in answer["missing"]

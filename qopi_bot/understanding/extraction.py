@@ -404,7 +404,7 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
         rf"\b(its|their) own\s+(\w+\s+){{0,3}}(polic\w*|procedures?|rule ?books?|p&ps?|manuals?|playbooks?|way of doing things)\b|\bloose (affiliation|network|group|federation|confederation|collection)\b|"
         rf"\b{_NEG}\s+(\w+\s+){{0,3}}(the same|same|shared|common|identical)\s+(\w+\s+){{0,1}}(policies|procedures)|"
         rf"\bpolicies (and procedures )?(differ|vary|are different|aren't the same|are not the same)|"
-        rf"\b(polic\w*|procedures?|p&ps?)\b[^.?!]{{0,120}}(?<!or )(?<!or are )(?<!or still )\b(still |each )?(follow|follows|use|uses|keep|keeps|kept|run on|runs on|on)\s+(their|its)\s+own\b(?!\s+(\w+\s+)?(emr|ehr|schedul\w*|billing|staff|managers?|labs?|pharmac\w*|doctors|physicians))|"
+        rf"\b(polic\w*|procedures?|p&ps?)\b[^.?!]{{0,120}}(?<!or )(?<!or are )(?<!or still )\b(still |each )?(follow|follows|use|uses|keep|keeps|kept|run on|runs on|still on)\s+(their|its)\s+own\b(?!\s+(\w+\s+)?(emr|ehr|schedul\w*|billing|staff|managers?|labs?|pharmac\w*|doctors|physicians))|"
         rf"\bnot (all|every) (of )?(our |the )?(sites?|offices?|locations?|clinics?)\s+(\w+\s+){{0,2}}(follow|use|share|have|operate under|run under)\s+the same")),
     ("same_policies", True, re.compile(
         r"\b(same|shared|common|identical|single|one set of|unified|uniform|standardi[sz]ed|centrali[sz]ed)\s+(\w+\s+){0,3}(policies|procedures|protocols|p&ps?|p & p|policy (manual|book|binder|handbook))|"
