@@ -294,6 +294,8 @@ def pool_membership_is_attestation(r: _Reading, topic: Intent, question: str) ->
     return topic
 
 
+# What may stand between two named things for them to be named together: "and", "or", "vs", "&", "/".
+_JOINING = re.compile(r"[\s\w#]*?\b(and|or|vs\.?|versus)\b[\s\w#]*|[\s\w#]*(&|/)[\s\w#]*")
 _PAIRABLE = (Intent.MEASURES, Intent.STANDARDS, Intent.MODULES, Intent.SAMPLING, Intent.ATTESTATION)
 
 
@@ -308,10 +310,8 @@ def two_topics_named_together(r: _Reading) -> None:
     others = [t for t in _PAIRABLE if t is not first and spans[t]]
     if len(others) != 1 or not spans[first]:
         return
-    joined = any(re.fullmatch(r"[\s\w#]*?\b(and|or|vs\.?|versus)\b[\s\w#]*|[\s\w#]*(&|/)[\s\w#]*", r.text[min(a[1], b[1]):max(a[0], b[0])])
-                 and len(r.text[min(a[1], b[1]):max(a[0], b[0])].split()) <= 6
-                 for a in spans[first] for b in spans[others[0]])
-    if joined:
+    gaps = (r.text[min(a[1], b[1]):max(a[0], b[0])] for a in spans[first] for b in spans[others[0]])
+    if any(len(gap.split()) <= 6 and _JOINING.fullmatch(gap) for gap in gaps):
         r.intents.append(others[0])
         r.applied.append("two_topics_named_together")
 
