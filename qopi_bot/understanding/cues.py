@@ -59,6 +59,8 @@ ESCALATION_CUES: dict[Intent, _W] = {
         (5, r"\b(certif\w*|apply\w*|application)\b[^.?!]{0,40}\b(separate(ly)? from|apart from|independent(ly)? (of|from)|without) (the |our )?((rest|main|other|remaining|whole)|(\w+ ){0,2}(sites|clinics|locations|offices|campuses))\b"),
         # "we would rather our application cover only our original three locations for now"
         (6, r"\b(cover|covers|covering|include|includes|including|limited to|limit it to)\s+only\s+(our|the|one|two|three|four|\d+)\b|\bonly (cover|include)\s+(our|the|one|two|three|\d+)\b"),
+        # "we'd rather not include it in the certification"
+        (6, r"\b(rather not|prefer not to|don't want to|do not want to|not want to)\s+include\s+(it|them|that|this|those|the)\b[^.?!]{0,40}\b(certif\w*|application|submission)"),
         # "can the peds heme clinic be left off our application?"
         (6, r"\b(be|been|get|got|being)\s+(left|kept|taken|dropped|pulled)\s+(off|out of)\s+(the |our )?(\w+\s+)?(application|certification|submission)\b"),
         (5, r"\b(leave|leaving|exclude|excluding|keep|keeping|drop|dropping|carve|carving|take|taking)\s+(\w+\s+){0,4}(site|location|office|clinic|campus|center|centre|satellite|practice|department|group|team)s?\s+(out|off)\b"),
@@ -126,7 +128,7 @@ _DOMAIN = re.compile(
 # Words of the certification business beyond the program's name: a question using them is ours.
 _PROGRAM_WORDS = re.compile(r"\d\s*%|\b([4-9]\d|100)(\.\d+)?\b|\b(grade|pass|passing|percent\w*|minimum|cut ?off|qualif\w*|integrat\w*|entity|entities|"
                             r"emr|ehr|tax id|affiliat\w*|merg\w*|until when|til when|how long|(last|final|closing|due|end) (\w+ )?(date|day)|submi\w+|score|round|site|sites|clinics?|offices?|locations?|tax ids?|practice|apply|application|charts?|policies|measures?|standards?|"
-                            r"report|threshold|deadline|expire\w*|valid|modules?|team|help desk|call|phone|email|person|someone)\b")
+                            r"report|threshold|deadline|expire\w*|valid|modules?|team|help desk|call|phone|email|person|someone|too late|in time)\b")
 _QUESTION = re.compile(
     r"\?|^((also|and|oh|so|ok|okay|btw|hey|hi|hello|actually|um|well|sorry|thanks|one more thing|quick q(uestion)?)[,:!.\s-]+)*"
     r"(can|could|is|are|do|does|did|what|what's|when|how|who|which|why|should|may|will|would|where)\b"
@@ -201,7 +203,7 @@ _REMINDER_STOP = re.compile(
     r"|\b(don'?t|do not|no longer)\s+(need|want)\s+(the\s+|any\s+|these\s+)?(reminders?|pings?)\b")
 _WHEN = r".{0,50}\b(before|ahead|prior|expir\w*|lapse\w*|deadline|last day|runs? out|closes?|valid)"
 _REMINDER_START = re.compile(
-    r"\bremind\s+(me|us|our team|the team)\b(?!,?\s+(of|what|what's|how|who|which|when|where|why|again)\b)"
+    r"\bremind\s+(me|us|our team|the team)\b(?!,?\s+(of|what|what's|how|who|which|when|where|why|again|the (pass|passing|cut|min|threshold|score|number|rule|phone|email|address)\w*)\b)"
     r"|\b(set|setup|set up|schedule|create|add|turn on)\s+(up\s+)?(a\s+|an\s+|some\s+|the\s+)?(\w+\s+)?(reminders?|heads[- ]up|alerts?)\b"
     r"|\b(want|like|need|get|send( me| us)?|give( me| us)?)\s+(a\s+|an\s+|some\s+|the\s+)?(\w+\s+)?(reminders?|heads[- ]up|nudge|alert)\b" + _WHEN +
     r"|\b(ping|nudge|alert|notify|email|message|warn)\s+(me|us)\b" + _WHEN +

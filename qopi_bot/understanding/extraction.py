@@ -56,7 +56,7 @@ _WORK_BEFORE = re.compile(r"\b(abstraction|abstracted|completion|completed|compl
 
 
 # Words right after a bare number that say it is the practice's score: "a 76.5 overall", "68 on fall 2025".
-_LABEL_AFTER = re.compile(r"^\s*(?:%\s*)?,?\s*(?:to be (?:precise|exact)|(?:for |as )?(?:the )?overall|oqs|aggregate|(?:(?:on|for|in|from) )?(?:the )?(?:certification |cert )?(?:pathway|measures|fall|spring|autumn|round|report|last (?:fall|spring)))\b")
+_LABEL_AFTER = re.compile(r"^\s*(?:%\s*)?[,.]?\s*(?:to be (?:precise|exact)|(?:for |as )?(?:the )?overall|oqs|aggregate|(?:(?:on|for|in|from) )?(?:the )?(?:certification |cert )?(?:pathway|measures|fall|spring|autumn|round|report|last (?:fall|spring)))\b")
 _ADJACENT_LABEL = re.compile(r"\b(shows?|showed|reads|lists|report|score|oqs|overall|aggregate|quality score|result|grade|numbers? (?:show|shows|showed|say|says|are|were|at)|"
                              r"practice-wide|report says|says|got|scored|at|as|came out|came in|came back|landed|ended up)(?:\s*\([^)]{0,20}\))?\W{0,3}(?:of|was|is|=|:)?\s*(?:a|an)?\s*$|(?:^|\s)an?\s+$")
 # "our score preview for the fall 2025 round is 80.5": the label may sit before a year.
@@ -164,7 +164,8 @@ def _extract_score(text: str, expecting_score: bool, ex: Extraction) -> None:
     for value, start, end, pct in _candidate_scores(text, expecting_score):
         before = text[max(0, start - 60):start]
         after = text[end:end + 40]
-        if re.search(r"\b(passing|minimum|min|required|cut ?off|threshold|needed)\s+(score|grade|mark|oqs|percentage)(\s+(for|to pass|to apply)(\s+\w+){0,2})?"
+        if re.search(r"\b(pass mark|cut ?off|threshold|minimum)\s*(is|was|=|:|of)\s*(still\s+|now\s+|really\s+)?$", before) \
+                or re.search(r"\b(passing|minimum|min|required|cut ?off|threshold|needed)\s+(score|grade|mark|oqs|percentage)(\s+(for|to pass|to apply)(\s+\w+){0,2})?"
                      r"\s*(is|was|=|:|of)?\s*(now\s+|really\s+|actually\s+)?(an?\s+)?$", before) \
                 or re.match(r"^\s*%?\s*(is |are |was )?(still |really |actually |now )?(the |a )?(cut ?off|threshold|minimum|passing (score|mark|grade|bar|threshold)|pass mark)\b", after):
             ex.threshold_question = True  # "passing score is 75 right?" names the threshold
@@ -404,6 +405,7 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
         rf"\b(its|their) own\s+(\w+\s+){{0,3}}(polic\w*|procedures?|rule ?books?|p&ps?|manuals?|playbooks?|way of doing things)\b|\bloose (affiliation|network|group|federation|confederation|collection)\b|"
         rf"\b{_NEG}\s+(\w+\s+){{0,3}}(the same|same|shared|common|identical)\s+(\w+\s+){{0,1}}(policies|procedures)|"
         rf"\bpolicies (and procedures )?(differ|vary|are different|aren't the same|are not the same)|"
+        rf"\b(runs? on|running on|follows?|following|uses?|operat\w+ (on|under))\s+(the\s+)?(?!our\b|practice's\b|main\b)(\w+'s|\w+s')\s+(\w+\s+)?(polic\w*|procedures?|p&ps?)|"
         rf"\b(polic\w*|procedures?|p&ps?)\b[^.?!]{{0,120}}(?<!or )(?<!or are )(?<!or still )\b(still |each )?(follow|follows|use|uses|keep|keeps|kept|run on|runs on|still on)\s+(their|its)\s+own\b(?!\s+(\w+\s+)?(emr|ehr|schedul\w*|billing|staff|managers?|labs?|pharmac\w*|doctors|physicians))|"
         rf"\bnot (all|every) (of )?(our |the )?(sites?|offices?|locations?|clinics?)\s+(\w+\s+){{0,2}}(follow|use|share|have|operate under|run under)\s+the same")),
     ("same_policies", True, re.compile(
@@ -418,10 +420,11 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
         r"\b(director|leader|leadership|committee|person|office|team)\s+(\w+\s+){0,2}(owns|sets|writes|approves|manages|maintains|controls|enforces)\s+(\w+\s+){0,3}polic(y|ies)\s+(\w+\s+){0,2}(for|across|at|in) (all|every|each)\b|"
         r"\b(policies|procedures)\s+(\w+\s+){0,3}(are |is )?(the same|shared|identical|uniform|standardi[sz]ed)\b|"
         r"\b(policies|procedures)\s+(apply|applied)\s+(across|at|to)\s+all\b|"
+        r"\b(polic\w*|procedures|p&ps?)\s+(\w+\s+){0,2}(fully |completely |all )?(replaced by|switched to|moved to|converted to|brought onto|aligned with) (ours|our own|our (polic\w*|procedures|p&ps?))\b|"
         r"\b(policies|procedures) (are |is )?(all )?(set|managed|written|maintained|decided|made|run|controlled) (centrally|by (one|a single|our central))|"
         r"\bcentral(ly)? (set|managed|written) (policies|procedures)|\b(we are|we're|are all|sites are|locations are|they are|they're)\s+(\w+\s+)?functionally integrated\b")),
     ("participated_round", False, re.compile(
-        rf"\b{_NEG}\s+(\w+\s+){{0,3}}(participat\w*|taken part|take part|took part|joined|join|done|did)\s+(\w+\s+){{0,3}}(qopi\s+)?(collection\s+)?(round|session|cycle|window)s?\b|"
+        rf"\b{_NEG}\s+(\w+\s+){{0,3}}(participat\w*|taken part|take part|took part|joined|join|done|did|do)\s+(\w+\s+){{0,3}}(qopi\s+)?(collection\s+)?(round|session|cycle|window)s?\b|"
         r"\bnever (\w+\s+)?(participated|taken part|took part|done a round|did a round|signed up|enrolled|registered)|"
         r"\b(outside|independent|independently) (of )?(any|a|the) (qopi )?(collection )?(round|cycle|session)")),
     ("participated_round", True, re.compile(r"\b(participated|took part|completed|finished|did|submitted)\s+(\w+\s+){0,3}(collection\s+)?round")),

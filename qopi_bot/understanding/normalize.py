@@ -135,6 +135,7 @@ def normalize(text: str) -> str:
     text = strip_signature(text).lower()
     text = re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", " ", text)
     text = re.sub(r"\s+", " ", text).strip()
+    text = re.sub(r"\b(\d{2}(?:\.\d+)?)ish\b", r"about \1", text)  # "prelim says 77ish"
     # Field names from an export ("overall_quality_score: 0.7999", "FALL_2025") read as their words.
     text = re.sub(r"(?<=[a-z0-9])_(?=[a-z0-9])", " ", text)
     text = _CONTRACTION.sub(lambda m: _CONTRACTIONS[m.group(1)], text)
