@@ -58,12 +58,12 @@ _WORK_BEFORE = re.compile(r"\b(abstraction|abstracted|completion|completed|compl
 # Words right after a bare number that say it is the practice's score: "a 76.5 overall", "68 on fall 2025".
 _LABEL_AFTER = re.compile(r"^\s*(?:%\s*)?[,.]?\s*(?:to be (?:precise|exact)|(?:for |as )?(?:the )?overall|oqs|aggregate|(?:(?:on|for|in|from) )?(?:the )?(?:certification |cert )?(?:pathway|measures|fall|spring|autumn|round|report|last (?:fall|spring)))\b")
 _ADJACENT_LABEL = re.compile(r"\b(shows?|showed|reads|lists|report|score|oqs|overall|aggregate|quality score|result|grade|numbers? (?:show|shows|showed|say|says|are|were|at)|"
-                             r"practice-wide|report says|says|got|scored|at|as|came out|came in|came back|landed|ended up)(?:\s*\([^)]{0,20}\))?\W{0,3}(?:of|was|is|=|:)?\s*(?:a|an)?\s*$|(?:^|\s)an?\s+$")
+                             r"practice-wide|report says|says|got|scored|at|as|came out|came in|came back|landed|ended up|prelim\w*)(?:\s*\([^)]{0,20}\))?\W{0,3}(?:of|was|is|=|:)?\s*(?:a|an)?\s*$|(?:^|\s)an?\s+$")
 # "our score preview for the fall 2025 round is 80.5": the label may sit before a year.
 _SCORE_IS = re.compile(r"\b(score|oqs|quality score|result|grade|number|percentage|mark|figure)s?\b[^.?!]{0,45}(?:\b(?:is|was|are|were|came back|came in|came out)|[=:])\s*(?:at\s+|exactly\s+|just\s+|only\s+)?(?:an?\s+)?$")
 # "Fall 2025: 84": a number labelled by the round it came from.
 # "Fall 2025: 84", "spring 2026 round, 80.2": a number right after the round it came from.
-_ROUND_LABEL = re.compile(r"\b(spring|fall|autumn)\s*'?\d{2,4}(\s+round)?\s*([:=]|,|\s-)\s*$")
+_ROUND_LABEL = re.compile(r"\b(spring|fall|autumn)\s*'?\d{2,4}(\s+round)?\s*([:=]|,|\s-)?\s*$")
 # "if it is 74.6, does it become 75?": a score supposed for the question is read as one.
 _SUPPOSED = re.compile(r"\b(if|say|suppose|assuming|what if) (it|the (score|grade|result|oqs)|we|our (score|grade|result|oqs)) "
                        r"(is|was|were|got|get|had|scored|land|landed|hit|pull|came (in|back) at|come (in|back) at|end(ed)? up (with|at))\s+(exactly\s+|only\s+|just\s+)?(an?\s+|the\s+)?$|"
@@ -426,6 +426,7 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
     ("participated_round", False, re.compile(
         rf"\b{_NEG}\s+(\w+\s+){{0,3}}(participat\w*|taken part|take part|took part|joined|join|done|did|do)\s+(\w+\s+){{0,3}}(qopi\s+)?(collection\s+)?(round|session|cycle|window)s?\b|"
         r"\bnever (\w+\s+)?(participated|taken part|took part|done a round|did a round|signed up|enrolled|registered)|"
+        r"\bnever (did|done|do|joined|completed|ran) (a |any |the )?(qopi )?(collection )?round\b|"
         r"\b(outside|independent|independently) (of )?(any|a|the) (qopi )?(collection )?(round|cycle|session)")),
     ("participated_round", True, re.compile(r"\b(participated|took part|completed|finished|did|submitted)\s+(\w+\s+){0,3}(collection\s+)?round")),
     ("abstraction_complete", False, re.compile(

@@ -146,7 +146,7 @@ def _asks_about_applying(text: str) -> bool:
 
 
 # The practice speaking of itself: a score in such a message is its own, not a threshold asked about.
-_WE = re.compile(r"\b(our|we|we've|we're|us)\b")
+_WE = re.compile(r"\b(our|we|we've|we're|us|client's|clients'|client [a-z]'s)\b")
 
 
 def _failing(f: Facts) -> bool:
@@ -184,6 +184,9 @@ def facts_make_a_case(r: _Reading, topic: Intent, question: str) -> Intent:
     if topic is Intent.MULTI_SITE and f.score is not None and f.site_count is None and f.same_policies is None \
             and not re.search(r"\b(sites?|locations?|clinics?|offices?|campus\w*|entit\w+|together|separate\w*)\b", r.text):
         return Intent.ELIGIBILITY  # "if we get a 74.6, does that count?": a score and no sites in sight
+    if topic is Intent.VALIDITY and _failing(f) and f.score is not None \
+            and not re.search(r"\b(until when|how long|when does|expire|last day|deadline|what date)\b", question):
+        return Intent.ELIGIBILITY  # "regular track, not the cert pathway. 85 in sp25. usable for cert?": the failure decides
     if topic is Intent.VALIDITY and _asks_about_applying(question) and f.score is not None \
             and not re.search(r"\b(until when|how long|when does|expire|last day|deadline|what date)\b", question):
         return Intent.ELIGIBILITY  # "Spring 2024, 90% - is it too late to apply?" wants a verdict
