@@ -37,11 +37,11 @@ _POLICY_WORDS = re.compile(r"\b(polic\w*|procedures?|p&ps?|protocols?|manuals?|b
 _DECODED: dict[tuple[str, str], IntentModel] = {}
 # Models known for a Knowledge object as loaded (the start-up cache hands them over decoded, and its
 # Knowledge carries no examples to hash).
-_BY_KB: dict[int, tuple[Knowledge, dict[str, IntentModel]]] = {}
+_BY_KB: dict[int, tuple[Knowledge, dict[str, IntentModel | None]]] = {}
 
 
-def remember(kb: Knowledge, models: dict[str, IntentModel]) -> None:
-    _BY_KB[id(kb)] = (kb, models)
+def remember(kb: Knowledge, models: dict[str, IntentModel | None]) -> None:
+    _BY_KB[id(kb)] = (kb, dict(models))
 
 
 def stored_models(kb: Knowledge) -> dict[str, IntentModel] | None:
@@ -76,10 +76,18 @@ def _stored(kb: Knowledge) -> dict[str, str]:
 
 
 def model(kb: Knowledge, fact: str) -> IntentModel | None:
-    """The model for one fact: the stored one when it matches the examples, else trained now."""
+    """The model for one fact, remembered for this Knowledge: workers read many messages with one
+    Knowledge, and hashing its few hundred examples for each one would be wasted work."""
     known_for_kb = _BY_KB.get(id(kb))
-    if known_for_kb is not None and known_for_kb[0] is kb:
-        return known_for_kb[1].get(fact)
+    if known_for_kb is None or known_for_kb[0] is not kb:
+        known_for_kb = _BY_KB[id(kb)] = (kb, {})
+    if fact not in known_for_kb[1]:
+        known_for_kb[1][fact] = _model_for_examples(kb, fact)
+    return known_for_kb[1][fact]
+
+
+def _model_for_examples(kb: Knowledge, fact: str) -> IntentModel | None:
+    """The stored model when it matches the examples, else trained now."""
     examples = _examples(kb, fact)
     if len({e.intent for e in examples}) < 2:
         return None
