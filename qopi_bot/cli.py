@@ -84,10 +84,11 @@ def knowledge_check(rounds: RoundsOpt = None) -> None:
     from qopi_bot.understanding.model_store import store_model
 
     published = sum(1 for r in kb.rounds if r.closes)
-    from qopi_bot.understanding import statements
+    from qopi_bot.understanding import conditions, statements
 
     typer.echo(store_model(kb, knowledge_dir(get_settings().knowledge_dir)))
     typer.echo(statements.store(kb, knowledge_dir(get_settings().knowledge_dir)))
+    typer.echo(conditions.store(kb, knowledge_dir(get_settings().knowledge_dir)))
     typer.echo(f"knowledge OK: {len(kb.rules)} rules with verbatim sources, {len(kb.rounds)} rounds "
                f"({published} with a published close date), {len(kb.measures)} measures, "
                f"{kb.standard_count} standards, {len(kb.modules)} modules; contact {kb.contacts.email} / {kb.contacts.phone}")

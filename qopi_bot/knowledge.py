@@ -18,7 +18,7 @@ from qopi_bot.models import RuleCitation
 
 from qopi_bot.core.kb import (
     MEASURE_COUNT, RULE_IDS, STANDARD_COUNT, Contacts, Example, Fact, Knowledge, Measure, Module, Round, Rule,
-    StandardDomain, StatementExample, Unpublished,
+    StandardDomain, StatementExample, Unpublished, ConditionExample,
 )
 from qopi_bot.models import Intent
 
@@ -29,6 +29,20 @@ STATEMENTS_DIR = "statements"
 STATEMENT_READINGS: dict[str, dict[str, bool | None]] = {
     "same_policies": {"shared": True, "separate": False, "unstated": None},
 }
+# The conditions an eligibility message may state in words no pattern foresaw
+# (knowledge/statements/conditions.yaml), and the fact each one sets: all of them fail or defer
+# eligibility, so each sets its fact to False ("not done", "not yet").
+CONDITIONS_FILE = "conditions.yaml"
+CONDITION_MODEL_FILE = "condition-model.json"
+CONDITION_FACTS: dict[str, str] = {
+    "no_round": "participated_round",
+    "abstraction_incomplete": "abstraction_complete",
+    "other_track": "pathway",
+    "sampling_not_followed": "sampling_followed",
+    "charts_left_out": "charts_pool_complete",
+    "report_pending": "report_received",
+}
+NO_CONDITION = "none"
 FACTS_FILE = "facts.yaml"
 # An amount of money in a fact's answer: the program publishes no fee, so none is ever stated.
 _MONEY = re.compile(r"[$€£]\s?\d|\b\d[\d,.]*\s?(?:usd|dollars?|eur)\b|\b(?:usd|us\$)\s?\d", re.I)
@@ -202,6 +216,8 @@ def load_statement_examples(directory: Path) -> tuple[StatementExample, ...]:
         return ()
     found: list[StatementExample] = []
     for path in sorted(directory.glob("*.yaml")):
+        if path.name == CONDITIONS_FILE:
+            continue  # several facts per message: load_condition_examples reads it
         data = _read_yaml(path)
         fact = data.get("fact") if isinstance(data, dict) else None
         if fact not in STATEMENT_READINGS:
@@ -226,6 +242,38 @@ def load_statement_examples(directory: Path) -> tuple[StatementExample, ...]:
                 owner[key] = reading
                 found.append(StatementExample(fact=fact, reading=reading, text=text.strip()))
     return tuple(found)
+
+
+def load_condition_examples(path: Path) -> tuple[ConditionExample, ...]:
+    """knowledge/statements/conditions.yaml (optional): `conditions:` maps each condition name (and
+    `none`) to the messages that state it. A message stating two conditions is listed under both;
+    one listed under `none` and under a condition would teach both, so it is refused."""
+    if not path.is_file():
+        return ()
+    data = _read_yaml(path)
+    groups = data.get("conditions") if isinstance(data, dict) else None
+    names = [NO_CONDITION, *CONDITION_FACTS]
+    if not isinstance(groups, dict) or not groups:
+        raise KnowledgeError(f"{path}: expected `conditions:` mapping each of {', '.join(names)} to a list of messages")
+    states: dict[str, set[str]] = {}
+    first_text: dict[str, str] = {}
+    for name, texts in groups.items():
+        if name not in names:
+            raise KnowledgeError(f"{path}: unknown condition `{name}`; use one of {', '.join(names)}")
+        if not isinstance(texts, list):
+            raise KnowledgeError(f"{path}: `{name}:` must be a list of messages")
+        for index, text in enumerate(texts, start=1):
+            if not isinstance(text, str) or not text.strip():
+                raise KnowledgeError(f"{path}: {name} message #{index} must be a non-empty line of text")
+            key = " ".join(text.lower().split())
+            listed = states.setdefault(key, set())
+            if (name == NO_CONDITION and listed) or NO_CONDITION in listed:
+                raise KnowledgeError(f"{path}: {name} message #{index} {text.strip()[:60]!r} is listed under `none` and "
+                                     "under a condition; keep it under the conditions it states")
+            listed.add(name)
+            first_text.setdefault(key, text.strip())
+    return tuple(ConditionExample(text=first_text[key], states=tuple(sorted(s - {NO_CONDITION})))
+                 for key, s in states.items())
 
 
 def load_facts(path: Path, unpublished: tuple[Unpublished, ...]) -> tuple[Fact, ...]:
@@ -314,10 +362,14 @@ def load_knowledge(directory: Path | None = None, rounds_file: Path | None = Non
     statement_examples = load_statement_examples(base / STATEMENTS_DIR)
     statement_path = base / STATEMENT_MODEL_FILE
     statement_model_json = statement_path.read_text(encoding="utf-8") if statement_path.is_file() else None
+    condition_examples = load_condition_examples(base / STATEMENTS_DIR / CONDITIONS_FILE)
+    condition_path = base / CONDITION_MODEL_FILE
+    condition_model_json = condition_path.read_text(encoding="utf-8") if condition_path.is_file() else None
 
     return Knowledge(
         examples=examples, intent_model_json=intent_model_json,
         statement_examples=statement_examples, statement_model_json=statement_model_json,
+        condition_examples=condition_examples, condition_model_json=condition_model_json,
         rules=rules, score_threshold=score_threshold, rounds=rounds, modules=modules, measures=measures,
         standard_count=STANDARD_COUNT, standard_domains=domains, contacts=contacts,
         unpublished=unpublished, facts=facts, source_text=source_text,

@@ -30,7 +30,8 @@ from qopi_bot.understanding.classifier import IntentModel
 _KEEP = 4  # cache files kept: a few knowledge folders (tests, staging copies) need not evict each other
 # The modules whose code decides what a loaded Knowledge (and its intent model) looks like.
 _CODE_MODULES = ("qopi_bot.knowledge", "qopi_bot.core.kb", "qopi_bot.models", "qopi_bot.understanding.classifier",
-                 "qopi_bot.understanding.model_store", "qopi_bot.understanding.statements", __name__)
+                 "qopi_bot.understanding.model_store", "qopi_bot.understanding.statements",
+                 "qopi_bot.understanding.conditions", __name__)
 
 
 def _code_key() -> str:
@@ -81,7 +82,7 @@ def load(directory: Path | None, rounds_file: Path | None) -> Knowledge:
     """The same Knowledge load_knowledge(directory, rounds_file) returns, from the cache when it can."""
     if not startup_cache.enabled():
         return load_knowledge(directory, rounds_file)
-    from qopi_bot.understanding import model_store, statements
+    from qopi_bot.understanding import conditions, model_store, statements
     from qopi_bot.understanding.classifier import examples_hash
 
     try:
@@ -90,8 +91,11 @@ def load(directory: Path | None, rounds_file: Path | None) -> Knowledge:
     except OSError:
         return load_knowledge(directory, rounds_file)
     try:
-        kb, examples_key, parts, statement_parts = pickle.loads(target.read_bytes())  # noqa: S301 (our own cache file)
+        kb, examples_key, parts, statement_parts, condition_json = pickle.loads(target.read_bytes())  # noqa: S301 (our own cache file)
         if isinstance(kb, Knowledge):
+            if condition_json is not None:
+                # Decoded on first use only: most runs ask nothing the condition model reads.
+                conditions.remember(kb, lambda: IntentModel.from_json(condition_json))
             if parts is not None:
                 # What model_store.model_for(kb) would find (and remember) itself: the stored
                 # model for these examples, without re-hashing 600+ examples.
@@ -121,13 +125,16 @@ def load(directory: Path | None, rounds_file: Path | None) -> Knowledge:
         # thousands of example messages they were trained on are needed again: model_for(kb) and
         # statements.model(kb, ...) find the models in their memos. (Unpickling the examples alone
         # took 7 ms of every `ask`.)
+        condition_json = conditions.stored_model_json(kb)
         update: dict[str, Any] = {}
+        if condition_json is not None:  # kept beside the Knowledge, decoded when first needed
+            update |= {"condition_examples": (), "condition_model_json": None}
         if parts is not None:
             update |= {"intent_model_json": None, "examples": ()}
         if statement_parts is not None:
             update |= {"statement_model_json": None, "statement_examples": ()}
         stored_kb = kb.model_copy(update=update) if update else kb
-        startup_cache.write_atomically(target, pickle.dumps((stored_kb, examples_key, parts, statement_parts),
+        startup_cache.write_atomically(target, pickle.dumps((stored_kb, examples_key, parts, statement_parts, condition_json),
                                                             protocol=pickle.HIGHEST_PROTOCOL))
         # Earlier contents of the folder (or other folders in use): the newest few are kept.
         stale = sorted(target.parent.glob("knowledge-*.pickle"), key=lambda p: p.stat().st_mtime, reverse=True)

@@ -123,6 +123,14 @@ class StatementExample(_Strict):
     text: str = Field(min_length=1)
 
 
+class ConditionExample(_Strict):
+    """One eligibility message and the failed or pending conditions it states, by name
+    (knowledge/statements/conditions.yaml): none, one or several."""
+
+    text: str = Field(min_length=1)
+    states: tuple[str, ...] = ()
+
+
 class Knowledge(_Strict):
     """Everything the core and the dialogue reason over. Immutable once loaded."""
 
@@ -146,6 +154,10 @@ class Knowledge(_Strict):
     # models trained on them as stored in knowledge/statement-model.json (None when absent).
     statement_examples: tuple[StatementExample, ...] = ()
     statement_model_json: str | None = None
+    # Eligibility messages and the conditions they state (knowledge/statements/conditions.yaml),
+    # and the model trained on them as stored in knowledge/condition-model.json (None when absent).
+    condition_examples: tuple[ConditionExample, ...] = ()
+    condition_model_json: str | None = None
     # Built once at load: every Decision cites from here instead of building its own copies.
     citations: dict[str, RuleCitation] = Field(default_factory=dict)
     # A content hash of the folder (and rounds file) this was loaded from: every answer

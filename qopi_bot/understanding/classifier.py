@@ -124,12 +124,42 @@ class IntentModel:
 def train(examples: Sequence[Example], source_hash: str | None = None) -> IntentModel:
     """Fit the model on examples (text already normalized by the caller). `source_hash` names
     the examples as staff wrote them (default: these examples)."""
-    import numpy as np  # only training needs it
-
     if not examples:
         raise ValueError("no examples to learn from")
     labels = sorted({ex.intent for ex in examples})
-    docs = [term_counts(ex.text) for ex in examples]
+    members = [{ex.intent} for ex in examples]
+    # Every intent weighs the same in training, however many examples staff wrote for it: with
+    # plain weights the intent with the most examples (eligibility) wins every message the model
+    # has not seen the like of.
+    per_label = {label: sum(1 for m in members if label in m) for label in labels}
+    weights = [len(examples) / (len(labels) * per_label[ex.intent]) for ex in examples]
+    return _fit([ex.text for ex in examples], members, labels, [weights],
+                source_hash or examples_hash(examples))
+
+
+def train_multilabel(texts: Sequence[str], members: Sequence[set[str]], labels: Sequence[str],
+                     source_hash: str) -> IntentModel:
+    """One yes/no scorer per label over shared features: a message may carry several labels or
+    none. Each label is balanced on its own (its few positives weigh as much as the rest), so a
+    label's score above 0 reads "more like the messages that state it than like the others"."""
+    if not texts:
+        raise ValueError("no examples to learn from")
+    n = len(texts)
+    labels = sorted(labels)
+    weights = []
+    for label in labels:
+        positives = sum(1 for m in members if label in m) or 1
+        weights.append([n / (2 * positives) if label in m else n / (2 * max(1, n - positives)) for m in members])
+    return _fit(list(texts), [set(m) for m in members], labels, weights, source_hash)
+
+
+def _fit(texts: list[str], members: list[set[str]], labels: list[str], sample_weights: list[list[float]],
+         source_hash: str) -> IntentModel:
+    """Ridge regression in dual form over TF-IDF rows. One weight vector per example is shared by
+    every label (a single-label model), or there is one per label (yes/no scorers)."""
+    import numpy as np  # only training needs it
+
+    docs = [term_counts(text) for text in texts]
     df: dict[str, int] = {}
     for counts in docs:
         for term in counts:
@@ -161,27 +191,32 @@ def train(examples: Sequence[Example], source_hash: str | None = None) -> Intent
         return block
 
     y = -np.ones((n_docs, len(labels)))
-    for row, ex in enumerate(examples):
-        y[row, labels.index(ex.intent)] = 1.0
-    # Every intent weighs the same in training, however many examples staff wrote for it: with
-    # plain weights the intent with the most examples (eligibility) wins every message the model
-    # has not seen the like of. Weighted ridge in dual form: alpha = (K + lambda*D^-1)^-1 (Y - b),
-    # with D the per-example weights; with balanced weights every intent gets the same bias.
-    per_label = {label: 0 for label in labels}
-    for ex in examples:
-        per_label[ex.intent] += 1
-    sample_weight = np.array([n_docs / (len(labels) * per_label[ex.intent]) for ex in examples])
-    bias = (sample_weight[:, None] * y).sum(axis=0) / sample_weight.sum()
+    for row, member in enumerate(members):
+        for label in member:
+            y[row, labels.index(label)] = 1.0
     # K = X X^T, then W = X^T alpha, one block of terms at a time.
     spans = [(start, min(start + _BLOCK, len(terms))) for start in range(0, len(terms), _BLOCK)]
     kernel = np.zeros((n_docs, n_docs))
     for start, end in spans:
         block = dense_block(start, end)
         kernel += block @ block.T
-    alpha = np.linalg.solve(kernel + RIDGE_LAMBDA * np.diag(1.0 / sample_weight), y - bias)
+    # Weighted ridge in dual form: alpha = (K + lambda*D^-1)^-1 (Y - b), D the per-example weights;
+    # b the weighted mean target, so balanced weights give every label the same footing.
+    if len(sample_weights) == 1:
+        sw = np.array(sample_weights[0])
+        bias = (sw[:, None] * y).sum(axis=0) / sw.sum()
+        alpha = np.linalg.solve(kernel + RIDGE_LAMBDA * np.diag(1.0 / sw), y - bias)
+    else:
+        columns, biases = [], []
+        for k, weights_k in enumerate(sample_weights):
+            sw = np.array(weights_k)
+            b = float((sw * y[:, k]).sum() / sw.sum())
+            columns.append(np.linalg.solve(kernel + RIDGE_LAMBDA * np.diag(1.0 / sw), y[:, k] - b))
+            biases.append(b)
+        alpha, bias = np.stack(columns, axis=1), np.array(biases)
     w = np.zeros((len(terms), len(labels)))
     for start, end in spans:
         w[start:end] = dense_block(start, end).T @ alpha
     weights = array("f")
     weights.frombytes(np.ascontiguousarray(w, dtype=np.float32).tobytes())
-    return IntentModel(labels, vocab, idf, weights, tuple(float(b) for b in bias), source_hash or examples_hash(examples))
+    return IntentModel(labels, vocab, idf, weights, tuple(float(b) for b in bias), source_hash)

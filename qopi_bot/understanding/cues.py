@@ -39,7 +39,7 @@ ESCALATION_CUES: dict[Intent, _W] = {
         (5, r"\b(real|actual|live) (person|human)\b|\bhuman (please|pls)\b|\b(a|an actual) human\b"),
         (5, r"\b(can|could|would|please have)\s+(someone|somebody|a person|staff|your team|the team)\s+(\w+\s+){0,2}(call|contact|email|reach out to|get back to|phone)\s+(me|us)"),
         (6, r"\b(call ?back|call me back|ring me back|phone call from (someone|your team|staff)|(discuss|talk about) (it|this) (by|over the|on the) phone)\b"),
-        (4, r"\b(call|phone|ring)\s+(me|us)\b(?! ?\w* (if|when))|\bescalate\b|\bneed (a|to talk to a) (person|human)|\b(a|an|your|the|qcp|asco|qopi|to|with) (live |real |human )?representative\b(?!'?\s*(charts?|samples?|cases?|data))"),
+        (4, r"\b(call|phone|ring|telephone)\s+(me|us)\b(?! ?\w* (if|when))|\bescalate\b|\bneed (a|to talk to a) (person|human)|\b(a|an|your|the|qcp|asco|qopi|to|with) (live |real |human )?representative\b(?!'?\s*(charts?|samples?|cases?|data))"),
         (3, r"\b(want|need|like|prefer)\s+(to\s+)?(talk|speak)\s+(to|with)\b|\bnot a (bot|robot)\b|\bare you (a )?(bot|human|robot)"),
         # "can I get a call from someone about our situation?", "could we set up a zoom with your team?"
         (6, r"\b(can|could|may) (i|we) (get|have|schedule|set up|book|arrange) (a |an )?(quick |short )?(call|phone call|meeting|zoom|teams call|conversation)\b"),
@@ -47,7 +47,7 @@ ESCALATION_CUES: dict[Intent, _W] = {
         (6, r"\b(schedule|set up|arrange|book)\s+(a |an )?(brief |short |quick )?(phone |zoom |video |teams |virtual )?(call|meeting|conversation|chat)\s+(with|between)\b"),
         # "can you route this to Dana?": asking for a message to be handed to someone asks for a person
         # ("I'll pass it along to our manager" does not).
-        (6, r"\b((can|could|would|will) you (please |pls )?|please |pls )(route|forward|pass|hand|send)\s+(this|it|my (question|message|email|request|note))\s+(along\s+|on\s+|over\s+)?to\s+(?!(the |a )?(bot|form|portal|website)\b)[a-z]+"),
+        (6, r"\b((can|could|would|will) you (please |pls )?|please |pls )(route|forward|pass|hand|send)\s+(this|it|my (question|message|email|request|note))\s+(along\s+|on\s+|over\s+)?to\s+(?!(the |a )?(bot|form|portal|website)\b|(our|my|their|his|her)\b)[a-z]+"),
     ),
     # A subset request is said within one sentence: "just split the infusion suite. Would we have to
     # certify together?" is two thoughts, not "certify just the suite".
@@ -138,7 +138,7 @@ _FOREIGN = re.compile(r"\b(aetna|cigna|humana|unitedhealth\w*|blue cross|bcbs|me
                       r"prior auth\w*|billing|coding|icd-?10|cpt|annual meeting|conference|pharmacy|formulary)\b")
 # Certifications of people (nurses, physicians) are not QOPI Certification of a practice.
 _OTHER_CERT = re.compile(r"\b(ons|oncc|ocn|aocn|cpr|bls|acls|nursing|nurse'?s?|her|his|my personal|biotherapy|provider card)\b.{0,40}\bcertif|\bboards?[- ]certif|\b(medical|specialty|oncology) boards?\b")
-_UNRELATED = re.compile(r"^unrelated\b|\b(separate from (qopi|qcp|certification|the certification)|aside from (qopi|qcp|certification)|unrelated to|not (about|related to) (qopi|certification|the certification)|off[- ]topic|nothing to do with (qopi|certification))\b")
+_UNRELATED = re.compile(r"^unrelated\b|\b(separate from (qopi|qcp|certification|the certification)|aside from (qopi|qcp|certification)|unrelated to|not (about|related to) (qopi|certification|the certification)|off[- ]topic|outside (your|the bot's|this bot's) (usual )?(remit|scope|wheelhouse|lane)|nothing to do with (qopi|certification))\b")
 _FILLER = re.compile(r"^((honestly|well|um|uh|so|actually|hmm|ok|okay|oh|sorry|i mean|i think)[,.!\s-]+)+")
 _YES = re.compile(r"^(yes|yeah|yep|yup|y|correct|right|that's right|that is right|true|sure|absolutely|indeed|affirmative|we do|we did|they do|they did|it is|it was|of course|definitely|all of them|all do|all sites do)\b")
 _NO = re.compile(r"^(no|nope|nah|n|not really|negative|we don't|we do not|we didn't|we did not|they don't|they do not|they didn't|it isn't|it wasn't|none|not yet|not all)\b")

@@ -26,6 +26,9 @@ class Extraction(BaseModel):
     problems: list[Problem] = Field(default_factory=list)
     threshold_question: bool = False  # "is 75% the passing mark?" names the threshold, not a score
     text: str = ""  # the normalized text the facts came from
+    # Facts a pattern found stated with doubt ("my boss isn't sure if the policies are the same"):
+    # unknown, and no model may read them as stated either.
+    hedged: set[str] = Field(default_factory=set)
 
 
 # ---------------------------------------------------------------- scores
@@ -81,12 +84,17 @@ _COMPARED = re.compile(r"\b((?:has|have|need|needs|must|needed|required) to (?:h
                        r"(?:is|does|would|will) (?:that|this|it)(?: be| count as| mean| equal| make| round to)?|becomes?|become|turns? into|"
                        r"(?:convinced|insists|claims|argues|thinks|believes)\s+(?:that\s+)?(?:it|this|that)\s+(?:means|is|was)|"
                        r"compar\w*(?: it| them| that)? (?:to|with|against)|i (?:thought|think|assumed) (?:it was|it's|it is)|"
+                       r"(?:way|well|far|comfortably|safely|easily) (?:over|above)|(?:is|was|are|were|'s) over|"
                        r"round(?:ed|s)?(?: it)?(?: up| down)? to|count(?:s|ed)? as|equal to|same as|higher than|lower than|more than|less than|above|below|instead of|vs\.?|versus)\s+(?:a\s+)?$")
 _ALTERNATIVE_AFTER = re.compile(r"^\s*(?:%|pct|percent)?\s*(?:exactly (?:a )?pass|or\s+\d|(?:pass(?:es)?|passing|counts?) or\b(?!\s+(?:not|nah|no|nope)\b)|(?:per|for each|on each|for every|each)\s+(?:measure|site|module|location|clinic))")
 _ALTERNATIVE_BEFORE = re.compile(r"\d\s*(?:%|pct|percent)?\s+or\s+$")
 _SHARE_OF = re.compile(r"^\s*(?:%|percent|per cent|pct)?\s*(?:of|among|for)\s+(?:our |the |all |their |those )?(?:\w+\s+){0,2}"
                        r"(?:patients?|pts|charts?|cases?|records?|staff|physicians?|oncologists?|docs?|doctors?|nurses?|sites?|"
                        r"visits?|people|population|encounters?|referrals?|infusions?|treatments?)\b")
+# A score the writer sets aside in favour of another one in the same message.
+_SET_ASIDE_BEFORE = re.compile(r"\bprelim\w*\b(\s+(score|number|result|oqs|report|figure)s?)?\s*(was|is|of|at|came in at|came back at|showed|said|says|had)?\s*(about\s+|around\s+|an?\s+)?$|\b(ignore|disregard|forget|scratch|not|instead of|rather than|replaces?|replacing|over)\s+(\w+'s\s+|the\s+|that\s+|our\s+|my\s+)?(old\s+|earlier\s+|prelim\w*\s+)?$")
+_SET_ASIDE_AFTER = re.compile(r"^\s*%?\s*(\w+\s+){0,2}(below|above|earlier|in the thread)?[,;.]?\s*(-\s*)?(that|which|it|this)\s+(was|is|were)\s+(just\s+|only\s+)?(the\s+|a\s+|our\s+)?"
+                             r"(prelim\w*|draft|estimate\w*|old|outdated|wrong|incorrect|a typo|a mistake|interim|projected|projection)\b")
 _ROUNDING = re.compile(r"\bround(ed|ing)?\s+(a\s+)?$")
 _ROUND_WITH = re.compile(r"\b(round|pathway|measures|track|cycle)\b.{0,12}\b(with|at)( an?)?\s*$")
 
@@ -161,6 +169,7 @@ def _extract_score(text: str, expecting_score: bool, ex: Extraction) -> None:
     if re.search(r"\d\s*(?:%|pct|percent)?\s+or\s+[<>=]*\s*\d", text):
         ex.threshold_question = True  # "is it 75 or 80 percent to pass?"
     owned_scores: list[Decimal] = []
+    superseded: set[Decimal] = set()
     for value, start, end, pct in _candidate_scores(text, expecting_score):
         before = text[max(0, start - 60):start]
         after = text[end:end + 40]
@@ -189,8 +198,14 @@ def _extract_score(text: str, expecting_score: bool, ex: Extraction) -> None:
         if not owned and not _CERT_CONTEXT.search(text):
             continue  # "PD-L1 under 50%" is not an Overall Quality Score
         owned_scores.append(value)
+        if _SET_ASIDE_BEFORE.search(text[max(0, start - 30):start]) or _SET_ASIDE_AFTER.match(text[end:end + 60]):
+            superseded.add(value)
     if not owned_scores:
         return
+    if 0 < len(superseded) < len(set(owned_scores)):
+        # "Ignore Raj's 72% below, that was the preliminary. The FINAL report says 77.4%": the score
+        # set aside is not the practice's score; the one left is.
+        owned_scores = [v for v in owned_scores if v not in superseded]
     distinct = list(dict.fromkeys(owned_scores))
     # "0.7625 - does that mean 76%?" restates one score, rounded: keep the precise one.
     precise = [v for v in distinct if not any(o != v and abs(o - v) < 1 and len(str(o)) > len(str(v)) for o in distinct)]
@@ -383,7 +398,7 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
         r"\b(not|no longer|n't)\s+(\w+\s+)?(waiting|awaiting)\b|\breport\s+(came|arrived|was released|is in)\b|\bit came in\b")),
     ("report_received", False, re.compile(
         rf"\b{_NEG}\s+(\w+\s+){{0,3}}(receiv\w*|got|gotten|get|seen)\s+(\w+\s+){{0,3}}(final\s+)?(\w+\s+)?report|"
-        r"\b(still |currently )?(waiting|awaiting|wait)\s+(on|for)?\s*(\w+\s+){0,5}report|"
+        r"\b(still |currently )?(waiting|awaiting|wait)\s+(on|for)?\s*(\w+\s+){0,7}report|"
         rf"\breport\s+(\w+\s+){{0,2}}(hasn't|has not|hasnt|isn't|is not|not)\s+(\w+\s+){{0,1}}(come|arrived|out|in|back|here|ready|available|released|been (released|sent|issued))|"
         r"\breport (is )?(still )?(pending|not (yet )?(available|out|in))|\breport\b[^.?!]{0,30}\b(still (waiting|awaiting|pending)|(is|has) not (yet )?(arrived|come))|\bno report yet|\bbefore (we get|getting|receiving) (the |our )?(final )?(\w+ )?report|"
         r"\b(only|just|still only) (have|got|seen|received) (the |our |a )?(prelim\w*|draft|interim|dashboard)\b|\bnot (the |our )?final (\w+ ){0,2}report( yet)?\b")),
@@ -453,7 +468,7 @@ _COUNT_WORDS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7
 
 
 # "not sure whether we met the chart targets" states no fact either way.
-_UNSURE = re.compile(r"\b((must|should|do|does|can|could|will|would|shall) we|do we (have|need) to|not sure|unsure|don't know|do not know|no idea|no clue|dunno|not certain|uncertain|unclear|wondering|can't remember|cannot remember|whether|if we)\b")
+_UNSURE = re.compile(r"\b((must|should|do|does|can|could|will|would|shall) we|do we (have|need) to|not sure|(isn't|aren't|wasn't|weren't) (sure|certain)|unsure|don't know|do not know|no idea|no clue|dunno|not certain|uncertain|unclear|wondering|can't remember|cannot remember|whether|if we)\b")
 
 
 # "we didn't skip the pathway": a negated verb of leaving out, which reverses the statement. The verb must
@@ -507,6 +522,7 @@ def _extract_statements(text: str, ex: Extraction) -> None:
         if m:
             decided.add(fact)
             if _UNSURE.search(text[max(0, m.start() - 40):m.end()]):
+                ex.hedged.add(fact)
                 continue
             if value is False and _DOUBLE_NEGATIVE.search(m.group(0)):
                 value = True  # "we didn't skip the certification pathway": two negatives

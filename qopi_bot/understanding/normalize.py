@@ -24,7 +24,7 @@ KEYWORDS = (
     "qualify", "qualified", "passing", "minimum", "deadline", "submit", "submission",
     "scored", "report", "valid", "validity", "spring", "autumn", "contact", "telephone",
     "representative", "someone", "somebody", "person", "circumstances", "special", "payment",
-    "affirm", "department", "program", "programme", "clinics", "offices", "certifying",
+    "affirm", "department", "program", "programme", "clinics", "offices", "certifying", "different",
 )
 
 # Real words one edit away from a keyword: never "repair" them.
@@ -99,7 +99,7 @@ _SHORTHAND = [(re.compile(r"\bw/o\b"), "without"), (re.compile(r"\bw/(?=\s|$)"),
               (re.compile(r"\bthru\b"), "through"), (re.compile(r"\btho\b"), "though"), (re.compile(r"\babt\b"), "about"),
               (re.compile(r"\bwks?\b"), "weeks"), (re.compile(r"\byrs?\b"), "years"), (re.compile(r"\bmos\b"), "months"),
               (re.compile(r"\btmrw\b"), "tomorrow"), (re.compile(r"\bb4\b"), "before"), (re.compile(r"(?<!, )\brn\b(?=\s*([.?!,;]|$))"), "right now"),
-              (re.compile(r"\bp ?& ?ps?\b|\bp ?and ?ps\b"), "policies and procedures"),
+              (re.compile(r"\bp ?& ?p'?s?\b|\bp ?and ?p'?s\b|\bp and p\b"), "policies and procedures"),
               (re.compile(r"\bsops?\b"), "standard operating procedures"),
               # A physician's shorthand: "abstr", "rd", "rpt rec'd", "reg"/"std" track, "Fa25"/"Sp26".
               (re.compile(r"\babstr\b"), "abstraction"), (re.compile(r"\brds?\b"), "round"),
@@ -108,6 +108,11 @@ _SHORTHAND = [(re.compile(r"\bw/o\b"), "without"), (re.compile(r"\bw/(?=\s|$)"),
               (re.compile(r"\bcerts\b"), "certifications"), (re.compile(r"\bcert'?d\b"), "certified"),
               (re.compile(r"\bcert\b"), "certification"), (re.compile(r"\bapps\b"), "applications"),
               (re.compile(r"\bapp\b"), "application"), (re.compile(r"\babstr\.(?=\s)"), "abstraction"),
+              # Spanish words bilingual practices mix into English ("otoño 2025", "la puntuación", "cuántas medidas").
+              (re.compile(r"\boto(ñ|n)o\b"), "fall"), (re.compile(r"\bprimavera\b"), "spring"),
+              (re.compile(r"\b(puntuaci(ó|o)n|puntaje|calificaci(ó|o)n)\b"), "score"), (re.compile(r"\bmedidas\b"), "measures"),
+              (re.compile(r"\bcu(á|a)nt(a|o)s\b"), "how many"), (re.compile(r"\bsucursal(es)?\b"), "site"),
+              (re.compile(r"\bcl(í|i)nicas\b"), "clinics"), (re.compile(r"\bsacamos\b"), "we got"),
               (re.compile(r"\bpts\b"), "patients"), (re.compile(r"\bdocs\b"), "doctors"), (re.compile(r"\breqs\b"), "requirements")]
 _SALUTATION = re.compile(r"^\s*(dear|hi|hello|hey|good (morning|afternoon|evening)|greetings|to whom it may concern)\b[^.?!\n]{0,50}[,:!]?\s*$", re.I)
 _WORD_HYPHEN = re.compile(r"\b([a-z]{2,})-(and|or|by|to|of|in|the)-([a-z]{2,})\b")

@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 
 from qopi_bot.core.kb import Knowledge
 from qopi_bot.models import Facts, Intent, MissingFact
-from qopi_bot.understanding import cues, statements
+from qopi_bot.understanding import conditions, cues, statements
 from qopi_bot.understanding.classifier import IntentModel, Prediction
 from qopi_bot.understanding.extraction import Extraction, Problem, extract
 from qopi_bot.understanding.model_store import model_for
@@ -237,8 +237,13 @@ def sites_make_it_multi_site(r: _Reading, topic: Intent, question: str, sure: bo
     return topic
 
 
-_THRESHOLD_WORDS = re.compile(r"\b(minimum|cut[- ]?off|threshold|passing (score|mark|grade|bar|percentage)|pass mark|required score|score required|"
+_THRESHOLD_WORDS = re.compile(r"\b(minimum|cut[- ]?off|threshold|passing (score|mark|grade|bar|percentage|standard|line|point)|pass mark|required score|score required|"
                               r"what (\w+ )?score|which score|how high|the bar|cut (is|line)|make the cut|what (percentage|percent|number))\b")
+
+
+_COMPARES_WITH_THE_BAR = re.compile(r"\b(equal to or (greater|more|higher) than|(greater|more|higher) than or equal to|"
+                                    r"strictly (greater|above|more|higher)|(at or|or) above|inclusive(ly)?|exclusive(ly)?|"
+                                    r"(is|does) (exactly )?\d{2}(\.0+)?\s*(%|percent)? (count|pass|qualify|make it))\b")
 
 
 def threshold_words_ask_the_threshold(r: _Reading, topic: Intent, question: str) -> Intent:
@@ -248,6 +253,15 @@ def threshold_words_ask_the_threshold(r: _Reading, topic: Intent, question: str)
     if topic in (Intent.MODULES, Intent.MEASURES, Intent.MULTI_SITE) and re.search(
             r"\b(threshold|passing (score|mark|grade|bar)|cut ?off|minimum( score)?|the 75\s*%?)\b.{0,40}\b(each|every|per|by|individual)\s+(module|measure|site|location|clinic)", question):
         return Intent.SCORE_THRESHOLD  # "is there a separate passing threshold for each module?"
+    if topic in (Intent.MODULES, Intent.MEASURES) and _THRESHOLD_WORDS.search(r.text) and re.search(
+            r"\b(does|do|would|will) (it|that|this|the (\d+\s*%?|threshold|bar|cut ?off|minimum)) (only |solely |also )?(apply|count|cover)\b", question):
+        # "the 75% threshold applies to the measures in aggregate. Does it apply solely to those, or to
+        # every measure in every module?": "it" is the threshold the message just named.
+        return Intent.SCORE_THRESHOLD
+    if topic is Intent.ELIGIBILITY and _COMPARES_WITH_THE_BAR.search(question) and not _OWN_SCORE.search(question):
+        # "must the score be equal to or greater than 75 percent, or strictly greater?": the number is
+        # the bar itself, asked about, not a score the practice reports.
+        return Intent.SCORE_THRESHOLD
     if f.score is not None:
         return topic
     if topic in (Intent.ELIGIBILITY, Intent.SCORE_THRESHOLD) and re.search(r"\b(cut[- ]?off|deadline)\b", question) \
@@ -494,13 +508,46 @@ _INTRODUCTION = re.compile(r"\b(no (real )?questions? (yet|for now|today|at the 
                            r"introduce myself|(before|until) i (start|send|bother|pester)\w*)\b")
 
 
+_JOIN = re.compile(r",?\s+(?:and|also|plus|&)\s+(?:also\s+)?|,\s+(?=(?:we|i|our|does|do|is|are|can|must|should)\b)")
+_SPLITTABLE = (Intent.SCORE_THRESHOLD, Intent.VALIDITY, Intent.SAMPLING, Intent.ATTESTATION, Intent.MODULES,
+               Intent.MEASURES, Intent.STANDARDS, Intent.CONTACT, Intent.APPLICATION)
+
+
+def two_questions_joined(model: IntentModel, question: str) -> list[str]:
+    """"what is the minimum score, and we must do the breast module even if we have few breast
+    patients?": one sentence, two questions joined by "and" with no question word to split on.
+    Split only where each half is read, on its own and clearly, as a different topic of the
+    program and names that topic in its own words; otherwise the sentence stays whole."""
+    for joint in _JOIN.finditer(question):
+        left, right = question[:joint.start()].strip(" ,"), question[joint.end():].strip(" ,")
+        if len(left.split()) < 3 or len(right.split()) < 4:
+            continue
+        first, second = model.predict(left), model.predict(right)
+        if not (first.confident and second.confident) or first.intent == second.intent:
+            continue
+        topics = (Intent(first.intent), Intent(second.intent))
+        if all(t in _SPLITTABLE for t in topics) and all(
+                t not in _TOPIC_WORDS or re.search(_TOPIC_WORDS[t], half) for t, half in zip(topics, (left, right))):
+            return [left, right]
+    return [question]
+
+
+def learn_conditions(r: _Reading, kb: Knowledge) -> None:
+    """A condition stated in words no pattern knows ("we did the reg QOPI track") is read by the
+    condition model, for the facts patterns left unknown; the verdict then says why."""
+    for fact, value in conditions.read(kb, r.text).items():
+        if getattr(r.ex.facts, fact) is None and fact not in r.ex.hedged:
+            setattr(r.ex.facts, fact, value)
+            r.applied.append(f"condition_model:{fact}")
+
+
 def understand(raw: str, today: dt.date, kb: Knowledge, pending: MissingFact | None = None) -> Understanding:
     text, lines = clean(raw)
     model: IntentModel = model_for(kb)
     ex = extract(text, today, expecting_score=pending is MissingFact.SCORE)
     ex.text = text
     learned: list[str] = []
-    if ex.facts.same_policies is None:
+    if ex.facts.same_policies is None and "same_policies" not in ex.hedged:
         # No pattern matched how the sites' policies were described ("runs on the hospital's policies,
         # not ours"): the statement model learned from knowledge/statements/ reads it, when clearly sure.
         value, _ = statements.read(kb, "same_policies", text)
@@ -508,7 +555,7 @@ def understand(raw: str, today: dt.date, kb: Knowledge, pending: MissingFact | N
             ex.facts.same_policies = value
             learned.append("statement_model:same_policies")
     answered_pending = cues.answer_to_pending(text, pending, ex)
-    asked_texts = [q for line in lines for q in questions(line)]
+    asked_texts = [half for line in lines for q in questions(line) for half in two_questions_joined(model, q)]
     whole = model.predict(text)
     # A one-question message is its own question: read it once.
     read_as = {text: whole}
@@ -538,6 +585,10 @@ def understand(raw: str, today: dt.date, kb: Knowledge, pending: MissingFact | N
         intents.remove(Intent.ELIGIBILITY)
         intents.insert(0, Intent.ELIGIBILITY)
     intents = intents[:MAX_QUESTIONS]
+    if Intent.ELIGIBILITY in intents[:2] and ex.facts.score is not None:
+        # Only beside a stated score: a bare "can we apply yet?" opens a thread whose facts are
+        # still to come, and a condition misread there would stay with the whole thread.
+        learn_conditions(r, kb)
     message_asks = bool(asked_texts) or bool(cues._QUESTION.search(text))
     intent: Intent | None = intents[0] if intents else None
     # A reply to the bot's question that asks nothing new carries no intent of its own: the
@@ -573,7 +624,8 @@ def understand(raw: str, today: dt.date, kb: Knowledge, pending: MissingFact | N
         escalation=escalation, rules_applied=r.applied, own_score=bool(_OWN_SCORE.search(text)) and not _GENERAL.search(text),
         reminder=cues.reminder_request(text), reminder_days=cues.reminder_lead_days(text),
         asks_integration_evidence=not re.search(r"\b(apply as (one|a single)\b[^.?!]{0,30}\bor\b|one application or|separate (practices|applications|entities)\?|together or separately)", text) and bool(re.search(r"\b(proof|prove|show|demonstrate|evidence|document\w*|papers)\b.{0,100}\b(integrat|connected|linked|tied together|unified|work(ing)? together|function(ing)? as one|as one (practice|entity)|(really |actually |truly )?one (practice|entity))", text)
-                                     or re.search(r"\bcount as (integrated|one (practice|entity))", text)
+                                     or (re.search(r"\bcount as (integrated|one (practice|entity))", text)
+                                         and re.search(r"\b(enough|sufficient|suffice|need|needs|have to|has to|must|required?|proof|evidence)\b", text))
                                      or re.search(r"\b(have to|need to|must)\b.{0,30}\b(rotate|share (an? |one )?(emr|ehr)|(same|one|single) tax id)", text)),
     )
 

@@ -78,13 +78,13 @@ _QUESTION_START = (
 _LEAD = r"((also|and|oh|so|ok|okay|btw|plus|but|then|one more thing|second|2nd|another q(uestion)?|quick q(uestion)?|q|\d[.)]|[a-c][.)]|\([a-d1-9]\))[,:!.\s-]+)*"
 # Typed without a question mark, the question may start mid-sentence: "85 fall 2025 can we apply".
 _INVERTED = r"\b(can|could|do|does|did|are|should|will|would)\s+(we|i|you|they)\b(?!\s+(know|think|believe)\b)|\b(until|til|till|thru|through) when\b|\bgood (until|til|till)\s*$"
-_ASKS = re.compile(rf"\?\s*$|\s-\s*(what|what's|whats|how|when|which|who|where|why)\s+\S+\s+\S+|^{_LEAD}(please\s+)?(send|give|share|text|forward)\s+(me|us)\s+(the |your |a |an )?(\w+\s+){{0,2}}(phone|number|email|contact|address|link|list|form)\b|^{_LEAD}((i|we) )?(also )?(need|want|would like|'d like|am looking for|looking for) (the |your |a |an )?(\w+\s+){{0,2}}(phone|number|email|contact|address|link|list|form)\b|^{_LEAD}{_QUESTION_START}|:\s*{_LEAD}{_QUESTION_START}|{_INVERTED}|^(\S+\s+){{1,4}}(what|what's|whats|how|why)\s+\S+\s+\S+|\b(wondering|not sure|find out|finding out|asking|asked|ask|know|check|see|confirm|understand|curious|tell (me|us)|let (me|us) know) (if|whether|when|how|what|which|who)\b|\b(need|want|would like|'d like|trying|hoping) to (know|find out|confirm|check|understand|clarify)\b|\bcan you (tell|confirm|let)\b|\b(please|pls) (advise|confirm|let us know)\b|"
+_ASKS = re.compile(rf"\?\s*$|\s-\s*(what|what's|whats|how|when|which|who|where|why)\s+\S+\s+\S+|^{_LEAD}(please\s+)?(send|give|share|text|forward)\s+(me|us)\s+(the |your |a |an )?(\w+\s+){{0,2}}(phone|number|email|contact|address|link|list|form)\b|^{_LEAD}((i|we) )?(also )?(need|want|would like|'d like|am looking for|looking for) (the |your |a |an )?(\w+\s+){{0,2}}(phone|number|email|contact|address|link|list|form)\b|^{_LEAD}(please\s+)?remind (me|us) (of )?(the|what|how|which|whether|if)\b(?!.*\b(before|expir\w*|days?|weeks?|months?|in advance|ahead)\b)|^{_LEAD}{_QUESTION_START}|:\s*{_LEAD}{_QUESTION_START}|{_INVERTED}|^(\S+\s+){{1,4}}(what|what's|whats|how|why)\s+\S+\s+\S+|\b(wondering|not sure|find out|finding out|asking|asked|ask|know|check|see|confirm|understand|curious|tell (me|us)|let (me|us) know) (if|whether|when|how|what|which|who)\b|\b(need|want|would like|'d like|trying|hoping) to (know|find out|confirm|check|understand|clarify)\b|\bcan you (tell|confirm|let)\b|\b(please|pls) (advise|confirm|let us know)\b|"
                    r",\s*(right|correct|yes or no|true)\s*[.?!]*$|\s(right|correct|yes or no|true)\s*\?+$|(\d%?|\bis \w+)\s+(right|correct)\s*[.!]*$")
 # A full stop ends a sentence only before a space or the end: "74.9%" and "p.m." stay whole.
 _SENTENCE = re.compile(r"(?:[^?!\n;.]|\.(?!\s|$))*\?+|(?:[^?!\n;.]|\.(?!\s|$))+(?:[.!;\n]|$)")
 # "can we apply, and do we apply together?": a second question inside one sentence.
 _INNER_WORDS = r"(?:can|could|is|are|do|does|did|what|whats|what's|where's|who's|how's|when's|when|how|who|which|why|should|will|would|where|until when|until what|remind me|tell me|confirm|explain|at what point|at which point|by when)"
-_INNER_SPLIT = re.compile(rf"(?:,\s*(?:and\s+|also\s+|plus\s+|or\s+)?|\s+(?:and|also|plus)\s+|\s+-\s+|\s+\+\s+)(?={_INNER_WORDS}\s+\S+\s+\S+)|"
+_INNER_SPLIT = re.compile(rf"(?:,\s*(?:and\s+|also\s+|plus\s+|or\s+)?|\s+(?:and|also|plus)\s+|\s+-\s+|\s+\+\s+)(?={_INNER_WORDS}\s+\S+\s+\S+|(?:until|till|through|by) (?:when|what (?:date|day))\s*\?)|"
                           rf"(?:,\s*(?:and\s+)?|;\s*|\s+and\s+)(?=\(?[a-d1-9]\)\s)")
 
 
@@ -123,9 +123,15 @@ def asks(sentence: str) -> bool:
 def questions(text: str) -> list[str]:
     """The question sentences of a normalized message, with double questions split in two."""
     found: list[str] = []
+    context = ""
     for sentence in sentences(text):
         if not asks(sentence):
+            # "a hematologist's charts were excluded from the pool; what documentation would that
+            # exclusion require?": a statement joined by a semicolon is the question's own subject.
+            context = sentence if sentence.endswith(";") else ""
             continue
+        if context:
+            sentence, context = f"{context} {sentence}", ""
         parts = [p.strip(" ,-") for p in _INNER_SPLIT.split(sentence) if p and p.strip(" ,-")]
         # "...75.0 - which is where our projection sits - does that meet it?": a relative clause asks nothing.
         asking = [p for p in parts if asks(p) and (p.endswith("?") or not _RELATIVE.match(p))]
