@@ -71,6 +71,8 @@ ESCALATION_CUES: dict[Intent, _W] = {
         (5, r"\b(omit|omitting|exclude|excluding|leave|leaving|drop|dropping|remove|removing)\s+(\w+\s+){0,4}(site|location|office|clinic|campus|satellite)s?\s+from\s+(the |our )?(\w+'s\s+)?(application|certification|submission)\b"),
         # "the docs there won't be part of our application. Can we go ahead without them?"
         (5, r"\b(won't|will not|wouldn't|would not|can't|cannot|aren't going to) be (part of|included in|in|on) (our|the) (application|certification|submission)\b"),
+        # "apply as the practice minus the rural outreach clinic", "certify everything except the Elm St office"
+        (5, r"\b(apply\w*|certif\w*|application|submit\w*)\b[^.?!]{0,40}\b(minus|less|except( for)?|excluding|but not|save for|other than)\s+(the |our |that |one )?(\w+\s+){0,3}(site|location|office|clinic|campus|satellite|center|centre)s?\b"),
         (4, r"\b(go ahead|apply|proceed|move forward|certify)\s+without (them|those (\w+ )?(docs|doctors|physicians|sites|clinics|offices)|that (site|clinic|office|location))\b"),
         (5, r"\b(certif\w*|apply\w*)\b[^.?!]{0,40}\b(for|with) (the )?(remainder|rest) of (the |our )?(practice|group|sites|network|locations|clinics)\b"),
         (6, r"\b(certif\w*|apply|applying|application)\b[^.?!]{0,30}\bwith (only|just) (the |our )?(\w+\s+){0,2}(office|site|clinic|location|campus|one)\b"),

@@ -140,7 +140,8 @@ def _candidate_scores(text: str, expecting_score: bool = False) -> list[tuple[De
         if not pct and not proportion and value < 30 and not expecting_score and not re.search(r"(scor\w*|oqs|quality score|overall)[\s:=]*(?:of|was|is|=|:)?\s*(?:an?)?\s*$", before):
             continue  # "sites in 2 states": a small bare number is a count unless it is called a score
         labelled = _ADJACENT_LABEL.search(before) or _SUPPOSED.search(before) or _ROUND_LABEL.search(text[max(0, m.start() - 24):m.start()]) or _SCORE_IS.search(text[max(0, m.start() - 70):m.start()]) or _SCORE_CONTEXT.search(before) or _ROUND_WITH.search(before) or _ROUNDING.search(before) or _LABEL_AFTER.match(after) \
-            or _ENOUGH_AFTER.match(after) or (not text[:m.start()].strip(" ,.:;-") and Decimal(30) <= value <= Decimal(100))
+            or _ENOUGH_AFTER.match(after) or (not text[:m.start()].strip(" ,.:;-") and Decimal(30) <= value <= Decimal(100)) \
+            or bool(re.match(r"\s*%?\s*(->|=>|→)\s*\d", after) and re.search(r"\bround", text))  # "do you round? 74.99 -> 75?"
         # A bare number replying to "what was your score?" needs no label.
         bare_reply = expecting_score and (not text[:m.start()].strip(" ,.:;-") or len(text.split()) <= 8)
         if not pct and not labelled and not bare_reply:
@@ -486,16 +487,25 @@ _CHECKLIST = {
     "abstraction_complete": r"abstraction", "charts_pool_complete": r"(?:all )?charts(?: in (?:the )?pool)?",
 }
 _CHECK_YES = r"(?:yes|y|yep|done|complete|completed|received|in|ok|okay|followed|met)"
-_CHECK_NO = r"(?:no|n|nope|not yet|pending|missing|incomplete|not done)"
+_CHECK_NO = r"(?:no|n|nope|not yet|pending|missing|incomplete|not done|false)"
+# "Abstraction: not finished for 2 modules", "sampling=not followed": a negated state after the label.
+_CHECK_NOT = r"(?:not (?:yet )?(?:followed|finished|complete|completed|done|met|received|used|chosen|selected|in)|unfinished|partial(?:ly)?(?: done| complete)?)"
+# "- Sampling: we didn't follow it": in a labelled line, "it" is the label.
+_LABELLED_IT = re.compile(r"\b(sampling|abstraction|pathway|(?:final )?report)\s*[:=]\s*([^:=]{0,50}?)\b(it)\b")
 
 
 def _extract_checklist(text: str, ex: Extraction) -> set[str]:
     decided: set[str] = set()
     for fact, name in _CHECKLIST.items():
         m = re.search(rf"\b{name}\s*[:=-]?\s*(?:({_CHECK_YES})|({_CHECK_NO}))(?=[\s,.;!?]|$)(?!\s+(?:the|our|we|it|that|this|of|to|for|with|fall|spring|autumn|\d)\b)", text)
-        if m:
-            setattr(ex.facts, fact, m.group(1) is not None)
-            decided.add(fact)
+        if m is None:
+            m = re.search(rf"\b{name}\s*[:=-]?\s*({_CHECK_NOT})\b", text)
+            if m:
+                setattr(ex.facts, fact, False)
+                decided.add(fact)
+            continue
+        setattr(ex.facts, fact, m.group(1) is not None)
+        decided.add(fact)
     return decided
 
 
@@ -560,6 +570,7 @@ def _digits_for_number_words(text: str) -> str:
 def extract(text: str, today: dt.date, expecting_score: bool = False) -> Extraction:
     ex = Extraction()
     text = _LEADING_DOT.sub(r"0.\1", _digits_for_number_words(years_to_digits(_NOT_A_QUANTITY.sub(" ", text))))
+    text = _LABELLED_IT.sub(lambda m: f"{m.group(1)}: {m.group(2)}{m.group(1)}", text)
     _extract_round(text, today, ex)
     _extract_score(text, expecting_score, ex)
     _extract_statements(text, ex)

@@ -104,7 +104,7 @@ _SHORTHAND = [(re.compile(r"\bw/o\b"), "without"), (re.compile(r"\bw/(?=\s|$)"),
               # A physician's shorthand: "abstr", "rd", "rpt rec'd", "reg"/"std" track, "Fa25"/"Sp26".
               (re.compile(r"\babstr\b"), "abstraction"), (re.compile(r"\brds?\b"), "round"),
               (re.compile(r"\brec'?d\b"), "received"), (re.compile(r"\breg\b"), "regular"), (re.compile(r"\bstd\b"), "standard"),
-              (re.compile(r"\b(fa|fall)\s?'?(2\d)\b"), r"fall 20\2"), (re.compile(r"\b(sp|spr|spring)\s?'?(2\d)\b"), r"spring 20\2"),
+              (re.compile(r"\b(fa|fall)\s?'?(2\d)\b"), r"fall 20\2"), (re.compile(r"\b(fa|sp)(20\d\d)\b"), lambda m: ("fall " if m.group(1) == "fa" else "spring ") + m.group(2)), (re.compile(r"\b(sp|spr|spring)\s?'?(2\d)\b"), r"spring 20\2"),
               (re.compile(r"\bcerts\b"), "certifications"), (re.compile(r"\bcert'?d\b"), "certified"),
               (re.compile(r"\bcert\b"), "certification"), (re.compile(r"\bapps\b"), "applications"),
               (re.compile(r"\bapp\b"), "application"), (re.compile(r"\babstr\.(?=\s)"), "abstraction"),

@@ -206,7 +206,7 @@ _TOPIC_WORDS = {
 def can_we_apply_asks_eligibility(r: _Reading, topic: Intent, question: str) -> Intent:
     """"Can we apply for certification?" asks whether this practice is eligible (decide or ask
     for the facts), not how the application works."""
-    if topic in (Intent.APPLICATION, Intent.GREETING, Intent.OUT_OF_SCOPE) and re.search(r"\b((can|could|may|are) (we|our (\w+ ){0,2}(practice|group|clinic|network|center|office|team|organization|program))|we (can|could|may)|(are )?we able to) (\w+ ){0,2}(apply|be certified|get (\w+ )?certified|qualify|(try|go) for (the )?(\w+ )?certification|"
+    if topic in (Intent.APPLICATION, Intent.GREETING, Intent.OUT_OF_SCOPE, Intent.CONTACT) and re.search(r"\b((can|could|may|are) (we|our (\w+ ){0,2}(practice|group|clinic|network|center|office|team|organization|program))|we (can|could|may)|(are )?we able to) (\w+ ){0,2}(apply|be certified|get (\w+ )?certified|qualify|(try|go) for (the )?(\w+ )?certification|"
                                                   r"(submit|send|file|start) (the |our |an? )?(\w+ )?application)\b", question) \
             and not re.search(r"\b(how|when|where|what|which|steps?|process|before|after|once|until|wait|without|online|portal)\b", question):
         r.applied.append("can_we_apply_asks_eligibility")
@@ -253,6 +253,9 @@ def threshold_words_ask_the_threshold(r: _Reading, topic: Intent, question: str)
     if topic in (Intent.MODULES, Intent.MEASURES, Intent.MULTI_SITE) and re.search(
             r"\b(threshold|passing (score|mark|grade|bar)|cut ?off|minimum( score)?|the 75\s*%?)\b.{0,40}\b(each|every|per|by|individual)\s+(module|measure|site|location|clinic)", question):
         return Intent.SCORE_THRESHOLD  # "is there a separate passing threshold for each module?"
+    if topic in (Intent.MODULES, Intent.MEASURES) and re.search(r"\b(module|measure)[- ]level\b|\b(per|each|individual|single|one) (module|measure)('s)? (score|number|result|rate)", question) \
+            and re.search(r"\b(matter|matters|count|counts|apply|applies|need|needs|has to|have to|must)\b", question):
+        return Intent.SCORE_THRESHOLD  # "breast module came in < 75 but overall is 80. does the module-level number matter?"
     if topic in (Intent.MODULES, Intent.MEASURES) and _THRESHOLD_WORDS.search(r.text) and re.search(
             r"\b(does|do|would|will) (it|that|this|the (\d+\s*%?|threshold|bar|cut ?off|minimum)) (only |solely |also )?(apply|count|cover)\b", question):
         # "the 75% threshold applies to the measures in aggregate. Does it apply solely to those, or to

@@ -78,7 +78,7 @@ _QUESTION_START = (
 _LEAD = r"((also|and|oh|so|ok|okay|btw|plus|but|then|one more thing|second|2nd|another q(uestion)?|quick q(uestion)?|q|\d[.)]|[a-c][.)]|\([a-d1-9]\))[,:!.\s-]+)*"
 # Typed without a question mark, the question may start mid-sentence: "85 fall 2025 can we apply".
 _INVERTED = r"\b(can|could|do|does|did|are|should|will|would)\s+(we|i|you|they)\b(?!\s+(know|think|believe)\b)|\b(until|til|till|thru|through) when\b|\bgood (until|til|till)\s*$"
-_ASKS = re.compile(rf"\?\s*$|\s-\s*(what|what's|whats|how|when|which|who|where|why)\s+\S+\s+\S+|^{_LEAD}(please\s+)?(send|give|share|text|forward)\s+(me|us)\s+(the |your |a |an )?(\w+\s+){{0,2}}(phone|number|email|contact|address|link|list|form)\b|^{_LEAD}((i|we) )?(also )?(need|want|would like|'d like|am looking for|looking for) (the |your |a |an )?(\w+\s+){{0,2}}(phone|number|email|contact|address|link|list|form)\b|^{_LEAD}(please\s+)?remind (me|us) (of )?(the|what|how|which|whether|if)\b(?!.*\b(before|expir\w*|days?|weeks?|months?|in advance|ahead)\b)|^{_LEAD}{_QUESTION_START}|:\s*{_LEAD}{_QUESTION_START}|{_INVERTED}|^(\S+\s+){{1,4}}(what|what's|whats|how|why)\s+\S+\s+\S+|\b(wondering|not sure|find out|finding out|asking|asked|ask|know|check|see|confirm|understand|curious|tell (me|us)|let (me|us) know) (if|whether|when|how|what|which|who)\b|\b(need|want|would like|'d like|trying|hoping) to (know|find out|confirm|check|understand|clarify)\b|\bcan you (tell|confirm|let)\b|\b(please|pls) (advise|confirm|let us know)\b|"
+_ASKS = re.compile(rf"\?\s*$|\s-\s*(what|what's|whats|how|when|which|who|where|why)\s+\S+\s+\S+|^{_LEAD}(please\s+)?(send|give|share|text|forward)\s+(me|us)\s+(the |your |a |an )?(\w+\s+){{0,2}}(phone|number|email|contact|address|link|list|form)\b|^{_LEAD}((i|we) )?(also )?(need|want|would like|'d like|am looking for|looking for) (the |your |a |an )?(\w+\s+){{0,2}}(phone|number|email|contact|address|link|list|form)\b|^{_LEAD}(still\s+)?(eligible|ok to apply|okay to apply|good to apply|able to apply|allowed)( to apply)?\s*[;?]?$|^{_LEAD}(please\s+)?remind (me|us) (of )?(the|what|how|which|whether|if)\b(?!.*\b(before|expir\w*|days?|weeks?|months?|in advance|ahead)\b)|^{_LEAD}{_QUESTION_START}|:\s*{_LEAD}{_QUESTION_START}|{_INVERTED}|^(\S+\s+){{1,4}}(what|what's|whats|how|why)\s+\S+\s+\S+|\b(wondering|not sure|find out|finding out|asking|asked|ask|know|check|see|confirm|understand|curious|tell (me|us)|let (me|us) know) (if|whether|when|how|what|which|who)\b|\b(need|want|would like|'d like|trying|hoping) to (know|find out|confirm|check|understand|clarify)\b|\bcan you (tell|confirm|let)\b|\b(please|pls) (advise|confirm|let us know)\b|"
                    r",\s*(right|correct|yes or no|true)\s*[.?!]*$|\s(right|correct|yes or no|true)\s*\?+$|(\d%?|\bis \w+)\s+(right|correct)\s*[.!]*$")
 # A full stop ends a sentence only before a space or the end: "74.9%" and "p.m." stay whole.
 _SENTENCE = re.compile(r"(?:[^?!\n;.]|\.(?!\s|$))*\?+|(?:[^?!\n;.]|\.(?!\s|$))+(?:[.!;\n]|$)")
@@ -130,6 +130,10 @@ def questions(text: str) -> list[str]:
             # exclusion require?": a statement joined by a semicolon is the question's own subject.
             context = sentence if sentence.endswith(";") else ""
             continue
+        if context and re.match(r"(and|also|plus)\b", sentence):
+            # "min OQS % needed; and what's the email?": a terse first question, then a second.
+            found.append(context.rstrip(" ;"))
+            context = ""
         if context:
             sentence, context = f"{context} {sentence}", ""
         parts = [p.strip(" ,-") for p in _INNER_SPLIT.split(sentence) if p and p.strip(" ,-")]
