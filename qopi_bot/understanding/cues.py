@@ -23,6 +23,13 @@ def _cues(*pairs: tuple[float, str]) -> _W:
 
 _PERSON = r"(a |an |some |real |actual |live )?(person|human|someone|somebody|staff( member)?|representative|rep|agent|team member|coordinator|real person|human being)"
 
+_DISASTER = (r"(hurricane|tornado|flood(ed|ing|s)?|(?<!dumpster )(?<!trash )fire(?! drill| alarm| away)|wildfire|earthquake|disaster|pandemic|covid|cyber ?attack|ransomware|"
+             r"evacuat\w*|storm damage|burned down|destroyed|water main|pipe burst|burst pipe|power outage|roof collapse)")
+_HIT = (r"(clos\w*|shut\w*|lost|los(e|ing)|destroy\w*|damag\w*|delay\w*|disrupt\w*|couldn't|could not|can't|cannot|unable|miss\w*|behind|"
+        r"interrupt\w*|hit|hits|struck|affect\w*|impact\w*|knock\w*|wip\w*|took out|forc\w*|displac\w*|offline|down for|relocat\w*|"
+        r"evacuat\w*|during|because of|due to|after|since|from the|caused|gone|ruin\w*|halt\w*|stopp?\w*|burn\w*|flooded|"
+        r"inaccessible|out of (commission|service|action)|wreck\w*)\b")
+
 ESCALATION_CUES: dict[Intent, _W] = {
     Intent.HUMAN: _cues(
         (6, r"\b(be )?put (me |us )?in (touch|contact) with\b|\b(get|have|work with) (her|him|them) again\b"),
@@ -96,8 +103,9 @@ ESCALATION_CUES: dict[Intent, _W] = {
     Intent.EXCEPTION: _cues(
         (6, r"\bexceptions?\b|\bwaiver\b|\bwaive\b|\bexempt(ion)?\b"),
         # A disaster or forced closure in a certification question is a special circumstance.
-        (4, r"\b(hurricane|tornado|flood(ed|ing|s)?|(?<!dumpster )(?<!trash )fire(?! drill| alarm| away)|wildfire|earthquake|disaster|pandemic|covid|cyber ?attack|ransomware|"
-            r"evacuat\w*|storm damage|burned down|destroyed|water main|pipe burst|burst pipe|power outage|roof collapse)\b"),
+        # Told as part of the practice's story ("we've outlived two mergers and a flood") it asks nothing:
+        # it must have hit the practice or its work.
+        (4, rf"\b{_DISASTER}\b[^.?!]{{0,60}}\b{_HIT}|\b{_HIT}[^.?!]{{0,60}}\b{_DISASTER}\b"),
         (4, r"\b(allowance|leeway|lenien\w*|flexib\w*|grace period|extension|accommodat\w*|cut us some slack|"
             r"special consideration|consider our (situation|case)|make an exception)\b"),
         (4, r"\bspecial (circumstance|case|situation|consideration)s?\b|\bunusual (circumstance|situation)s?\b|\bmake an allowance\b"),

@@ -180,7 +180,8 @@ def _extract_score(text: str, expecting_score: bool, ex: Extraction) -> None:
                 or re.match(r"^\s*%?\s*(is |are |was )?(still |really |actually |now )?(the |a )?(cut ?off|threshold|minimum|passing (score|mark|grade|bar|threshold)|pass mark)\b", after):
             ex.threshold_question = True  # "passing score is 75 right?" names the threshold
             continue
-        if re.search(r"\bthe\s+$", before) and pct and not re.search(r"\b(our|we|my)\b[^.?!]{0,20}$", before):
+        if re.search(r"\bthe\s+$", before) and pct and not re.search(r"\b(our|we|my)\b[^.?!]{0,20}$", before) \
+                and not re.match(r"\s*(%|percent|pct)?\s*(that )?(we|i|our \w+|they) (got|scored|earned|received|achieved|had|made|hit)\b", after):
             ex.threshold_question = True  # "is the 75% per measure?" names the threshold
             continue
         adjacent = bool(_ADJACENT_LABEL.search(before)) or bool(_LABEL_AFTER.match(after))
@@ -405,6 +406,12 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
         r"\b(only|just|still only) (have|got|seen|received) (the |our |a )?(prelim\w*|draft|interim|dashboard)\b|\bnot (the |our )?final (\w+ ){0,2}report( yet)?\b")),
     ("report_received", True, re.compile(
         r"\b(received|got|have|get|downloaded|seen)\s+(\w+\s+){0,2}(final\s+)?(qopi\s+)?(certification\s+)?report\b|\breport (came|arrived|was released)")),
+    # "never adopted the Arizona sites' P&Ps": some sites run under other policies.
+    ("same_policies", False, re.compile(
+        r"\b(never|not|haven't|hasn't|have not|has not|didn't|did not|won't|will not)\s+(yet\s+|ever\s+)?(adopted|adopt|taken on|switched to|moved to|followed|signed on to)\s+(the\s+|our\s+)?(\w+\s+){0,3}(\w+'s?\s+)?(polic\w*|procedures)")),
+    # "one compliance director who sets the policies and procedures for all four": one set everywhere.
+    ("same_policies", True, re.compile(
+        r"(?<!own )(?<!separate )(?<!different )(?<!distinct )(?<!individual )\bpolic(y|ies)( and procedures)? (for|across|at|in|over) (all|both|every one of|each of) (\w+ )?(of )?(our |the |those |them|these )?(\w+ )?(sites|offices|clinics|locations|campuses|two|three|four|five|six|seven|eight|nine|ten)\b")),
     ("same_policies", False, re.compile(
         rf"\b(each|every)\s+(\w+\s+){{0,2}}(site|clinic|location|office|practice)s?\s+(\w+\s+){{0,3}}(has|have|with|uses|use|runs|keeps|follows|sets)\s+(its|their)\s+own\s+(\w+\s+){{0,2}}(polic|procedure|rules|protocol)|"
         rf"\b(each|every)\s+(\w+\s+){{0,2}}(site|clinic|location|office)s?\s+(does|do|has|runs|sets|writes|makes)\s+(its|their)\s+own\s+(thing|way|playbook|rules)|"

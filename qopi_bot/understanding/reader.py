@@ -268,7 +268,7 @@ def threshold_words_ask_the_threshold(r: _Reading, topic: Intent, question: str)
     if f.score is not None:
         return topic
     if topic in (Intent.ELIGIBILITY, Intent.SCORE_THRESHOLD) and re.search(r"\b(cut[- ]?off|deadline)\b", question) \
-            and re.search(r"\b\d{1,2}/\d{1,2}\b|\b(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2}\b", question):
+            and re.search(r"\b\d{1,2}/\d{1,2}\b|\b(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? (\d{1,2}|20\d\d)\b", question):
         return Intent.VALIDITY  # "the cutoff to apply is 6/12 right?": a date, so the last day, not the threshold
     if topic is Intent.ELIGIBILITY and (_THRESHOLD_WORDS.search(question) or r.ex.threshold_question):
         return Intent.SCORE_THRESHOLD  # "is it 75 or 80 now?" asks which threshold
@@ -626,7 +626,7 @@ def understand(raw: str, today: dt.date, kb: Knowledge, pending: MissingFact | N
         asks_round_dates=bool(re.search(r"\bwhen (does|do|will|is)\b.{0,30}\bround\b.{0,20}\b(open|close|start|end|due)|(?<!to the )\bround (dates?|schedule|calendar|deadlines?)\b|\bwhen is the (next )?(\w+ )?round\b|\bwhen('s| is) the next\b", text)),
         escalation=escalation, rules_applied=r.applied, own_score=bool(_OWN_SCORE.search(text)) and not _GENERAL.search(text),
         reminder=cues.reminder_request(text), reminder_days=cues.reminder_lead_days(text),
-        asks_integration_evidence=not re.search(r"\b(apply as (one|a single)\b[^.?!]{0,30}\bor\b|one application or|separate (practices|applications|entities)\?|together or separately)", text) and bool(re.search(r"\b(proof|prove|show|demonstrate|evidence|document\w*|papers)\b.{0,100}\b(integrat|connected|linked|tied together|unified|work(ing)? together|function(ing)? as one|as one (practice|entity)|(really |actually |truly )?one (practice|entity))", text)
+        asks_integration_evidence=not re.search(r"\b(apply as (one|a single)\b[^.?!]{0,30}\bor\b|one application or|separate (practices|applications|entities)\?|together or separately)", text) and bool(re.search(r"\b(proof|prove|show|demonstrate|evidence|document\w*|papers)\b.{0,100}\b(integrat|connected|linked|(tied|knit|knitted|joined|bound|stitched|woven|glued|held|pulled|brought|bolted) together|unified|work(ing)? together|function(ing)? as one|as one (practice|entity)|(really |actually |truly )?one (practice|entity))", text)
                                      or (re.search(r"\bcount as (integrated|one (practice|entity))", text)
                                          and re.search(r"\b(enough|sufficient|suffice|need|needs|have to|has to|must|required?|proof|evidence)\b", text))
                                      or re.search(r"\b(have to|need to|must)\b.{0,30}\b(rotate|share (an? |one )?(emr|ehr)|(same|one|single) tax id)", text)),

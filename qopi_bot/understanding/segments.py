@@ -83,8 +83,8 @@ _ASKS = re.compile(rf"\?\s*$|\s-\s*(what|what's|whats|how|when|which|who|where|w
 # A full stop ends a sentence only before a space or the end: "74.9%" and "p.m." stay whole.
 _SENTENCE = re.compile(r"(?:[^?!\n;.]|\.(?!\s|$))*\?+|(?:[^?!\n;.]|\.(?!\s|$))+(?:[.!;\n]|$)")
 # "can we apply, and do we apply together?": a second question inside one sentence.
-_INNER_WORDS = r"(?:can|could|is|are|do|does|did|what|whats|what's|where's|who's|how's|when's|when|how|who|which|why|should|will|would|where|until when|until what|remind me|tell me|confirm|explain|at what point|at which point|by when)"
-_INNER_SPLIT = re.compile(rf"(?:,\s*(?:and\s+|also\s+|plus\s+|or\s+)?|\s+(?:and|also|plus)\s+|\s+-\s+|\s+\+\s+)(?={_INNER_WORDS}\s+\S+\s+\S+|(?:until|till|through|by) (?:when|what (?:date|day))\s*\?)|"
+_INNER_WORDS = r"(?:whether|can|could|is|are|do|does|did|what|whats|what's|where's|who's|how's|when's|when|how|who|which|why|should|will|would|where|until when|until what|remind me|tell me|confirm|explain|at what point|at which point|by when)"
+_INNER_SPLIT = re.compile(rf"(?:,\s*(?:and\s+(?:also\s+)?|also\s+|plus\s+|or\s+|so\s+)?|\s+(?:and|also|plus)\s+|\s+-\s+|\s+\+\s+)(?={_INNER_WORDS}\s+\S+\s+\S+|(?:until|till|through|by) (?:when|what (?:date|day))\s*\?)|"
                           rf"(?:,\s*(?:and\s+)?|;\s*|\s+and\s+)(?=\(?[a-d1-9]\)\s)")
 
 
@@ -98,6 +98,10 @@ _ENUMERATION = re.compile(r"^([^:?]{0,40}:\s*)?\(?([a-d]|[1-9])[.)]\s+")
 # "ok perfect and thats good until when": the thanks that opens a follow-up is no part of its question.
 _ACK_WORD = r"(ok|okay|k|perfect|great|thanks|thank you|thx|ty|cool|got it|awesome|good|sounds good|excellent|wonderful|super|nice|understood)"
 _ACKNOWLEDGED = re.compile(rf"^{_ACK_WORD}([,!.\s]+{_ACK_WORD})*[,!.\s]+(and|so|but|then)\s+(?=\S+\s+\S+)")
+
+
+_ANNOUNCES = re.compile(r"\b(would like|'d like|want|wanted|need|needs|hoping|trying|like) to (know|find out|ask|confirm|understand|check)(\s+[\w']+){0,7}$|"
+                       r"^(so |now |ok |okay )?(tell me|let me know|be honest|level with me|give it to me)( straight| honestly| plainly| frankly| true| now| please)?$")
 
 
 def sentences(text: str) -> list[str]:
@@ -138,6 +142,11 @@ def questions(text: str) -> list[str]:
             sentence, context = f"{context} {sentence}", ""
         parts = [p.strip(" ,-") for p in _INNER_SPLIT.split(sentence) if p and p.strip(" ,-")]
         # "...75.0 - which is where our projection sits - does that meet it?": a relative clause asks nothing.
-        asking = [p for p in parts if asks(p) and (p.endswith("?") or not _RELATIVE.match(p))]
+        # "I'd like to know whether we apply together, and also whether you could give me the number":
+        # the second "whether" asks as the first does.
+        asking = [p for i, p in enumerate(parts) if (asks(p) or (i > 0 and p.startswith("whether "))) and (p.endswith("?") or not _RELATIVE.match(p))]
+        # "..., and i'd like to know before i sit down with her, how many measures is it?": the wish to
+        # know announces the question that follows; it asks nothing itself.
+        asking = [p for i, p in enumerate(asking) if not (i + 1 < len(asking) and _ANNOUNCES.search(p))]
         found.extend(_ACKNOWLEDGED.sub("", _ENUMERATION.sub("", q) or q) or q for q in (asking or [sentence]))
     return found
