@@ -223,11 +223,16 @@ _SMALL = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "six": 6, 
 _UNIT_DAYS = {"day": 1, "week": 7, "month": 30}
 
 
+# "cert threshold - remind me.": tell me again, not a reminder before a date.
+_REMIND_ME_OF_A_FACT = re.compile(r"\b(threshold|cut ?off|pass(ing)? (mark|score)|minimum|phone( number)?|email( address)?|rule|steps)\b[^.?!]{0,20}?[-:,]?\s*"
+                                  r"remind (me|us)( again| please| pls)?\s*([.?!]|$)")
+
+
 def reminder_request(text: str) -> str | None:
     """'stop' or 'start' when the message asks to end or to set reminders, else None."""
     if _REMINDER_STOP.search(text):
         return "stop"
-    if _REMINDER_START.search(text):
+    if _REMINDER_START.search(text) and not _REMIND_ME_OF_A_FACT.search(text):
         return "start"
     return None
 

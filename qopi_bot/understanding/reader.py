@@ -146,12 +146,27 @@ def _asks_about_applying(text: str) -> bool:
 
 
 # The practice speaking of itself: a score in such a message is its own, not a threshold asked about.
-_WE = re.compile(r"\b(our|we|we've|we're|us|client's|clients'|client [a-z]'s)\b")
+_WE = re.compile(r"\b(our|we|we've|we're|us|client's|clients'|client [a-z]'s|their|they're|they've)\b")
 
 
 def _failing(f: Facts) -> bool:
     """A requirement the practice says it did not meet (pathway, sampling, a round, abstraction)."""
     return any(v is False for v in (f.pathway, f.sampling_followed, f.participated_round, f.abstraction_complete))
+
+
+_RESCUE = re.compile(r"\b(would|will|does|do|can|could)\b.{0,40}\b(fix|fixes|save|saves|solve|solves|make up for|rescue|offset|cure|remedy|repair)\b")
+_NEXT_STEPS = re.compile(r"\bwhat (do|should|does|would|will) (we|they|i|the practice|our practice) do (next|now|then|once|after|when)\b|"
+                         r"\bwhat('s| is| are) (the )?next steps?\b|\bwhat happens (next|after|once|then)\b")
+
+
+def next_steps_ask_the_application(r: _Reading, topic: Intent, question: str) -> Intent:
+    """"what's passing, and what do they do once they've passed?": the second asks what comes next,
+    which is the application."""
+    if topic in (Intent.SCORE_THRESHOLD, Intent.VALIDITY, Intent.OUT_OF_SCOPE, Intent.GREETING) and _NEXT_STEPS.search(question) \
+            and r.ex.facts.score is None:
+        r.applied.append("next_steps_ask_the_application")
+        return Intent.APPLICATION
+    return topic
 
 
 def facts_make_a_case(r: _Reading, topic: Intent, question: str) -> Intent:
@@ -162,6 +177,11 @@ def facts_make_a_case(r: _Reading, topic: Intent, question: str) -> Intent:
     has_case = (f.score is not None and (not r.ex.threshold_question or bool(_WE.search(r.text)))) or _failing(f)
     if not has_case:
         return topic
+    if topic in INFO_TOPICS and f.score is not None and _RESCUE.search(question):
+        # "65% fall 2025, and they left two docs' charts out - would the attestation form fix it?": the
+        # case decides, and the answer says what would change it.
+        r.applied.append("would_it_fix_our_case")
+        return Intent.ELIGIBILITY
     if topic in (Intent.SAMPLING, Intent.ATTESTATION, Intent.MODULES, Intent.MEASURES, Intent.STANDARDS) \
             and re.search(_TOPIC_WORDS[topic], question) and not re.search(r"\b(eligib\w*|apply|qualify|percent)\b|\d\s*%|\b[4-9]\d(\.\d+)?\b", question):
         return topic  # "80% in spring 2025 - are we eligible? And must we still submit the colorectal module?"
@@ -206,6 +226,10 @@ _TOPIC_WORDS = {
 def can_we_apply_asks_eligibility(r: _Reading, topic: Intent, question: str) -> Intent:
     """"Can we apply for certification?" asks whether this practice is eligible (decide or ask
     for the facts), not how the application works."""
+    if topic not in ESCALATIONS and topic is not Intent.ELIGIBILITY and re.search(
+            r"\b(do|does|would|will|did) (we|they|our \w+|the practice|the group|their \w+) (\w+ )?(meet|satisfy|fulfil+|qualify under) (the |all (the )?)?(requirements|criteria|prerequisites|conditions)\b", question):
+        r.applied.append("meeting_the_requirements_is_eligibility")
+        return Intent.ELIGIBILITY  # "Do they meet the requirements to apply?"
     if topic in (Intent.APPLICATION, Intent.GREETING, Intent.OUT_OF_SCOPE, Intent.CONTACT) and re.search(r"\b((can|could|may|are) (we|our (\w+ ){0,2}(practice|group|clinic|network|center|office|team|organization|program))|we (can|could|may)|(are )?we able to) (\w+ ){0,2}(apply|be certified|get (\w+ )?certified|qualify|(try|go) for (the )?(\w+ )?certification|"
                                                   r"(submit|send|file|start) (the |our |an? )?(\w+ )?application)\b", question) \
             and not re.search(r"\b(how|when|where|what|which|steps?|process|before|after|once|until|wait|without|online|portal)\b", question):
@@ -419,6 +443,7 @@ def _read_one(r: _Reading, topic: Intent, question: str, sure: bool = False) -> 
     topic = sites_make_it_multi_site(r, topic, question, sure)
     topic = dates_make_it_validity(r, topic, question)
     topic = pool_membership_is_attestation(r, topic, question)
+    topic = next_steps_ask_the_application(r, topic, question)
     return threshold_words_ask_the_threshold(r, topic, question)
 
 
@@ -434,7 +459,8 @@ def read_questions(r: _Reading) -> None:
         start = r.text.find(question, previous_end)
         joined = previous is not None and start >= 0 and re.fullmatch(r"[\s,?]*(and|also|or|plus)?[\s,]*", r.text[previous_end:start])
         previous_end = start + len(question) if start >= 0 else previous_end
-        if joined and not p.confident and len(question.split()) <= 6 and re.search(r"\b(it|that|this|them|those|one)\b", question):
+        if joined and not p.confident and len(question.split()) <= 6 and re.search(r"\b(it|that|this|them|those|one)\b", question) \
+                and not any(t is not previous and re.search(w, question) for t, w in _TOPIC_WORDS.items()):
             continue  # "what is this attestation and when do we need it?": "it" is the same topic
         # A question too short or too unusual for the model is read with the whole message. A later
         # question ("Second, do we need a form for that?") keeps its own reading when the model still
@@ -629,6 +655,6 @@ def understand(raw: str, today: dt.date, kb: Knowledge, pending: MissingFact | N
         asks_integration_evidence=not re.search(r"\b(apply as (one|a single)\b[^.?!]{0,30}\bor\b|one application or|separate (practices|applications|entities)\?|together or separately)", text) and bool(re.search(r"\b(proof|prove|show|demonstrate|evidence|document\w*|papers)\b.{0,100}\b(integrat|connected|linked|(tied|knit|knitted|joined|bound|stitched|woven|glued|held|pulled|brought|bolted) together|unified|work(ing)? together|function(ing)? as one|as one (practice|entity)|(really |actually |truly )?one (practice|entity))", text)
                                      or (re.search(r"\bcount as (integrated|one (practice|entity))", text)
                                          and re.search(r"\b(enough|sufficient|suffice|need|needs|have to|has to|must|required?|proof|evidence)\b", text))
-                                     or re.search(r"\b(have to|need to|must)\b.{0,30}\b(rotate|share (an? |one )?(emr|ehr)|(same|one|single) tax id)", text)),
+                                     or re.search(r"\b(have to|need to|must|need|needs|require|requires|required)\b.{0,30}\b(rotate|share (an? |one )?(emr|ehr)|(same|one|single|a single|common) (tax id|emr|ehr))", text)),
     )
 

@@ -104,6 +104,10 @@ _ANNOUNCES = re.compile(r"\b(would like|'d like|want|wanted|need|needs|hoping|tr
                        r"^(so |now |ok |okay )?(tell me|let me know|be honest|level with me|give it to me)( straight| honestly| plainly| frankly| true| now| please)?$")
 
 
+_BARE_REQUEST = re.compile(r"^(please |pls |kindly |so )?(advise|confirm|let (me|us) know|thoughts|your thoughts|asap|thanks)"
+                           r"( asap| please| pls| thanks| thank you| soonest| at your earliest convenience)*[\s!.?]*$")
+
+
 def sentences(text: str) -> list[str]:
     return [s.strip(" ,-") for s in _SENTENCE.findall(text) if s.strip(" ,-")]
 
@@ -149,4 +153,6 @@ def questions(text: str) -> list[str]:
         # know announces the question that follows; it asks nothing itself.
         asking = [p for i, p in enumerate(asking) if not (i + 1 < len(asking) and _ANNOUNCES.search(p))]
         found.extend(_ACKNOWLEDGED.sub("", _ENUMERATION.sub("", q) or q) or q for q in (asking or [sentence]))
-    return found
+    # "do we need a single tax ID? pls advise": a bare request to answer asks nothing more.
+    kept = [q for q in found if not _BARE_REQUEST.match(q)]
+    return kept if kept else found
