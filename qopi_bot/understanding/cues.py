@@ -78,6 +78,9 @@ ESCALATION_CUES: dict[Intent, _W] = {
         (5, r"\b(omit|omitting|exclude|excluding|leave|leaving|drop|dropping|remove|removing)\s+(\w+\s+){0,4}(site|location|office|clinic|campus|satellite)s?\s+from\s+(the |our )?(\w+'s\s+)?(application|certification|submission)\b"),
         # "the docs there won't be part of our application. Can we go ahead without them?"
         (5, r"\b(won't|will not|wouldn't|would not|can't|cannot|aren't going to) be (part of|included in|in|on) (our|the) (application|certification|submission)\b"),
+        # "keep St. Luke's off the application", "go for certification with just the main oncology group"
+        (5, r"\b(keep|leave|take|keeping|leaving|taking)\s+(\w+\W?\s+){0,3}(off|out of)\s+(the |our )?(application|certification|submission)\b"),
+        (5, r"\b(certif\w*|apply\w*|application)\b[^.?!]{0,30}\bwith (just|only) (the |our )?(\w+ ){0,3}(group|site|clinic|office|practice|location|campus|team)\b"),
         # "apply as the practice minus the rural outreach clinic", "certify everything except the Elm St office"
         (5, r"\b(apply\w*|certif\w*|application|submit\w*)\b[^.?!]{0,40}\b(minus|less|except( for)?|excluding|but not|save for|other than)\s+(the |our |that |one )?(\w+\s+){0,3}(site|location|office|clinic|campus|satellite|center|centre)s?\b"),
         (4, r"\b(go ahead|apply|proceed|move forward|certify)\s+without (them|those (\w+ )?(docs|doctors|physicians|sites|clinics|offices)|that (site|clinic|office|location))\b"),
@@ -137,7 +140,7 @@ _DOMAIN = re.compile(
 )
 # Words of the certification business beyond the program's name: a question using them is ours.
 _PROGRAM_WORDS = re.compile(r"\d\s*%|\b([4-9]\d|100)(\.\d+)?\b|\b(grade|pass|passing|percent\w*|minimum|cut ?off|qualif\w*|integrat\w*|entity|entities|"
-                            r"emr|ehr|tax id|affiliat\w*|merg\w*|until when|til when|how long|(last|final|closing|due|end) (\w+ )?(date|day)|submi\w+|score|round|site|sites|clinics?|offices?|locations?|tax ids?|practice|apply|application|charts?|policies|measures?|standards?|"
+                            r"emr|ehr|tax id|affiliat\w*|merg\w*|until when|til when|good (until|til|till|through|thru)|how long|(last|final|closing|due|end) (\w+ )?(date|day)|submi\w+|score|round|site|sites|clinics?|offices?|locations?|tax ids?|practice|apply|application|charts?|policies|measures?|standards?|"
                             r"report|threshold|deadline|expire\w*|valid|modules?|team|help desk|call|phone|email|person|someone|too late|in time)\b")
 _QUESTION = re.compile(
     r"\?|^((also|and|oh|so|ok|okay|btw|hey|hi|hello|actually|um|well|sorry|thanks|one more thing|quick q(uestion)?)[,:!.\s-]+)*"

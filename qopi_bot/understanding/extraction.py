@@ -141,7 +141,10 @@ def _candidate_scores(text: str, expecting_score: bool = False) -> list[tuple[De
             continue  # "sites in 2 states": a small bare number is a count unless it is called a score
         labelled = _ADJACENT_LABEL.search(before) or _SUPPOSED.search(before) or _ROUND_LABEL.search(text[max(0, m.start() - 24):m.start()]) or _SCORE_IS.search(text[max(0, m.start() - 70):m.start()]) or _SCORE_CONTEXT.search(before) or _ROUND_WITH.search(before) or _ROUNDING.search(before) or _LABEL_AFTER.match(after) \
             or _ENOUGH_AFTER.match(after) or (not text[:m.start()].strip(" ,.:;-") and Decimal(30) <= value <= Decimal(100)) \
-            or bool(re.match(r"\s*%?\s*(->|=>|→)\s*\d", after) and re.search(r"\bround", text))  # "do you round? 74.99 -> 75?"
+            or bool(re.match(r"\s*%?\s*(->|=>|→)\s*\d", after) and re.search(r"\bround", text)) \
+            or bool(re.match(r"\s*%?\s*(on|in|from|per) (our|the|my) (\w+ ){0,3}(final |cert\w* |certification )?(report|oqs|score|results?|dashboard)\b", after)) \
+            or bool(re.fullmatch(r"[\s,.:;-]*((exactly|just|only|precisely|a|an|we got|got)\s+)+", text[:m.start()]) and Decimal(30) <= value <= Decimal(100))
+        # ("do you round? 74.99 -> 75?"; "74.2 on our final report"; "exactly 75.0 on ...": each names a score)
         # A bare number replying to "what was your score?" needs no label.
         bare_reply = expecting_score and (not text[:m.start()].strip(" ,.:;-") or len(text.split()) <= 8)
         if not pct and not labelled and not bare_reply:
@@ -186,7 +189,9 @@ def _extract_score(text: str, expecting_score: bool, ex: Extraction) -> None:
             continue
         adjacent = bool(_ADJACENT_LABEL.search(before)) or bool(_LABEL_AFTER.match(after))
         owned = bool(_SCORE_IS.search(text[max(0, start - 70):start])) or bool(_SUPPOSED.search(before)) or bool(_ROUND_LABEL.search(text[max(0, start - 24):start])) or bool(_OWNED.search(before)) or bool(_ENOUGH_AFTER.match(after)) or expecting_score or bool(_ROUNDING.search(before)) \
-            or ((adjacent or not text[:start].strip(" ,.:;-")) and (pct or Decimal(30) <= value <= Decimal(100)))
+            or ((adjacent or not text[:start].strip(" ,.:;-") or re.fullmatch(r"[\s,.:;-]*((exactly|just|only|precisely|a|an)\s+)+", text[:start])
+                 or re.match(r"\s*%?\s*(on|in|from|per) (our|my) (\w+ ){0,3}(final |cert\w* |certification )?(report|oqs|score|results?|dashboard)\b", after))
+                and (pct or Decimal(30) <= value <= Decimal(100)))
         owned_by_words = bool(_SCORE_IS.search(text[max(0, start - 70):start])) or bool(_OWNED.search(before)) or adjacent
         if owned and not owned_by_words and not expecting_score and _ENOUGH_AFTER.match(after) and re.search(
                 r"\b(need|have|has|must)\s+(to\s+)?(be\s+)?(above|over|more than|higher|clear|beat)", text):
@@ -381,7 +386,9 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
         rf"\binstead of (doing |using |following )?(the )?random (\w+\s+){{0,2}}(selection|sampling|picking)|"
         rf"\bconvenience sampl\w*|\b(skip|skipped|skipping|ignored|bypassed)\s+(\w+\s+){{0,2}}(the\s+)?(qopi\s+)?sampling|\b(rather than|instead of)\s+(following|using|doing|applying)\s+(the\s+)?(qopi\s+)?sampling")),
     ("sampling_followed", True, re.compile(
-        r"\b(followed|follow|used|met|meet|hit|complied with)\s+(\w+\s+){0,3}(sampling|target chart|chart target|chart requirement)")),
+        r"\b(followed|follow|used|met|meet|hit|complied with)\s+(\w+\s+){0,3}(sampling|target chart|chart target|chart requirement)|"
+        r"\bsampling\s+(methodology\s+|method\s+|rules\s+)?(was|were|has been|had been)\s+(\w+\s+)?(followed|done (right|correctly|properly|by the book)|correct)\b|"
+        r"\b(did|do|does)\s+(use|do|follow)\s+(the\s+)?random\s+(sample|sampling|pull|selection|draw)")),
     ("charts_pool_complete", True, re.compile(
         r"\b(no one|nobody|no (oncologists?|physicians?|docs?|doctors?|providers?|clinicians?))('s)?( charts?)? (was|were|got) (left out|excluded|omitted|dropped)|"
         r"\bno (\w+\s+){0,2}charts? ((were|was) )?(excluded|left out|omitted|dropped)\b|\bnothing (was )?(excluded|left out)|"
@@ -401,7 +408,7 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
     ("report_received", False, re.compile(
         rf"\b{_NEG}\s+(\w+\s+){{0,3}}(receiv\w*|got|gotten|get|seen)\s+(\w+\s+){{0,3}}(final\s+)?(\w+\s+)?report|"
         r"\b(still |currently )?(waiting|awaiting|wait)\s+(on|for)?\s*(\w+\s+){0,7}report|"
-        rf"\breport\s+(\w+\s+){{0,2}}(hasn't|has not|hasnt|isn't|is not|not)\s+(\w+\s+){{0,1}}(come|arrived|out|in|back|here|ready|available|released|been (released|sent|issued))|"
+        rf"\breport\s+(\w+\s+){{0,2}}(hasn't|has not|hasnt|isn't|is not|not)\s+(\w+\s+){{0,1}}(come|arrived|out|in|back|here|ready|available|released|landed|shown up|come through|been (released|sent|issued|posted|delivered))|"
         r"\breport (is )?(still )?(pending|not (yet )?(available|out|in))|\breport\b[^.?!]{0,30}\b(still (waiting|awaiting|pending)|(is|has) not (yet )?(arrived|come))|\bno report yet|\bbefore (we get|getting|receiving) (the |our )?(final )?(\w+ )?report|"
         r"\b(only|just|still only) (have|got|seen|received) (the |our |a )?(prelim\w*|draft|interim|dashboard)\b|\bnot (the |our )?final (\w+ ){0,2}report( yet)?\b")),
     ("report_received", True, re.compile(

@@ -285,6 +285,11 @@ def threshold_words_ask_the_threshold(r: _Reading, topic: Intent, question: str)
         # "the 75% threshold applies to the measures in aggregate. Does it apply solely to those, or to
         # every measure in every module?": "it" is the threshold the message just named.
         return Intent.SCORE_THRESHOLD
+    if topic is Intent.ELIGIBILITY and f.completed_round is None and re.search(
+            r"\bif (we|they|you|a practice|someone) (get|gets|got|score|scores|hit|hits|land|lands|end up (with|at))\b", question) \
+            and re.search(r"\b(does (that|it) count|count as|is (that|it) enough|do (we|they) (have|need) to (beat|exceed|be over|be above|clear)|pass(es)?\b)", question):
+        r.applied.append("a_hypothetical_score_asks_the_threshold")
+        return Intent.SCORE_THRESHOLD  # "if we get EXACTLY 75.0 does that count or do we have to beat it?"
     if topic is Intent.ELIGIBILITY and _COMPARES_WITH_THE_BAR.search(question) and not _OWN_SCORE.search(question):
         # "must the score be equal to or greater than 75 percent, or strictly greater?": the number is
         # the bar itself, asked about, not a score the practice reports.
@@ -292,6 +297,7 @@ def threshold_words_ask_the_threshold(r: _Reading, topic: Intent, question: str)
     if f.score is not None:
         return topic
     if topic in (Intent.ELIGIBILITY, Intent.SCORE_THRESHOLD) and re.search(r"\b(cut[- ]?off|deadline)\b", question) \
+            and not re.search(r"\b(are|is) (we|our \w+|they|the practice) (still )?eligible\b", question) \
             and re.search(r"\b\d{1,2}/\d{1,2}\b|\b(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? (\d{1,2}|20\d\d)\b", question):
         return Intent.VALIDITY  # "the cutoff to apply is 6/12 right?": a date, so the last day, not the threshold
     if topic is Intent.ELIGIBILITY and (_THRESHOLD_WORDS.search(question) or r.ex.threshold_question):
@@ -306,6 +312,9 @@ def dates_make_it_validity(r: _Reading, topic: Intent, question: str) -> Intent:
     """"last day to apply using our spring 2026 numbers?" names a round and asks for a date:
     that is the validity question, even though it says "apply"."""
     f = r.ex.facts
+    if topic is Intent.VALIDITY and f.score is None and f.completed_round is None \
+            and re.search(r"\b(are|is) (we|our \w+|they|the practice) (still )?eligible\b", question):
+        return Intent.ELIGIBILITY  # "Is our practice eligible to apply before the 12/11 deadline?": ask for the score
     if topic is Intent.APPLICATION and f.score is None and re.search(r"\b(score|oqs|result)s?\b", question) \
             and re.search(r"\b(expire\w*|expiration|valid\w*|good for|lapse\w*)\b", question):
         return Intent.VALIDITY  # "does the score expire 12 months after the report, or with the rounds?"
@@ -316,7 +325,7 @@ def dates_make_it_validity(r: _Reading, topic: Intent, question: str) -> Intent:
             and re.search(r"\b(last day|deadline|until when|until what|how long|expire\w*|still valid|valid until|good until|"
                           r"(final|last|closing|cut-?off|due) date|no longer be used|stops? being (usable|valid)|(still )?(in|within) the window|in time\b|"
                           r"(can|could) (we |i )?still (apply|use|submit)|timing (ok|okay|fine|work\w*|right)|is that (ok|okay|fine|too late|in time)|"
-                          r"too late|how much (longer|time)|when (does|do|will) (it|our|the) )", question):
+                          r"too late|how much (longer|time)|when (does|do|will) (it|our|the) |by when|by what date|no later than when)", question):
         return Intent.VALIDITY
     return topic
 
@@ -514,6 +523,19 @@ _ANSWERABLE = (Intent.ELIGIBILITY, Intent.SCORE_THRESHOLD, Intent.VALIDITY, Inte
                Intent.SAMPLING, Intent.ATTESTATION, Intent.MODULES, Intent.MEASURES, Intent.STANDARDS)
 
 
+def _runner_up_named_too(r: _Reading, intents: list[Intent]) -> Intent | None:
+    """"Which measures go into the 75%?": two readings nearly tied, and the message names each
+    topic in its own words. Two short answers serve better than a question back."""
+    w = r.whole
+    if len(intents) != 1 or w.confident or w.margin >= 0.08 or w.runner_up is None or Intent(w.intent) is not intents[0]:
+        return None
+    first, second = Intent(w.intent), Intent(w.runner_up)
+    if first in _TOPIC_WORDS and second in _TOPIC_WORDS and first is not Intent.CONTACT and second is not Intent.CONTACT \
+            and re.search(_TOPIC_WORDS[first], r.text) and re.search(_TOPIC_WORDS[second], r.text):
+        return second
+    return None
+
+
 def _doubt(r: _Reading, intents: list[Intent], ex: Extraction) -> Intent | None:
     """Two readings nearly tied, nothing stated to tell them apart, no rule settled it: the
     runner-up, so the dialogue can ask one short question instead of guessing."""
@@ -559,6 +581,10 @@ def two_questions_joined(model: IntentModel, question: str) -> list[str]:
                 t not in _TOPIC_WORDS or re.search(_TOPIC_WORDS[t], half) for t, half in zip(topics, (left, right))):
             return [left, right]
     return [question]
+
+
+_SKIPPED_MODULE = re.compile(r"\b(skip\w*|didn't (do|submit|report)|did not (do|submit|report)|left out|leave out|not (submit\w*|report\w*|do(ing)?)|"
+                             r"don't (do|submit|report)|never (did|submitted|reported))\s+(on\s+)?(the\s+|our\s+|a\s+)?(\w+\s+)?modules?\b")
 
 
 def learn_conditions(r: _Reading, kb: Knowledge) -> None:
@@ -613,6 +639,11 @@ def understand(raw: str, today: dt.date, kb: Knowledge, pending: MissingFact | N
         intents.remove(Intent.VALIDITY)
         intents.remove(Intent.ELIGIBILITY)
         intents.insert(0, Intent.ELIGIBILITY)
+    if Intent.ELIGIBILITY in intents and Intent.MODULES not in intents and _SKIPPED_MODULE.search(text):
+        # "81% but we skipped the lung module entirely - does that make us ineligible?": the verdict,
+        # and what the program says of modules.
+        intents.append(Intent.MODULES)
+        r.applied.append("a_skipped_module_is_a_modules_question")
     intents = intents[:MAX_QUESTIONS]
     if Intent.ELIGIBILITY in intents[:2] and ex.facts.score is not None:
         # Only beside a stated score: a bare "can we apply yet?" opens a thread whose facts are
@@ -636,6 +667,10 @@ def understand(raw: str, today: dt.date, kb: Knowledge, pending: MissingFact | N
         intent, intents = Intent.GREETING, [Intent.GREETING]
         r.applied.append("nothing_asked_is_a_greeting")
     escalation = next((i for i in intents if i in ESCALATIONS), None)
+    named = _runner_up_named_too(r, intents)
+    if named is not None:
+        intents.append(named)
+        r.applied.append("both_readings_named")
     doubt = _doubt(r, intents, ex)
     nothing_ours = not (r.domain or r.program_words or _has_facts(ex.facts) or staff_topic)
     direct_question = any(re.match(r"((and|also|so|ok|okay|but|btw|oh|hey)\W+)*(what|what's|whats|how|when|which|who|where|why)\b", q)
