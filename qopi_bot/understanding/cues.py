@@ -190,9 +190,15 @@ def answer_to_pending(text: str, pending: MissingFact | None, ex: Extraction) ->
 
 def unpublished(text: str, topics: list[tuple[str, list[str]]]) -> str | None:
     for topic_id, pattern in _keyword_patterns(tuple((t, tuple(k)) for t, k in topics)):
-        if pattern.search(text):
-            return topic_id
+        for m in pattern.finditer(text):
+            # "After the final report arrives, what are the steps?": a keyword inside a clause of
+            # time sets the scene for another question; it is not the question.
+            if not _TIME_CLAUSE_BEFORE.search(text[max(0, m.start() - 40):m.start()]):
+                return topic_id
     return None
+
+
+_TIME_CLAUSE_BEFORE = re.compile(r"(^|[.?!;]\s*)(after|once|as soon as|until|before)\s+(\w+\s+){0,4}$")
 
 
 @lru_cache(maxsize=8)

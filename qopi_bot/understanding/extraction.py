@@ -99,6 +99,9 @@ _ROUNDING = re.compile(r"\bround(ed|ing)?\s+(a\s+)?$")
 _ROUND_WITH = re.compile(r"\b(round|pathway|measures|track|cycle)\b.{0,12}\b(with|at)( an?)?\s*$")
 
 
+_FRACTION = re.compile(r"\b(works? out to|comes? (?:out )?to|came (?:out )?to|equals?|=|exactly|aggregate(?: of)?|score of)\s+(?:exactly\s+)?(\d)/(2|4|5|8|10)\b(?!/)")
+
+
 def _candidate_scores(text: str, expecting_score: bool = False) -> list[tuple[Decimal, int, int, bool]]:
     """(value in percent, start, end, had_percent_sign) for every number that may be a score."""
     out: list[tuple[Decimal, int, int, bool]] = []
@@ -154,6 +157,11 @@ def _candidate_scores(text: str, expecting_score: bool = False) -> list[tuple[De
         elif not pct and value == 1 and "." not in raw:
             continue  # "1" alone is not a score
         out.append((value, m.start(), m.end(), pct))
+    for m in _FRACTION.finditer(text):
+        # "numerator/denominator works out to exactly 3/4": a fraction of the whole, not a date.
+        numerator, denominator = int(m.group(2)), int(m.group(3))
+        if 0 < numerator < denominator:
+            out.append((Decimal(numerator * 100) / Decimal(denominator), m.start(2), m.end(3), True))
     for m in NUMBER_WORDS.finditer(text):
         after = text[m.end():m.end() + 14]
         whole_reply = expecting_score and not text[:m.start()].strip(" ,.:;-") and not text[m.end():].strip(" ,.!%")
@@ -385,6 +393,9 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
         rf"\b{_NEG}\s+(do|did|use|used|follow|followed)\s+(the\s+)?random\s+(chart\s+)?(picking|selection|sampling|draw)|"
         rf"\binstead of (doing |using |following )?(the )?random (\w+\s+){{0,2}}(selection|sampling|picking)|"
         rf"\bconvenience sampl\w*|\b(skip|skipped|skipping|ignored|bypassed)\s+(\w+\s+){{0,2}}(the\s+)?(qopi\s+)?sampling|\b(rather than|instead of)\s+(following|using|doing|applying)\s+(the\s+)?(qopi\s+)?sampling")),
+    # "we didn't do the sampling the right way either"
+    ("sampling_followed", False, re.compile(
+        rf"\b{_NEG}\s+(do|did|follow|run|use)\w*\s+(the\s+|our\s+)?sampling\s+(\w+\s+)?(the\s+)?(right|correct\w*|proper\w*|by the book|as required)")),
     ("sampling_followed", True, re.compile(
         r"\b(followed|follow|used|met|meet|hit|complied with)\s+(\w+\s+){0,3}(sampling|target chart|chart target|chart requirement)|"
         r"\bsampling\s+(methodology\s+|method\s+|rules\s+)?(was|were|has been|had been)\s+(\w+\s+)?(followed|done (right|correctly|properly|by the book)|correct)\b|"

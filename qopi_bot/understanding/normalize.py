@@ -108,6 +108,9 @@ _SHORTHAND = [(re.compile(r"\bw/o\b"), "without"), (re.compile(r"\bw/(?=\s|$)"),
               (re.compile(r"\bcerts\b"), "certifications"), (re.compile(r"\bcert'?d\b"), "certified"),
               (re.compile(r"\bcert\b"), "certification"), (re.compile(r"\bapps\b"), "applications"),
               (re.compile(r"\bapp\b"), "application"), (re.compile(r"\babstr\.(?=\s)"), "abstraction"),
+              # Phone autocorrect and voice-to-text: "are we legible question mark".
+              (re.compile(r"\blegible\b"), "eligible"), (re.compile(r"\bin ?legible\b"), "ineligible"),
+              (re.compile(r"\s*\bquestion mark\b"), "?"),
               # Spanish words bilingual practices mix into English ("otoño 2025", "la puntuación", "cuántas medidas").
               (re.compile(r"\boto(ñ|n)o\b"), "fall"), (re.compile(r"\bprimavera\b"), "spring"),
               (re.compile(r"\b(puntuaci(ó|o)n|puntaje|calificaci(ó|o)n)\b"), "score"), (re.compile(r"\bmedidas\b"), "measures"),

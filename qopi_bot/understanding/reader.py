@@ -113,6 +113,12 @@ def escalation_first(r: _Reading) -> None:
     if r.ex.facts.charts_pool_complete is False and Intent.SUBSET in wanted and strength.get(Intent.SUBSET, 0) < 6 \
             and Intent(r.whole.intent) is not Intent.SUBSET:
         wanted.remove(Intent.SUBSET)  # "the satellite's charts were left out of the pool" is the attestation case
+    if Intent.SUBSET in wanted and not strength.get(Intent.SUBSET, 0) and re.search(
+            r"\b(together|as one|one application|single application|separately|separate applications?|one entity|jointly)\b", r.text):
+        # "each has its own P&Ps and its own EMR. Can we certify together?": the model leans to a
+        # subset on "own", but the message asks how its sites apply, with no part left out.
+        wanted.remove(Intent.SUBSET)
+        r.applied.append("escalation_first:together_is_multi_site")
     if Intent.SUBSET in wanted and strength.get(Intent.SUBSET, 0) < 6 and _EACH_SITE.search(r.text) \
             and not _WISH.search(r.text):
         # "six clinics under one set of P&Ps - is each clinic certified on its own?" asks how
@@ -154,7 +160,8 @@ def _failing(f: Facts) -> bool:
     return any(v is False for v in (f.pathway, f.sampling_followed, f.participated_round, f.abstraction_complete))
 
 
-_RESCUE = re.compile(r"\b(would|will|does|do|can|could)\b.{0,40}\b(fix|fixes|save|saves|solve|solves|make up for|rescue|offset|cure|remedy|repair)\b")
+_RESCUE = re.compile(r"\b(would|will|does|do|can|could)\b.{0,40}\b(fix|fixes|save|saves|solve|solves|make up for|rescue|offset|cure|remedy|repair)\b|"
+                     r"\b(only|main|biggest|last|remaining|one) (obstacle|issue|problem|hurdle|blocker|thing (standing|stopping|in the way))\b")
 _NEXT_STEPS = re.compile(r"\bwhat (do|should|does|would|will) (we|they|i|the practice|our practice) do (next|now|then|once|after|when)\b|"
                          r"\bwhat('s| is| are) (the )?next steps?\b|\bwhat happens (next|after|once|then)\b")
 
@@ -275,7 +282,7 @@ def threshold_words_ask_the_threshold(r: _Reading, topic: Intent, question: str)
     practice is eligible, as long as the practice states no score of its own."""
     f = r.ex.facts
     if topic in (Intent.MODULES, Intent.MEASURES, Intent.MULTI_SITE) and re.search(
-            r"\b(threshold|passing (score|mark|grade|bar)|cut ?off|minimum( score)?|the 75\s*%?)\b.{0,40}\b(each|every|per|by|individual)\s+(module|measure|site|location|clinic)", question):
+            r"\b(threshold|passing (score|mark|grade|bar)|cut ?off|minimum( score)?|the 75\s*%?|need (an? )?\d\d(\.\d+)?\s*%?)\b.{0,40}\b(each|every|per|by|individual)\s+(single\s+)?(module|measure|site|location|clinic)", question):
         return Intent.SCORE_THRESHOLD  # "is there a separate passing threshold for each module?"
     if topic in (Intent.MODULES, Intent.MEASURES) and re.search(r"\b(module|measure)[- ]level\b|\b(per|each|individual|single|one) (module|measure)('s)? (score|number|result|rate)", question) \
             and re.search(r"\b(matter|matters|count|counts|apply|applies|need|needs|has to|have to|must)\b", question):
@@ -321,6 +328,9 @@ def dates_make_it_validity(r: _Reading, topic: Intent, question: str) -> Intent:
     if topic in (Intent.ELIGIBILITY, Intent.APPLICATION) and f.score is None and f.completed_round is None \
             and re.search(r"\bhow much (longer|more time|time)\b|\b(still|left) (have|got)\b.{0,20}\b(time|long)\b", question):
         return Intent.VALIDITY  # "how much longer do we have to get the application in?" (the round may be in the thread)
+    if topic is Intent.SCORE_THRESHOLD and f.completed_round is not None and not _THRESHOLD_WORDS.search(question) \
+            and re.search(r"\b(by when|until when|by what date|until what date|last day|deadline)\b", question):
+        return Intent.VALIDITY  # "... and by when do we have to apply if our round was Fall 2025?"
     if topic in (Intent.ELIGIBILITY, Intent.APPLICATION) and f.score is None and f.completed_round is not None and not _failing(f) \
             and re.search(r"\b(last day|deadline|until when|until what|how long|expire\w*|still valid|valid until|good until|"
                           r"(final|last|closing|cut-?off|due) date|no longer be used|stops? being (usable|valid)|(still )?(in|within) the window|in time\b|"
@@ -485,7 +495,7 @@ def read_questions(r: _Reading) -> None:
             # leans to the clear second question; the first keeps its own reading.
             clear = True
         whole_topic = Intent(r.whole.intent)
-        if not clear and (question.endswith("?") or re.match(r"(and |also |so )?(what|how|which|when|why|where)\b", question)) \
+        if not clear and (question.endswith("?") or re.match(r"(and |also |so )?(what|how|which|when|why|where)\b|(also|plus|btw|oh and)\b", question)) \
                 and Intent(p.intent) in _TOPIC_WORDS and p.score > -0.5 and Intent(p.intent) is not whole_topic \
                 and (whole_topic not in _TOPIC_WORDS or not re.search(_TOPIC_WORDS[whole_topic], question)) \
                 and re.search(_TOPIC_WORDS[Intent(p.intent)], question):
@@ -639,6 +649,12 @@ def understand(raw: str, today: dt.date, kb: Knowledge, pending: MissingFact | N
         intents.remove(Intent.VALIDITY)
         intents.remove(Intent.ELIGIBILITY)
         intents.insert(0, Intent.ELIGIBILITY)
+    if Intent.MULTI_SITE in intents and Intent.ELIGIBILITY not in intents and ex.facts.score is not None and _OWN_SCORE.search(text) \
+            and not any(i in ESCALATIONS for i in intents):
+        # "we got 77 in fall 2025 and our 3 sites share the same policies - apply separately or
+        # together?": the score they state gets its verdict too.
+        intents.append(Intent.ELIGIBILITY)
+        r.applied.append("a_stated_score_gets_its_verdict")
     if Intent.ELIGIBILITY in intents and Intent.MODULES not in intents and _SKIPPED_MODULE.search(text):
         # "81% but we skipped the lung module entirely - does that make us ineligible?": the verdict,
         # and what the program says of modules.
