@@ -71,11 +71,12 @@ BLIND_2026_11 = {"set_a.jsonl": 100, "set_b.jsonl": 100, "set_c.jsonl": 100, "se
                  "set_z1.jsonl": 98, "set_z2.jsonl": 100, "set_z3.jsonl": 100, "set_z4.jsonl": 100,
                  "set_z5.jsonl": 100, "set_z6.jsonl": 97, "set_z7.jsonl": 100, "set_z8.jsonl": 100,
                  "set_z9.jsonl": 100, "set_z10.jsonl": 100, "set_z11.jsonl": 100, "set_z12.jsonl": 100,
-                 "set_z13.jsonl": 98, "set_z14.jsonl": 99, "set_z15.jsonl": 99, "set_z16.jsonl": 99,
+                 "set_z13.jsonl": 98, "set_z14.jsonl": 99, "set_z15.jsonl": 100, "set_z16.jsonl": 99,
                  "set_z17.jsonl": 96, "set_z18.jsonl": 94, "set_z19.jsonl": 100, "set_z20.jsonl": 100,
                  "set_z21.jsonl": 100, "set_z22.jsonl": 100, "set_z23.jsonl": 100, "set_z24.jsonl": 100,
                  "set_z25.jsonl": 100, "set_z26.jsonl": 100, "set_z27.jsonl": 100, "set_z28.jsonl": 100,
-                 "set_z29.jsonl": 100, "set_z30.jsonl": 100, "set_z31.jsonl": 100, "set_z32.jsonl": 100}
+                 "set_z29.jsonl": 100, "set_z30.jsonl": 100, "set_z31.jsonl": 100, "set_z32.jsonl": 100,
+                 "set_z33.jsonl": 100, "set_z34.jsonl": 100}
 
 
 @pytest.mark.parametrize("name", sorted(BLIND_2026_11))

@@ -146,6 +146,10 @@ _QUESTION = re.compile(
     r"\?|^((also|and|oh|so|ok|okay|btw|hey|hi|hello|actually|um|well|sorry|thanks|one more thing|quick q(uestion)?)[,:!.\s-]+)*"
     r"(can|could|is|are|do|does|did|what|what's|when|how|who|which|why|should|may|will|would|where)\b"
     r"|^(\S+\s+){0,3}(what|what's|when|how|who|which|why|where)\b")
+# What a practice does with its certification in marketing (logos, badges, press releases, banners)
+# is not in the program's text and not ours to answer.
+MARKETING = re.compile(r"\b(logos?|badges?|seals?|banners?|press releases?|billboards?|decals?|plaques?|signage|social media (posts?|graphics?)|"
+                       r"marketing (materials?|copy|campaign)|brand(ing)? guidelines?|ribbon cutting|celebration)\b")
 # Other organizations' business (payers, billing, meetings) is not ours, whatever the question words.
 _FOREIGN = re.compile(r"\b(aetna|cigna|humana|unitedhealth\w*|blue cross|bcbs|medicare|medicaid|cms|payer|insurer|insurance|"
                       r"prior auth\w*|billing|coding|icd-?10|cpt|annual meeting|conference|pharmacy|formulary)\b")
@@ -222,7 +226,7 @@ _REMINDER_STOP = re.compile(
     r"|\b(don'?t|do not|no longer)\s+(need|want)\s+(the\s+|any\s+|these\s+)?(reminders?|pings?)\b")
 _WHEN = r".{0,50}\b(before|ahead|prior|expir\w*|lapse\w*|deadline|last day|runs? out|closes?|valid)"
 _REMINDER_START = re.compile(
-    r"\bremind\s+(me|us|our team|the team)\b(?!,?\s+(of|what|what's|how|who|which|when|where|why|again|the (pass|passing|cut|min|threshold|score|number|rule|phone|email|address)\w*)\b)"
+    r"\bremind\s+(me|us|our team|the team)\b(?!\s*[,:;-]*\s*(of|what|what's|how|who|which|when|where|why|again|is|are|does|do|did|was|were|whether|if|the (pass|passing|cut|min|threshold|score|number|rule|phone|email|address)\w*)\b)"
     r"|\b(set|setup|set up|schedule|create|add|turn on)\s+(up\s+)?(a\s+|an\s+|some\s+|the\s+)?(\w+\s+)?(reminders?|heads[- ]up|alerts?)\b"
     r"|\b(want|like|need|get|send( me| us)?|give( me| us)?)\s+(a\s+|an\s+|some\s+|the\s+)?(\w+\s+)?(reminders?|heads[- ]up|nudge|alert)\b" + _WHEN +
     r"|\b(ping|nudge|alert|notify|email|message|warn)\s+(me|us)\b" + _WHEN +

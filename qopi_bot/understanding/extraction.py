@@ -77,28 +77,35 @@ _COMPARED = re.compile(r"\b((?:has|have|need|needs|must|needed|required) to (?:h
                        r"(?:need|needs|require|requires|required)(?: an?)?|[<>]=?|"
                        r"(?:once|when|after|until|till) (?:we|you|they|i) (?:hit|get|reach|achieve|clear)(?: at least)?(?: an?)?|"
                        r"(?:he|she|they|someone|somebody|everyone|people|admin|administrator|manager|boss|director|colleague|predecessor|cfo|ceo|coo|"
-                       r"lead|abstractor|physician|doctor|nurse|consultant|team|dr\.? \w+)\s+(?:always\s+|still\s+|now\s+)?"
+                       r"lead|abstractor|physician|doctor|nurse|consultant|team|dr\.? \w+|brochure|website|handbook|flyer|poster|slide|deck|memo|manual|training|"
+                       r"(?:old|our|the) (?:\w+ )?(?:brochure|website|handbook|flyer|poster|slide|deck|memo|manual))\s+(?:always\s+|still\s+|now\s+)?"
                        r"(?:says|said|thinks|thought|believes|claims|insists|swears|remembers|recalls|heard|assumes|told (?:me|us)|"
                        r"(?:keeps?|kept) (?:saying|telling (?:me|us)|insisting|quoting))(?:\s+that)?"
                        r"(?:\s+it'?s|\s+it is|\s+it was|\s+it as|\s+the (?:threshold|cutoff|minimum|passing score|bar) (?:is|was|is now|went up to|has gone up to|changed to))?|"
                        r"(?:is|does|would|will) (?:that|this|it)(?: be| count as| mean| equal| make| round to)?|becomes?|become|turns? into|"
                        r"(?:convinced|insists|claims|argues|thinks|believes)\s+(?:that\s+)?(?:it|this|that)\s+(?:means|is|was)|"
                        r"compar\w*(?: it| them| that)? (?:to|with|against)|i (?:thought|think|assumed) (?:it was|it's|it is)|"
+                       r"(?:remember|recall|recalled|remembered)(?: it)? (?:being|as|was|at)|(?:keep |kept )?hearing(?: both)?|heard(?: both)?|"
                        r"(?:way|well|far|comfortably|safely|easily) (?:over|above)|(?:is|was|are|were|'s) over|"
                        r"round(?:ed|s)?(?: it)?(?: up| down)? to|count(?:s|ed)? as|equal to|same as|higher than|lower than|more than|less than|above|below|instead of|vs\.?|versus)\s+(?:a\s+)?$")
 _ALTERNATIVE_AFTER = re.compile(r"^\s*(?:%|pct|percent)?\s*(?:exactly (?:a )?pass|or\s+\d|(?:pass(?:es)?|passing|counts?) or\b(?!\s+(?:not|nah|no|nope)\b)|(?:per|for each|on each|for every|each)\s+(?:measure|site|module|location|clinic))")
-_ALTERNATIVE_BEFORE = re.compile(r"\d\s*(?:%|pct|percent)?\s+or\s+$")
+_ALTERNATIVE_BEFORE = re.compile(r"\d\s*(?:%|pct|percent)?\s+or\s+$|\bboth\s+\d+\s*(?:%|pct|percent)?\s+and\s+$")
 _SHARE_OF = re.compile(r"^\s*(?:%|percent|per cent|pct)?\s*(?:of|among|for)\s+(?:our |the |all |their |those )?(?:\w+\s+){0,2}"
                        r"(?:patients?|pts|charts?|cases?|records?|staff|physicians?|oncologists?|docs?|doctors?|nurses?|sites?|"
                        r"visits?|people|population|encounters?|referrals?|infusions?|treatments?)\b")
 # A score the writer sets aside in favour of another one in the same message.
-_SET_ASIDE_BEFORE = re.compile(r"\bprelim\w*\b(\s+(score|number|result|oqs|report|figure)s?)?\s*(was|is|of|at|came in at|came back at|showed|said|says|had)?\s*(about\s+|around\s+|an?\s+)?$|\b(ignore|disregard|forget|scratch|not|instead of|rather than|replaces?|replacing|over)\s+(\w+'s\s+|the\s+|that\s+|our\s+|my\s+)?(old\s+|earlier\s+|prelim\w*\s+)?$")
+_SET_ASIDE_BEFORE = re.compile(r"\b(certified|certification|cert)\b[^.?!\d]{0,20}\b(with|at|on)\s+(an?\s+)?$|\bprelim\w*\b(\s+(score|number|result|oqs|report|figure)s?)?\s*(was|is|of|at|came in at|came back at|showed|said|says|had)?\s*(about\s+|around\s+|an?\s+)?$|\b(ignore|disregard|forget|scratch|not|instead of|rather than|replaces?|replacing|over)\s+(\w+'s\s+|the\s+|that\s+|our\s+|my\s+)?(old\s+|earlier\s+|prelim\w*\s+)?$")
 _SET_ASIDE_AFTER = re.compile(r"^\s*%?\s*(\w+\s+){0,2}(below|above|earlier|in the thread)?[,;.]?\s*(-\s*)?(that|which|it|this)\s+(was|is|were)\s+(just\s+|only\s+)?(the\s+|a\s+|our\s+)?"
                              r"(prelim\w*|draft|estimate\w*|old|outdated|wrong|incorrect|a typo|a mistake|interim|projected|projection)\b")
 _ROUNDING = re.compile(r"\bround(ed|ing)?\s+(a\s+)?$")
 _ROUND_WITH = re.compile(r"\b(round|pathway|measures|track|cycle)\b.{0,12}\b(with|at)( an?)?\s*$")
 
 
+# "the dashboard shows about 78", "our last pathway score is from spring 2023 (an 84)": where the score
+# was read from, or a score in brackets after the round it came from.
+_SHOWN = re.compile(r"\b(dashboard|report|portal|results?|summary|scorecard|spreadsheet|export)\s+(shows?|showed|says|said|reads?|lists?|has|had|gave us|came back( at| with)?)\s+"
+                    r"((about|around|roughly|approximately|approx\.?|an?|just under|just over|exactly)\s+)?$|"
+                    r"\b(score|oqs|result|round|spring|fall)\b[^.?!]{0,40}\((an?\s+)?$")
 _FRACTION = re.compile(r"\b(works? out to|comes? (?:out )?to|came (?:out )?to|equals?|=|exactly|aggregate(?: of)?|score of)\s+(?:exactly\s+)?(\d)/(2|4|5|8|10)\b(?!/)")
 
 
@@ -131,7 +138,7 @@ def _candidate_scores(text: str, expecting_score: bool = False) -> list[tuple[De
         rounding = bool(re.search(r"\b(you|we|they|it|i|to|do|does|will|would|get|gets)\s+round(ed|ing)?\s+(a\s+)?$", before))
         if not pct and not rounding and re.search(r"\b(spring|fall|autumn|round|qcp-|core|measure|module|standard)\s*['#]?$", before):
             continue  # "round 2", "Core 6" name things, not scores
-        relayed_with_round = re.match(r"^\s*(%|percent|pct)?[,;]?\s*(from|in|for)\s+(the\s+|our\s+)?(last\s+)?(fall|spring|autumn)\b", after) \
+        relayed_with_round = re.match(r"^\s*(%|percent|pct)?\s*(overall|oqs|aggregate|score)?[,;]?\s*(from|in|for)\s+(the\s+|our\s+)?(last\s+)?(fall|spring|autumn)\b", after) \
             and re.search(r"\b(says|said|told (me|us)|thinks|remembers)\s*$", before)
         if relayed_with_round:
             pass  # "my boss says seventy nine percent, from the fall round last year": our score, relayed
@@ -144,7 +151,7 @@ def _candidate_scores(text: str, expecting_score: bool = False) -> list[tuple[De
             continue  # "sites in 2 states": a small bare number is a count unless it is called a score
         labelled = _ADJACENT_LABEL.search(before) or _SUPPOSED.search(before) or _ROUND_LABEL.search(text[max(0, m.start() - 24):m.start()]) or _SCORE_IS.search(text[max(0, m.start() - 70):m.start()]) or _SCORE_CONTEXT.search(before) or _ROUND_WITH.search(before) or _ROUNDING.search(before) or _LABEL_AFTER.match(after) \
             or _ENOUGH_AFTER.match(after) or (not text[:m.start()].strip(" ,.:;-") and Decimal(30) <= value <= Decimal(100)) \
-            or bool(re.match(r"\s*%?\s*(->|=>|→)\s*\d", after) and re.search(r"\bround", text)) \
+            or bool(re.match(r"\s*%?\s*(->|=>|→)\s*\d", after) and re.search(r"\bround", text)) or bool(_SHOWN.search(text[max(0, m.start() - 60):m.start()])) \
             or bool(re.match(r"\s*%?\s*(on|in|from|per) (our|the|my) (\w+ ){0,3}(final |cert\w* |certification )?(report|oqs|score|results?|dashboard)\b", after)) \
             or bool(re.fullmatch(r"[\s,.:;-]*((exactly|just|only|precisely|a|an|we got|got)\s+)+", text[:m.start()]) and Decimal(30) <= value <= Decimal(100))
         # ("do you round? 74.99 -> 75?"; "74.2 on our final report"; "exactly 75.0 on ...": each names a score)
@@ -196,7 +203,7 @@ def _extract_score(text: str, expecting_score: bool, ex: Extraction) -> None:
             ex.threshold_question = True  # "is the 75% per measure?" names the threshold
             continue
         adjacent = bool(_ADJACENT_LABEL.search(before)) or bool(_LABEL_AFTER.match(after))
-        owned = bool(_SCORE_IS.search(text[max(0, start - 70):start])) or bool(_SUPPOSED.search(before)) or bool(_ROUND_LABEL.search(text[max(0, start - 24):start])) or bool(_OWNED.search(before)) or bool(_ENOUGH_AFTER.match(after)) or expecting_score or bool(_ROUNDING.search(before)) \
+        owned = bool(_SCORE_IS.search(text[max(0, start - 70):start])) or bool(_SHOWN.search(before)) or bool(_SUPPOSED.search(before)) or bool(_ROUND_LABEL.search(text[max(0, start - 24):start])) or bool(_OWNED.search(before)) or bool(_ENOUGH_AFTER.match(after)) or expecting_score or bool(_ROUNDING.search(before)) \
             or ((adjacent or not text[:start].strip(" ,.:;-") or re.fullmatch(r"[\s,.:;-]*((exactly|just|only|precisely|a|an)\s+)+", text[:start])
                  or re.match(r"\s*%?\s*(on|in|from|per) (our|my) (\w+ ){0,3}(final |cert\w* |certification )?(report|oqs|score|results?|dashboard)\b", after))
                 and (pct or Decimal(30) <= value <= Decimal(100)))

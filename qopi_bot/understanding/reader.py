@@ -238,7 +238,7 @@ def can_we_apply_asks_eligibility(r: _Reading, topic: Intent, question: str) -> 
         r.applied.append("meeting_the_requirements_is_eligibility")
         return Intent.ELIGIBILITY  # "Do they meet the requirements to apply?"
     if topic in (Intent.APPLICATION, Intent.GREETING, Intent.OUT_OF_SCOPE, Intent.CONTACT) and re.search(r"\b((can|could|may|are) (we|our (\w+ ){0,2}(practice|group|clinic|network|center|office|team|organization|program))|we (can|could|may)|(are )?we able to) (\w+ ){0,2}(apply|be certified|get (\w+ )?certified|qualify|(try|go) for (the )?(\w+ )?certification|"
-                                                  r"(submit|send|file|start) (the |our |an? )?(\w+ )?application)\b", question) \
+                                                  r"(submit|send|file|start) (the |our |an? )?(\w+ )?application|(go|jump|move|proceed) (\w+ )?(into|to|with) (a |an |the |our )?(\w+ )?application)\b", question) \
             and not re.search(r"\b(how|when|where|what|which|steps?|process|before|after|once|until|wait|without|online|portal)\b", question):
         r.applied.append("can_we_apply_asks_eligibility")
         return Intent.ELIGIBILITY
@@ -268,7 +268,7 @@ def sites_make_it_multi_site(r: _Reading, topic: Intent, question: str, sure: bo
     return topic
 
 
-_THRESHOLD_WORDS = re.compile(r"\b(minimum|cut[- ]?off|threshold|passing (score|mark|grade|bar|percentage|standard|line|point)|pass mark|required score|score required|"
+_THRESHOLD_WORDS = re.compile(r"\b(minimum|cut[- ]?off|threshold|passing (score|mark|grade|bar|percentage|standard|line|point)|pass mark|pass line|required score|score required|"
                               r"what (\w+ )?score|which score|how high|the bar|cut (is|line)|make the cut|what (percentage|percent|number))\b")
 
 
@@ -331,11 +331,13 @@ def dates_make_it_validity(r: _Reading, topic: Intent, question: str) -> Intent:
     if topic is Intent.SCORE_THRESHOLD and f.completed_round is not None and not _THRESHOLD_WORDS.search(question) \
             and re.search(r"\b(by when|until when|by what date|until what date|last day|deadline)\b", question):
         return Intent.VALIDITY  # "... and by when do we have to apply if our round was Fall 2025?"
-    if topic in (Intent.ELIGIBILITY, Intent.APPLICATION) and f.score is None and f.completed_round is not None and not _failing(f) \
+    if (topic in (Intent.ELIGIBILITY, Intent.APPLICATION) or (topic in INFO_TOPICS and not re.search(_TOPIC_WORDS[topic], question))) \
+            and f.score is None and f.completed_round is not None and not _failing(f) \
             and re.search(r"\b(last day|deadline|until when|until what|how long|expire\w*|still valid|valid until|good until|"
                           r"(final|last|closing|cut-?off|due) date|no longer be used|stops? being (usable|valid)|(still )?(in|within) the window|in time\b|"
                           r"(can|could) (we |i )?still (apply|use|submit)|timing (ok|okay|fine|work\w*|right)|is that (ok|okay|fine|too late|in time)|"
-                          r"too late|how much (longer|time)|when (does|do|will) (it|our|the) |by when|by what date|no later than when)", question):
+                          r"too late|how much (longer|time)|when (does|do|will) (it|our|the) |by when|by what date|no later than when|"
+                          r"still (count|counts|work|works|be used|usable|good|ok|okay|fly)\b)", question):
         return Intent.VALIDITY
     return topic
 
@@ -404,6 +406,12 @@ def greeting_only_alone(r: _Reading) -> None:
         r.applied.append("greeting_only_alone")
 
 
+# What a question asks of the program itself; a question without any of it ("does it need to show an
+# expiration date?") leans on the question before it.
+_PROGRAM_CONTENT = re.compile(r"\b(eligib\w*|qualify|apply|applying|application|score|round|sites?|clinics?|offices?|threshold|cut ?off|"
+                              r"pass(ing)?|sampling|measures?|modules?|standards?|attestation|polic\w*|report|deadline|\d\d(\.\d+)?\s*(%|percent))\b")
+
+
 def scope(r: _Reading) -> None:
     """Out of scope needs two signs: no program vocabulary and another organization's business,
     or the model's own confident reading with nothing of ours in the message."""
@@ -412,6 +420,14 @@ def scope(r: _Reading) -> None:
     foreign = bool(cues._FOREIGN.search(text))
     # "unrelated to QOPI, but ..." and a nurse's own certification are not ours, whatever words they share.
     not_ours = bool(cues._UNRELATED.search(text)) or (_another_certification(text) and not _has_facts(r.ex.facts))
+    asked = [q for q, _ in r.asked] or [text]
+    if cues.MARKETING.search(text) and not _has_facts(r.ex.facts) and r.staff_topic is None \
+            and any(cues.MARKETING.search(q) for q in asked) \
+            and all(cues.MARKETING.search(q) or not _PROGRAM_CONTENT.search(q) for q in asked):
+        # "Can we put the QOPI logo on our billboards?": what a practice does with its certification in
+        # marketing is not in the program's text, so not ours to answer.
+        not_ours = True
+        r.applied.append("scope:marketing")
     ours = in_domain or r.program_words or _has_facts(r.ex.facts) or r.staff_topic is not None
     confidently_foreign = r.whole.confident and r.whole.intent == Intent.OUT_OF_SCOPE.value
     if (not_ours or ((foreign or confidently_foreign) and not ours)) and not any(i in ESCALATIONS for i in r.intents):
