@@ -78,6 +78,9 @@ ESCALATION_CUES: dict[Intent, _W] = {
         (5, r"\b(omit|omitting|exclude|excluding|leave|leaving|drop|dropping|remove|removing)\s+(\w+\s+){0,4}(site|location|office|clinic|campus|satellite)s?\s+from\s+(the |our )?(\w+'s\s+)?(application|certification|submission)\b"),
         # "the docs there won't be part of our application. Can we go ahead without them?"
         (5, r"\b(won't|will not|wouldn't|would not|can't|cannot|aren't going to) be (part of|included in|in|on) (our|the) (application|certification|submission)\b"),
+        # "apply for our two infusion centers only, not the outpatient clinic"
+        (5, r"\b(apply\w*|certif\w*)\s+(for|with)\s+(our|the|just)\s+(\w+\s+){0,3}(sites?|cent(er|re)s?|clinics?|offices?|locations?|campus\w*)\s+only\b|"
+            r"\bonly,?\s+(and\s+)?not (the|our) (\w+\s+){0,3}(site|cent(er|re)|clinic|office|location|campus)\b"),
         # "keep St. Luke's off the application", "go for certification with just the main oncology group"
         (5, r"\b(keep|leave|take|keeping|leaving|taking)\s+(\w+\W?\s+){0,3}(off|out of)\s+(the |our )?(application|certification|submission)\b"),
         (5, r"\b(certif\w*|apply\w*|application)\b[^.?!]{0,30}\bwith (just|only) (the |our )?(\w+ ){0,3}(group|site|clinic|office|practice|location|campus|team)\b"),

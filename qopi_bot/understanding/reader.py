@@ -160,6 +160,7 @@ def _failing(f: Facts) -> bool:
     return any(v is False for v in (f.pathway, f.sampling_followed, f.participated_round, f.abstraction_complete))
 
 
+_OTHER_BODY = re.compile(r"\b(commission on cancer|coc|joint commission|jcaho|napbc|magnet|cap|nccn|astro|apex)\b")
 _RESCUE = re.compile(r"\b(would|will|does|do|can|could)\b.{0,40}\b(fix|fixes|save|saves|solve|solves|make up for|rescue|offset|cure|remedy|repair)\b|"
                      r"\b(only|main|biggest|last|remaining|one) (obstacle|issue|problem|hurdle|blocker|thing (standing|stopping|in the way))\b")
 _NEXT_STEPS = re.compile(r"\bwhat (do|should|does|would|will) (we|they|i|the practice|our practice) do (next|now|then|once|after|when)\b|"
@@ -188,6 +189,11 @@ def facts_make_a_case(r: _Reading, topic: Intent, question: str) -> Intent:
         # "65% fall 2025, and they left two docs' charts out - would the attestation form fix it?": the
         # case decides, and the answer says what would change it.
         r.applied.append("would_it_fix_our_case")
+        return Intent.ELIGIBILITY
+    if topic in INFO_TOPICS and f.score is not None and f.completed_round is not None and _OTHER_BODY.search(question):
+        # "Score: 92.1%. Report: received. Also, does QOPI Certification satisfy any CoC standards?":
+        # another body's standards are not ours to answer; the case they state is.
+        r.applied.append("another_body_leaves_the_case")
         return Intent.ELIGIBILITY
     if topic in (Intent.SAMPLING, Intent.ATTESTATION, Intent.MODULES, Intent.MEASURES, Intent.STANDARDS) \
             and re.search(_TOPIC_WORDS[topic], question) and not re.search(r"\b(eligib\w*|apply|qualify|percent)\b|\d\s*%|\b[4-9]\d(\.\d+)?\b", question):
@@ -292,6 +298,12 @@ def threshold_words_ask_the_threshold(r: _Reading, topic: Intent, question: str)
         # "the 75% threshold applies to the measures in aggregate. Does it apply solely to those, or to
         # every measure in every module?": "it" is the threshold the message just named.
         return Intent.SCORE_THRESHOLD
+    if topic in (Intent.APPLICATION, Intent.ELIGIBILITY, Intent.VALIDITY) and f.completed_round is None and f.score is None \
+            and re.search(r"\d|\b(score|oqs|percent\w*)\b", question) and re.search(
+            r"\b(do|does|will|would) (qcp|asco|you|they|the program|the team) round\b|\bround(s|ed)? (it |that |the score |scores )?(up|down)\b|"
+            r"\b(treated|count(ed)?|considered|read) as (meeting|passing|75)\b", question):
+        r.applied.append("rounding_asks_the_threshold")
+        return Intent.SCORE_THRESHOLD  # "Does QCP round the Overall Quality Score? would 74.5 be treated as meeting the 75?"
     if topic is Intent.ELIGIBILITY and f.completed_round is None and re.search(
             r"\bif (we|they|you|a practice|someone) (get|gets|got|score|scores|hit|hits|land|lands|end up (with|at))\b", question) \
             and re.search(r"\b(does (that|it) count|count as|is (that|it) enough|do (we|they) (have|need) to (beat|exceed|be over|be above|clear)|pass(es)?\b)", question):
@@ -665,6 +677,13 @@ def understand(raw: str, today: dt.date, kb: Knowledge, pending: MissingFact | N
         intents.remove(Intent.VALIDITY)
         intents.remove(Intent.ELIGIBILITY)
         intents.insert(0, Intent.ELIGIBILITY)
+    if Intent.ELIGIBILITY not in intents and ex.facts.score is not None and ex.facts.completed_round is not None \
+            and re.search(r"\b(eligib\w*|qualif\w*)\b", text) and not any(i in ESCALATIONS for i in intents) \
+            and Intent.SCORE_THRESHOLD not in intents and Intent.VALIDITY not in intents:
+        # "Scored 88 in fall 2025. If that makes us eligible, what do we sign off on at payment?": the
+        # case they state gets its verdict first.
+        intents.insert(0, Intent.ELIGIBILITY)
+        r.applied.append("a_stated_case_gets_its_verdict")
     if Intent.MULTI_SITE in intents and Intent.ELIGIBILITY not in intents and ex.facts.score is not None and _OWN_SCORE.search(text) \
             and not any(i in ESCALATIONS for i in intents):
         # "we got 77 in fall 2025 and our 3 sites share the same policies - apply separately or
