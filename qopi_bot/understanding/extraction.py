@@ -37,7 +37,7 @@ _NUM = r"-?\d{1,4}(?:[.,]\d+)?"
 # A bare number (no % sign) is a score only next to a word that says so.
 _SCORE_CONTEXT = re.compile(
     r"\b(scor\w*|oqs|quality score|overall quality|grade|got|we get|received|achieved|earned|reached|hit|land(?:ed)? at|written|gives|gave|"
-    r"end(?:ed|s)? up (?:with|w|at)|(?:apply|applying|qualify|eligible|certified) with|"
+    r"end(?:ed|s)? up (?:with|w|at)|(?:apply|applying|qualify|eligible|certified|ok|okay|good|fine|safe) with|"
     r"came back(?: at| with)?|cleared|number (?:was|is|came)|sits? at|sitting at|"
     r"came in at|came out at|ended (?:up )?(?:with|at)|finished (?:with|at)|result\w*|aggregate|overall|"
     r"numbers? (?:show|shows|showed|say|says|said|are|were|was|is|at)|shows?|showed|practice-wide|report says)\b"
@@ -152,6 +152,8 @@ def _candidate_scores(text: str, expecting_score: bool = False) -> list[tuple[De
         labelled = _ADJACENT_LABEL.search(before) or _SUPPOSED.search(before) or _ROUND_LABEL.search(text[max(0, m.start() - 24):m.start()]) or _SCORE_IS.search(text[max(0, m.start() - 70):m.start()]) or _SCORE_CONTEXT.search(before) or _ROUND_WITH.search(before) or _ROUNDING.search(before) or _LABEL_AFTER.match(after) \
             or _ENOUGH_AFTER.match(after) or (not text[:m.start()].strip(" ,.:;-") and Decimal(30) <= value <= Decimal(100)) \
             or bool(re.match(r"\s*%?\s*(->|=>|→)\s*\d", after) and re.search(r"\bround", text)) or bool(_SHOWN.search(text[max(0, m.start() - 60):m.start()])) \
+            or bool(re.search(r"(^|[.?!;:\n]\s*)$", text[:m.start()]) and re.match(r"\s*([.!;]|$)", after) and Decimal(30) <= value <= Decimal(100)) \
+            or bool(re.search(r"\b(spring|fall|round|oqs|score)\s*(\d{2,4}\s*)?[=:]\s*$", before)) \
             or bool(re.match(r"\s*%?\s*(on|in|from|per) (our|the|my) (\w+ ){0,3}(final |cert\w* |certification )?(report|oqs|score|results?|dashboard)\b", after)) \
             or bool(re.fullmatch(r"[\s,.:;-]*((exactly|just|only|precisely|a|an|we got|got)\s+)+", text[:m.start()]) and Decimal(30) <= value <= Decimal(100))
         # ("do you round? 74.99 -> 75?"; "74.2 on our final report"; "exactly 75.0 on ...": each names a score)
@@ -192,7 +194,7 @@ def _extract_score(text: str, expecting_score: bool, ex: Extraction) -> None:
     for value, start, end, pct in _candidate_scores(text, expecting_score):
         before = text[max(0, start - 60):start]
         after = text[end:end + 40]
-        if re.search(r"\b(pass mark|cut ?off|threshold|minimum)\s*(is|was|=|:|of)\s*(still\s+|now\s+|really\s+)?$", before) \
+        if re.search(r"\b(pass mark|cut ?off|threshold|minimum|(the|passing) bar|pass line|passing line)\s*(is|was|=|:|of)\s*(still\s+|now\s+|really\s+)?$", before) \
                 or re.search(r"\b(passing|minimum|min|required|cut ?off|threshold|needed)\s+(score|grade|mark|oqs|percentage)(\s+(for|to pass|to apply)(\s+\w+){0,2})?"
                      r"\s*(is|was|=|:|of)?\s*(now\s+|really\s+|actually\s+)?(an?\s+)?$", before) \
                 or re.match(r"^\s*%?\s*(is |are |was )?(still |really |actually |now )?(the |a )?(cut ?off|threshold|minimum|passing (score|mark|grade|bar|threshold)|pass mark)\b", after):
@@ -203,7 +205,10 @@ def _extract_score(text: str, expecting_score: bool, ex: Extraction) -> None:
             ex.threshold_question = True  # "is the 75% per measure?" names the threshold
             continue
         adjacent = bool(_ADJACENT_LABEL.search(before)) or bool(_LABEL_AFTER.match(after))
-        owned = bool(_SCORE_IS.search(text[max(0, start - 70):start])) or bool(_SHOWN.search(before)) or bool(_SUPPOSED.search(before)) or bool(_ROUND_LABEL.search(text[max(0, start - 24):start])) or bool(_OWNED.search(before)) or bool(_ENOUGH_AFTER.match(after)) or expecting_score or bool(_ROUNDING.search(before)) \
+        owned = bool(_SCORE_IS.search(text[max(0, start - 70):start])) or bool(_SHOWN.search(before)) or bool(_SUPPOSED.search(before)) \
+            or bool(re.search(r"(^|[.?!;:\n]\s*)$", text[:start]) and re.match(r"\s*%?\s*([.!;]|$)", after)) \
+            or bool(re.search(r"\b(spring|fall|round|oqs|score)\s*(\d{2,4}\s*)?[=:]\s*$", before)) \
+            or bool(re.search(r"\b(apply|applying|qualify|eligible|certified|ok|okay|good|fine|safe) with\s+(an?\s+)?$", before)) or bool(_ROUND_LABEL.search(text[max(0, start - 24):start])) or bool(_OWNED.search(before)) or bool(_ENOUGH_AFTER.match(after)) or expecting_score or bool(_ROUNDING.search(before)) \
             or ((adjacent or not text[:start].strip(" ,.:;-") or re.fullmatch(r"[\s,.:;-]*((exactly|just|only|precisely|a|an)\s+)+", text[:start])
                  or re.match(r"\s*%?\s*(on|in|from|per) (our|my) (\w+ ){0,3}(final |cert\w* |certification )?(report|oqs|score|results?|dashboard)\b", after))
                 and (pct or Decimal(30) <= value <= Decimal(100)))
@@ -343,6 +348,21 @@ _CORRECTION = re.compile(r"\b(i meant|i mean|correction|make that|sorry,? (it wa
                          r"wait,? no|no,? wait|actually,? no|no,? actually|scratch that|or rather)\b")
 
 
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_CLOSED_IN = re.compile(r"\b(round|cycle|window|collection)\s+(that\s+|which\s+)?(closed|ended|wrapped up|finished|closes|ends)\s+(in\s+|on\s+|back in\s+)?"
+                        r"(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+(\d{1,2},?\s+)?(20\d\d)\b")
+
+
+def _round_by_close(text: str) -> RoundRef | None:
+    """"the round that closed in December 2024": rounds close in the first half (spring) or the
+    second (fall) of a year."""
+    m = _CLOSED_IN.search(text)
+    if m is None:
+        return None
+    month = _MONTHS.index(m.group(5)) + 1
+    return RoundRef(season="spring" if month <= 6 else "fall", year=int(m.group(7)))
+
+
 def _extract_round(text: str, today: dt.date, ex: Extraction) -> None:
     named = [r for r in _named_rounds(text) if not re.search(r"\bnot\s+(the\s+)?$", text[max(0, r[1] - 10):r[1]])]
     correction = None
@@ -359,7 +379,7 @@ def _extract_round(text: str, today: dt.date, ex: Extraction) -> None:
         owned = [r for r in named if _OWNED_ROUND_BEFORE.search(text[max(0, r[1] - 40):r[1]])]
         found, start = (owned or named)[0]
     else:
-        relative = _relative_round(text, today)
+        relative = _relative_round(text, today) or _round_by_close(text)
         if relative is None:
             return
         season_word = re.search(r"\b(spring|fall|autumn)\b", text)
@@ -431,6 +451,12 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
         r"\b(only|just|still only) (have|got|seen|received) (the |our |a )?(prelim\w*|draft|interim|dashboard)\b|\bnot (the |our )?final (\w+ ){0,2}report( yet)?\b")),
     ("report_received", True, re.compile(
         r"\b(received|got|have|get|downloaded|seen)\s+(\w+\s+){0,2}(final\s+)?(qopi\s+)?(certification\s+)?report\b|\breport (came|arrived|was released)")),
+    # "The infusion suite follows St. Agnes Health's hospital policies, not ours."
+    ("same_policies", False, re.compile(
+        r"\b(follows?|uses?|runs? on|operates? under|is under)\s+([\w.]+\s+){0,3}(\w+'s?\s+)?(\w+\s+)?(polic\w*|procedures)[^.?!]{0,20}\bnot (ours|our own|our (polic\w*|procedures|p&ps?))\b")),
+    # "Lakeshore adopted our policies and procedures in full after the acquisition"
+    ("same_policies", True, re.compile(
+        r"(?<!never )(?<!not )(?<!n't )\b(adopted|took on|switched to|moved (over )?to|signed on to|moved onto)\s+(our|the same|the practice's|our shared)\s+(\w+\s+){0,2}(polic\w*|procedures|p&ps?|manual)")),
     # "never adopted the Arizona sites' P&Ps": some sites run under other policies.
     ("same_policies", False, re.compile(
         r"\b(never|not|haven't|hasn't|have not|has not|didn't|did not|won't|will not)\s+(yet\s+|ever\s+)?(adopted|adopt|taken on|switched to|moved to|followed|signed on to)\s+(the\s+|our\s+)?(\w+\s+){0,3}(\w+'s?\s+)?(polic\w*|procedures)")),

@@ -92,7 +92,7 @@ _CONTRACTIONS = {"whats": "what's", "hows": "how's", "wheres": "where's", "whens
                  "arent": "aren't", "dont": "don't", "didnt": "didn't", "doesnt": "doesn't", "havent": "haven't",
                  "hasnt": "hasn't", "wasnt": "wasn't", "werent": "weren't", "cant": "can't", "wont": "won't"}
 _SHORTHAND = [(re.compile(r"\bw/o\b"), "without"), (re.compile(r"\bw/(?=\s|$)"), "with"), (re.compile(r"\bb/c\b"), "because"),
-              (re.compile(r"\bbc\b"), "because"), (re.compile(r"\bpls\b|\bplz\b"), "please"), (re.compile(r"\bu\b"), "you"),
+              (re.compile(r"\bbc\b"), "because"), (re.compile(r"\bpls\b|\bplz\b"), "please"), (re.compile(r"\bu\b"), "you"), (re.compile(r"\bw\b(?= \d)"), "with"), (re.compile(r"(?<=[a-z]{2}) n (?=[a-z]{2})"), " and "),
               # Chat shorthand and the program's own abbreviations, spelled out so one pattern reads both.
               (re.compile(r"\bidk\b"), "i don't know"), (re.compile(r"\b(ty|tysm|thx|tx|gracias|merci|danke)\b"), "thanks"),
               (re.compile(r"\bdiff\b"), "different"), (re.compile(r"\brpt\b"), "report"), (re.compile(r"\bfore (?=us\b|it\b|the\b|a\b|an\b|our\b|me\b|certification\b)"), "for "), (re.compile(r"\brt\?"), "right?"),
@@ -104,7 +104,7 @@ _SHORTHAND = [(re.compile(r"\bw/o\b"), "without"), (re.compile(r"\bw/(?=\s|$)"),
               # A physician's shorthand: "abstr", "rd", "rpt rec'd", "reg"/"std" track, "Fa25"/"Sp26".
               (re.compile(r"\babstr\b"), "abstraction"), (re.compile(r"\brds?\b"), "round"),
               (re.compile(r"\brec'?d\b"), "received"), (re.compile(r"\breg\b"), "regular"), (re.compile(r"\bstd\b"), "standard"),
-              (re.compile(r"\b(fa|fall)\s?'?(2\d)\b"), r"fall 20\2"), (re.compile(r"\b(fa|sp)(20\d\d)\b"), lambda m: ("fall " if m.group(1) == "fa" else "spring ") + m.group(2)), (re.compile(r"\b(sp|spr|spring)\s?'?(2\d)\b"), r"spring 20\2"),
+              (re.compile(r"\b(fa|fall)\s?'?(2\d)\b"), r"fall 20\2"), (re.compile(r"\b(fa|sp)\s?(20\d\d)\b"), lambda m: ("fall " if m.group(1) == "fa" else "spring ") + m.group(2)), (re.compile(r"\b(sp|spr|spring)\s?'?(2\d)\b"), r"spring 20\2"),
               (re.compile(r"\bcerts\b"), "certifications"), (re.compile(r"\bcert'?d\b"), "certified"),
               (re.compile(r"\bcert\b"), "certification"), (re.compile(r"\bapps\b"), "applications"),
               (re.compile(r"\bapp\b"), "application"), (re.compile(r"\babstr\.(?=\s)"), "abstraction"),

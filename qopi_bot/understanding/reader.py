@@ -288,7 +288,7 @@ def threshold_words_ask_the_threshold(r: _Reading, topic: Intent, question: str)
     practice is eligible, as long as the practice states no score of its own."""
     f = r.ex.facts
     if topic in (Intent.MODULES, Intent.MEASURES, Intent.MULTI_SITE) and re.search(
-            r"\b(threshold|passing (score|mark|grade|bar)|cut ?off|minimum( score)?|the 75\s*%?|need (an? )?\d\d(\.\d+)?\s*%?)\b.{0,40}\b(each|every|per|by|individual)\s+(single\s+)?(module|measure|site|location|clinic)", question):
+            r"(\b(threshold|passing (score|mark|grade|bar)|cut ?off|minimum( score)?|the 75\s*%?|need (an? )?\d\d(\.\d+)?\s*%?|(need|have) to (hit|get|score|reach|clear) (an? )?\d\d(\.\d+)?\s*%?)|^\d\d(\.\d+)?\s*%?)\b.{0,40}\b(each|every|per|by|individual|on each|for each)\s+(single\s+)?(module|measure|site|location|clinic)", question):
         return Intent.SCORE_THRESHOLD  # "is there a separate passing threshold for each module?"
     if topic in (Intent.MODULES, Intent.MEASURES) and re.search(r"\b(module|measure)[- ]level\b|\b(per|each|individual|single|one) (module|measure)('s)? (score|number|result|rate)", question) \
             and re.search(r"\b(matter|matters|count|counts|apply|applies|need|needs|has to|have to|must)\b", question):
@@ -523,7 +523,7 @@ def read_questions(r: _Reading) -> None:
             # leans to the clear second question; the first keeps its own reading.
             clear = True
         whole_topic = Intent(r.whole.intent)
-        if not clear and (question.endswith("?") or re.match(r"(and |also |so )?(what|how|which|when|why|where)\b|(also|plus|btw|oh and)\b", question)) \
+        if not clear and (question.endswith("?") or re.match(r"(and |also |so )?(what|how|which|when|why|where)\b|(also|plus|btw|oh and)\b|\+\s", question)) \
                 and Intent(p.intent) in _TOPIC_WORDS and p.score > -0.5 and Intent(p.intent) is not whole_topic \
                 and (whole_topic not in _TOPIC_WORDS or not re.search(_TOPIC_WORDS[whole_topic], question)) \
                 and re.search(_TOPIC_WORDS[Intent(p.intent)], question):

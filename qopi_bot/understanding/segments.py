@@ -73,6 +73,7 @@ def logical_lines(text: str) -> list[str]:
 
 _QUESTION_START = (
     r"(can|could|is|are|do|does|did|what|whats|what's|when|how|who|which|why|should|may|will|would|where|must|shall|"
+    r"until (when|what)|by (when|what date)|am i (right|correct|wrong)|"
     r"any idea|is there|are there|tell me|let me know|wondering|need to know|pls confirm|please confirm|confirm)\b"
 )
 _LEAD = r"((also|and|oh|so|ok|okay|btw|plus|but|then|one more thing|second|2nd|another q(uestion)?|quick q(uestion)?|q|\d[.)]|[a-c][.)]|\([a-d1-9]\))[,:!.\s-]+)*"
@@ -83,7 +84,7 @@ _ASKS = re.compile(rf"\?\s*$|\s-\s*(what|what's|whats|how|when|which|who|where|w
 # A full stop ends a sentence only before a space or the end: "74.9%" and "p.m." stay whole.
 _SENTENCE = re.compile(r"(?:[^?!\n;.]|\.(?!\s|$))*\?+|(?:[^?!\n;.]|\.(?!\s|$))+(?:[.!;\n]|$)")
 # "can we apply, and do we apply together?": a second question inside one sentence.
-_INNER_WORDS = r"(?:whether|can|could|is|are|do|does|did|what|whats|what's|where's|who's|how's|when's|when|how|who|which|why|should|will|would|where|until when|until what|remind me|tell me|confirm|explain|at what point|at which point|by when)"
+_INNER_WORDS = r"(?:am i right|am i correct|am i wrong|whether|can|could|is|are|do|does|did|what|whats|what's|where's|who's|how's|when's|when|how|who|which|why|should|will|would|where|until when|until what|remind me|tell me|confirm|explain|at what point|at which point|by when)"
 _INNER_SPLIT = re.compile(rf"(?:,\s*(?:and\s+(?:also\s+)?|also\s+|plus\s+|or\s+|so\s+)?|\s+(?:and|also|plus)\s+|\s+-\s+|\s+\+\s+)(?=(?:in general\s+|generally\s+|by the way\s+|btw\s+|separately\s+)?{_INNER_WORDS}\s+\S+\s+\S+|(?:until|till|through|by) (?:when|what (?:date|day))\s*\?)|"
                           rf"(?:,\s*(?:and\s+)?|;\s*|\s+and\s+)(?=\(?[a-d1-9]\)\s)")
 
