@@ -106,6 +106,9 @@ _ROUND_WITH = re.compile(r"\b(round|pathway|measures|track|cycle)\b.{0,12}\b(wit
 _SHOWN = re.compile(r"\b(dashboard|report|portal|results?|summary|scorecard|spreadsheet|export)\s+(shows?|showed|says|said|reads?|lists?|has|had|gave us|came back( at| with)?)\s+"
                     r"((about|around|roughly|approximately|approx\.?|an?|just under|just over|exactly)\s+)?$|"
                     r"\b(score|oqs|result|round|spring|fall)\b[^.?!]{0,40}\((an?\s+)?$")
+_CLINICAL_BEFORE = re.compile(r"\b(pd-?l1|her-?2|ki-?67|anc|hgb|hb|hemoglobin|wbc|plt|platelets?|creatinine|cr|egfr|psa|cea|ca-?125|ca 19-9|tmb|"
+                             r"ecog|kps|bmi|a1c|spo2|o2 sat|lvef|ejection fraction|tps|cps|blasts?|mrn|dob|age[ds]?|chair|bed|room)\b"
+                             r"[\s:=#]*((of|at|is|was|about|around)\s+)?(\w+\s+)?$")
 _FRACTION = re.compile(r"\b(works? out to|comes? (?:out )?to|came (?:out )?to|equals?|=|exactly|aggregate(?: of)?|score of)\s+(?:exactly\s+)?(\d)/(2|4|5|8|10)\b(?!/)")
 
 
@@ -128,7 +131,9 @@ def _candidate_scores(text: str, expecting_score: bool = False) -> list[tuple[De
         before = re.split(r"\d", text[max(0, m.start() - 45):m.start()])[-1]
         if not pct and _NOT_SCORE_AFTER.match(after):
             continue
-        if re.search(r"\bmodules?\b[^.?!]{0,30}$", before) and not re.search(r"\b(overall|oqs|aggregate)\b", before):
+        if _CLINICAL_BEFORE.search(text[max(0, m.start() - 30):m.start()]):
+            continue  # "PD-L1 60%", "ANC 1.2", "Hgb 9.8": a patient's value pasted by mistake, never the OQS
+        if re.search(r"\b(modules?|measure)\b[^.?!]{0,30}$", before) and not re.search(r"\b(overall|oqs|aggregate)\b", before):
             continue  # "our lung module numbers were low (around 62%)": one module's number, not the OQS
         if _SHARE_OF.match(after) or _WORK_BEFORE.search(before) \
                 or re.match(r"\s*(sure|certain|confident|of the way|done|complete|completed|abstracted|finished)\b", after):
@@ -153,6 +158,7 @@ def _candidate_scores(text: str, expecting_score: bool = False) -> list[tuple[De
             or _ENOUGH_AFTER.match(after) or (not text[:m.start()].strip(" ,.:;-") and Decimal(30) <= value <= Decimal(100)) \
             or bool(re.match(r"\s*%?\s*(->|=>|→)\s*\d", after) and re.search(r"\bround", text)) or bool(_SHOWN.search(text[max(0, m.start() - 60):m.start()])) \
             or bool(re.search(r"(^|[.?!;:\n]\s*)$", text[:m.start()]) and re.match(r"\s*([.!;]|$)", after) and Decimal(30) <= value <= Decimal(100)) \
+            or bool(proportion and len(raw.replace(",", ".").split(".")[-1]) >= 2 and _CERT_CONTEXT.search(text)) \
             or bool(re.search(r"\b(spring|fall|round|oqs|score)\s*(\d{2,4}\s*)?[=:]\s*$", before)) \
             or bool(re.match(r"\s*%?\s*(on|in|from|per) (our|the|my) (\w+ ){0,3}(final |cert\w* |certification )?(report|oqs|score|results?|dashboard)\b", after)) \
             or bool(re.fullmatch(r"[\s,.:;-]*((exactly|just|only|precisely|a|an|we got|got)\s+)+", text[:m.start()]) and Decimal(30) <= value <= Decimal(100))
@@ -205,7 +211,9 @@ def _extract_score(text: str, expecting_score: bool, ex: Extraction) -> None:
             ex.threshold_question = True  # "is the 75% per measure?" names the threshold
             continue
         adjacent = bool(_ADJACENT_LABEL.search(before)) or bool(_LABEL_AFTER.match(after))
+        raw_number = text[start:end]
         owned = bool(_SCORE_IS.search(text[max(0, start - 70):start])) or bool(_SHOWN.search(before)) or bool(_SUPPOSED.search(before)) \
+            or bool(re.fullmatch(r"0?[.,]\d{2,}", raw_number.strip())) \
             or bool(re.search(r"(^|[.?!;:\n]\s*)$", text[:start]) and re.match(r"\s*%?\s*([.!;]|$)", after)) \
             or bool(re.search(r"\b(spring|fall|round|oqs|score)\s*(\d{2,4}\s*)?[=:]\s*$", before)) \
             or bool(re.search(r"\b(apply|applying|qualify|eligible|certified|ok|okay|good|fine|safe) with\s+(an?\s+)?$", before)) or bool(_ROUND_LABEL.search(text[max(0, start - 24):start])) or bool(_OWNED.search(before)) or bool(_ENOUGH_AFTER.match(after)) or expecting_score or bool(_ROUNDING.search(before)) \
@@ -527,6 +535,7 @@ _COUNT_WORDS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7
 
 
 # "not sure whether we met the chart targets" states no fact either way.
+_DOUBT = re.compile(r"\b(not sure|unsure|don't know|do not know|no idea|no clue|not certain|uncertain|unclear|(isn't|aren't|wasn't|weren't) (sure|certain))\b")
 _UNSURE = re.compile(r"\b((must|should|do|does|can|could|will|would|shall) we|do we (have|need) to|not sure|(isn't|aren't|wasn't|weren't) (sure|certain)|unsure|don't know|do not know|no idea|no clue|dunno|not certain|uncertain|unclear|wondering|can't remember|cannot remember|whether|if we)\b")
 
 
@@ -589,7 +598,10 @@ def _extract_statements(text: str, ex: Extraction) -> None:
             continue  # "the pathway instead of the usual reporting track": the track was not chosen
         if m:
             decided.add(fact)
-            if _UNSURE.search(text[max(0, m.start() - 40):m.end()]):
+            # Doubt said further back in the same sentence counts too: "i'm not sure if the two satellite
+            # offices follow the same P&Ps".
+            if _UNSURE.search(text[max(0, m.start() - 40):m.end()]) \
+                    or _DOUBT.search(re.split(r"[.?!]\s", text[max(0, m.start() - 80):m.end()])[-1]):
                 ex.hedged.add(fact)
                 continue
             if value is False and _DOUBLE_NEGATIVE.search(m.group(0)):

@@ -167,6 +167,27 @@ _NEXT_STEPS = re.compile(r"\bwhat (do|should|does|would|will) (we|they|i|the pra
                          r"\bwhat('s| is| are) (the )?next steps?\b|\bwhat happens (next|after|once|then)\b")
 
 
+def report_questions_ask_the_application(r: _Reading, topic: Intent, question: str) -> Intent:
+    """"does it have to be the score from the final report, not the preliminary one?": when the
+    application may start and on what, which the application answer says."""
+    if topic in (Intent.VALIDITY, Intent.SCORE_THRESHOLD) or (topic is Intent.ELIGIBILITY and r.ex.facts.score is None):
+        if re.search(r"\b(final|preliminary|prelim\w*|draft|interim)\b.{0,30}\b(report|score|number|result)s?\b|\b(report|score) from the (final|prelim\w*)\b", question) \
+                and re.search(r"\b(have to|has to|must|need|needs|should|count|use|wait)\b", question) and not re.search(r"\b(how long|until when|expire\w*|valid)\b", question):
+            r.applied.append("report_questions_ask_the_application")
+            return Intent.APPLICATION
+    return topic
+
+
+def counting_applications_is_multi_site(r: _Reading, topic: Intent, question: str) -> Intent:
+    """"do they need 2 apps?": how many applications is the multi-site question."""
+    if topic in (Intent.ELIGIBILITY, Intent.APPLICATION) and re.search(
+            r"\b(\d+|one|two|three|four|five|six|separate|single|multiple|several) (apps|applications?)\b", question) \
+            and not re.search(r"\b(eligib\w*|can (we|they) apply)\b", question):
+        r.applied.append("counting_applications_is_multi_site")
+        return Intent.MULTI_SITE
+    return topic
+
+
 def next_steps_ask_the_application(r: _Reading, topic: Intent, question: str) -> Intent:
     """"what's passing, and what do they do once they've passed?": the second asks what comes next,
     which is the application."""
@@ -431,7 +452,8 @@ def scope(r: _Reading) -> None:
     in_domain = r.domain
     foreign = bool(cues._FOREIGN.search(text))
     # "unrelated to QOPI, but ..." and a nurse's own certification are not ours, whatever words they share.
-    not_ours = bool(cues._UNRELATED.search(text)) or (_another_certification(text) and not _has_facts(r.ex.facts))
+    not_ours = bool(cues._UNRELATED.search(text)) or (_another_certification(text) and not _has_facts(r.ex.facts)) \
+        or (bool(_CLINICAL_CARE.search(text)) and not r.domain and not _has_facts(r.ex.facts))  # "ANC cutoff before we hold FOLFOX?"
     asked = [q for q, _ in r.asked] or [text]
     if cues.MARKETING.search(text) and not _has_facts(r.ex.facts) and r.staff_topic is None \
             and any(cues.MARKETING.search(q) for q in asked) \
@@ -491,6 +513,8 @@ def _read_one(r: _Reading, topic: Intent, question: str, sure: bool = False) -> 
     topic = dates_make_it_validity(r, topic, question)
     topic = pool_membership_is_attestation(r, topic, question)
     topic = next_steps_ask_the_application(r, topic, question)
+    topic = report_questions_ask_the_application(r, topic, question)
+    topic = counting_applications_is_multi_site(r, topic, question)
     return threshold_words_ask_the_threshold(r, topic, question)
 
 
@@ -625,6 +649,13 @@ _SKIPPED_MODULE = re.compile(r"\b(skip\w*|didn't (do|submit|report)|did not (do|
                              r"don't (do|submit|report)|never (did|submitted|reported))\s+(on\s+)?(the\s+|our\s+|a\s+)?(\w+\s+)?modules?\b")
 
 
+# "I'm not sure if the two satellite offices follow the same P&Ps": said in doubt, so no model reads it as stated.
+_HEDGED_POLICIES = re.compile(r"\b(not sure|unsure|don't know|do not know|no idea|unclear|not certain|(isn't|aren't|wasn't) (sure|certain)|wondering)"
+                              r"( if| whether)?[^.?!]{0,60}\b(polic\w*|procedures|p&ps?)\b")
+_CLINICAL_CARE = re.compile(r"\b(folfox|folfiri|carboplatin|cisplatin|pembro\w*|nivolumab|chemo hold|hold (the )?chemo|anc|neutrophil\w*|"
+                            r"dose|dosing|regimen|premedicat\w*|antiemetic\w*|transfus\w*|infusion reaction|neutropeni\w*|platelets?)\b")
+
+
 def learn_conditions(r: _Reading, kb: Knowledge) -> None:
     """A condition stated in words no pattern knows ("we did the reg QOPI track") is read by the
     condition model, for the facts patterns left unknown; the verdict then says why."""
@@ -640,7 +671,7 @@ def understand(raw: str, today: dt.date, kb: Knowledge, pending: MissingFact | N
     ex = extract(text, today, expecting_score=pending is MissingFact.SCORE)
     ex.text = text
     learned: list[str] = []
-    if ex.facts.same_policies is None and "same_policies" not in ex.hedged:
+    if ex.facts.same_policies is None and "same_policies" not in ex.hedged and not _HEDGED_POLICIES.search(text):
         # No pattern matched how the sites' policies were described ("runs on the hospital's policies,
         # not ours"): the statement model learned from knowledge/statements/ reads it, when clearly sure.
         value, _ = statements.read(kb, "same_policies", text)
@@ -741,6 +772,7 @@ def understand(raw: str, today: dt.date, kb: Knowledge, pending: MissingFact | N
         asks_integration_evidence=not re.search(r"\b(apply as (one|a single)\b[^.?!]{0,30}\bor\b|one application or|separate (practices|applications|entities)\?|together or separately)", text) and bool(re.search(r"\b(proof|prove|show|demonstrate|evidence|document\w*|papers)\b.{0,100}\b(integrat|connected|linked|(tied|knit|knitted|joined|bound|stitched|woven|glued|held|pulled|brought|bolted) together|unified|work(ing)? together|function(ing)? as one|as one (practice|entity)|(really |actually |truly )?one (practice|entity))", text)
                                      or (re.search(r"\bcount as (integrated|one (practice|entity))", text)
                                          and re.search(r"\b(enough|sufficient|suffice|need|needs|have to|has to|must|required?|proof|evidence)\b", text))
+                                     or re.search(r"\bintegrat\w*\b.{0,80}\b(proof|prove|evidence|document\w*|demonstrate)\b", text)
                                      or re.search(r"\b(have to|need to|must|need|needs|require|requires|required)\b.{0,30}\b(rotate|share (an? |one )?(emr|ehr)|(same|one|single|a single|common) (tax id|emr|ehr))", text)),
     )
 
