@@ -113,7 +113,7 @@ def _general_validity(d: Decision, u: Understanding) -> None:
     if d.topic is Topic.ENTITY and d.outcome is Outcome.NEEDS_INFO and d.missing == [MissingFact.SAME_POLICIES] and (
             (u.facts.site_count is None and not re.search(r"\b(we|our|us|ours)\b", u.text))
             or (not re.search(r"\bwe (have|run|operate|own|are)\b.{0,40}\b(sites?|offices?|clinics?|locations?|campus\w*|satellite)\b", u.text)
-                and re.search(r"\b(define|definition|defined|what counts as|what (is|does) (a|the) ['\"]?practice|what makes (\w+ ){0,4}count as (one|a single|an?) ['\"]?(practice|entity)|(awarded|granted|given|issued|goes|go) to)\b", u.text))
+                and re.search(r"\b(define|definition|defined|what counts as|what (is|does) (a|the) ['\"]?practice|what makes (\w+ ){0,4}count as (one|a single|an?) ['\"]?(practice|entity)|(awarded|granted|given|issued|goes|go|attach|attaches|belong|belongs) to)\b", u.text))
             or re.search(r"\b(sites?|locations?|clinics?|offices?)\b.{0,20}\bor\b.{0,20}\b(whole|entire) (practice|group|organization|network)\b", u.text)
             or re.search(r"\b(include|cover|list)\b.{0,40}\b(every|all|each)\b.{0,30}\b(oncologists?|physicians?|doctors?|sites?|locations?)\b", u.text)
             or re.search(r"\b(include|cover|list)\b.{0,50}\b(docs|doctors|oncologists|oncs|physicians|sites?|clinics?|offices?)\b.{0,40}\b(too|as well|also)\b", u.text)

@@ -40,6 +40,11 @@ ESCALATION_CUES: dict[Intent, _W] = {
         (6, r"\b(get|have|need|want)\s+(just\s+)?(someone|somebody|a person|a human|one of you)\s+(from|at|on)\s+(the |your )?(qcp|qopi|asco|certification|cert|team)\b"),
         (5, r"\b(call|phone|ring|email) (my|our) (office|cell|number|phone|desk)\b|\bgive (me|us) a (call|ring)\b|\bset up a (call|meeting)\b"),
         (6, rf"\b(talk|speak|chat)\s+(to|with)\s+{_PERSON}\b"),
+        # "Is there someone specific at QCP I can talk to?", "I was told to ask for Dana"
+        (6, r"\b(someone|somebody|anyone|a person)\s+(specific\s+|in particular\s+)?(at|from|on)\s+(the\s+)?(qcp|qopi|asco|your team|the team|certification)\b[^.?!]{0,20}\b(talk|speak|reach|contact|call|email|ask)\b"),
+        (5, r"\b(told|said|asked) (me |us )?to ask for [a-z]+\b"),
+        # "ask that a reviewer at QCP re-examine them"
+        (6, r"\b(reviewer|someone|a person|staff|your team)\s+(at|from)\s+(qcp|qopi|asco)\s+(to\s+)?(re-?examine|review|look at|check|reconsider|recalculate)"),
         (6, r"\b(can|could|would|will|please have)\s+(a |an |the |one of your |some )?(someone|somebody|person|staff( member)?|team member|human|representative|coordinator)\s+(\w+\s+){0,2}(call|contact|email|phone|reach out to|get back to|get in touch with)\s+(me|us)\b"),
         (6, r"\b(get|have|ask)\s+(a |an |some |one of your |the )?(staff( member)?|person|human|someone|somebody|representative|coordinator|team member)\s+(to\s+)?(look at|review|check|help|handle|call|contact|read)"),
         (6, rf"\b(connect|transfer|put)\s+(me|us)\s+(through\s+)?(to|with)\s+{_PERSON}"),
@@ -63,7 +68,9 @@ ESCALATION_CUES: dict[Intent, _W] = {
         (6, r"\b(wants?|would like|like|hop(e|es|ing)|plan(s|ning)?) (\w+ ){0,2}(its|their) own (certification|application|certified)\b"),
         (5, r"\b(join|come in|come on board|be added|be included|follow|catch up)\s+(\w+\s+){0,2}(later|next (cycle|round|year|time))\b"),
         (6, r"\b(certif\w*)\b[^.?!]{0,40}\b(now|first)\b[^.?!]{0,80}\b(bring|add|include)\s+(\w+\s+){0,2}(in\s+)?(later|next)\b|\b(bring|add)\s+(\w+\s+){0,2}in\s+(later|next (cycle|round|year|time))"),
-        (5, r"\b(certif\w*|apply\w*|application)\b[^.?!]{0,40}\b(separate(ly)? from|apart from|independent(ly)? (of|from)|without) (the |our )?((rest|main|other|remaining|whole)|(\w+ ){0,2}(sites|clinics|locations|offices|campuses))\b"),
+        (5, r"\b(certif\w*|apply\w*|application)\b[^.?!]{0,40}\b(separate(ly)? from|apart from|independent(ly)? (of|from)|without) (the |our )?((rest|main|other|remaining|whole)|(\w+ ){0,3}(sites|clinics|locations|offices|campuses))\b"),
+        # "accept our application without our newly acquired Spokane clinic"
+        (5, r"\b(application|certif\w*|apply\w*)\b[^.?!]{0,40}\bwithout (the |our |that )(\w+ ){0,3}(site|clinic|location|office|campus|practice)\b"),
         # "we would rather our application cover only our original three locations for now"
         (6, r"\b(cover|covers|covering|include|includes|including|limited to|limit it to)\s+only\s+(our|the|one|two|three|four|\d+)\b|\bonly (cover|include)\s+(our|the|one|two|three|\d+)\b"),
         # "we'd rather not include it in the certification"
@@ -108,6 +115,8 @@ ESCALATION_CUES: dict[Intent, _W] = {
     ),
     Intent.EXCEPTION: _cues(
         (6, r"\bexceptions?\b|\bwaiver\b|\bwaive\b|\bexempt(ion)?\b"),
+        # "We dispute the measure-level calculations in our Final Report": a decision only staff can make.
+        (5, r"\b(dispute|contest|appeal|challenge)\w*\s+(the\s+|our\s+|this\s+)?(\w+[- ]?\w*\s+){0,3}(score|calculations?|report|results?|decision|finding)s?\b"),
         # A disaster or forced closure in a certification question is a special circumstance.
         # Told as part of the practice's story ("we've outlived two mergers and a flood") it asks nothing:
         # it must have hit the practice or its work.
@@ -160,7 +169,7 @@ _FOREIGN = re.compile(r"\b(aetna|cigna|humana|unitedhealth\w*|blue cross|bcbs|me
 _OTHER_CERT = re.compile(r"\b(ons|oncc|ocn|aocn|cpr|bls|acls|nursing|nurse'?s?|her|his|my personal|biotherapy|provider card)\b.{0,40}\bcertif|\bboards?[- ]certif|\b(medical|specialty|oncology) boards?\b")
 _UNRELATED = re.compile(r"^unrelated\b|\b(separate from (qopi|qcp|certification|the certification)|aside from (qopi|qcp|certification)|unrelated to|not (about|related to) (qopi|certification|the certification)|off[- ]topic|outside (your|the bot's|this bot's) (usual )?(remit|scope|wheelhouse|lane)|nothing to do with (qopi|certification))\b")
 _FILLER = re.compile(r"^((honestly|well|um|uh|so|actually|hmm|ok|okay|oh|sorry|i mean|i think)[,.!\s-]+)+")
-_YES = re.compile(r"^(yes|yeah|yep|yup|y|correct|right|that's right|that is right|true|sure|absolutely|indeed|affirmative|we do|we did|they do|they did|it is|it was|of course|definitely|all of them|all do|all sites do)\b")
+_YES = re.compile(r"^(yes|yeah|yep|yup|y|correct|right|that's right|that is right|true|sure|absolutely|indeed|affirmative|we do|we did|they do|they did|it is|it was|of course|definitely|all of them|all do|all sites do)\b(?!\s+not\b)")  # "they do not" is a no
 _NO = re.compile(r"^(no|nope|nah|n|not really|negative|we don't|we do not|we didn't|we did not|they don't|they do not|they didn't|it isn't|it wasn't|none|not yet|not all)\b")
 _ATTACHMENT = re.compile(r"\b(attached|attachment|enclosed|see (the )?(file|pdf|spreadsheet|document))\b")
 

@@ -87,6 +87,7 @@ _COMPARED = re.compile(r"\b((?:has|have|need|needs|must|needed|required) to (?:h
                        r"compar\w*(?: it| them| that)? (?:to|with|against)|i (?:thought|think|assumed) (?:it was|it's|it is)|"
                        r"(?:remember|recall|recalled|remembered)(?: it)? (?:being|as|was|at)|(?:keep |kept )?hearing(?: both)?|heard(?: both)?|"
                        r"(?:way|well|far|comfortably|safely|easily) (?:over|above)|(?:is|was|are|were|'s) over|"
+                       r"(?:exceed|exceeds|exceeding|surpass|surpasses|beat|beats)(?: an?)?|"
                        r"round(?:ed|s)?(?: it)?(?: up| down)? to|count(?:s|ed)? as|equal to|same as|higher than|lower than|more than|less than|above|below|instead of|vs\.?|versus)\s+(?:a\s+)?$")
 _ALTERNATIVE_AFTER = re.compile(r"^\s*(?:%|pct|percent)?\s*(?:exactly (?:a )?pass|or\s+\d|(?:pass(?:es)?|passing|counts?) or\b(?!\s+(?:not|nah|no|nope)\b)|(?:per|for each|on each|for every|each)\s+(?:measure|site|module|location|clinic))")
 _ALTERNATIVE_BEFORE = re.compile(r"\d\s*(?:%|pct|percent)?\s+or\s+$|\bboth\s+\d+\s*(?:%|pct|percent)?\s+and\s+$")
@@ -131,6 +132,9 @@ def _candidate_scores(text: str, expecting_score: bool = False) -> list[tuple[De
         before = re.split(r"\d", text[max(0, m.start() - 45):m.start()])[-1]
         if not pct and _NOT_SCORE_AFTER.match(after):
             continue
+        named_measures = re.search(r"\b([\w-]+) measures? (are|is|were|was|came|come|sit|sits|running|dragging|lagging)\b[^.?!\d]{0,30}$", before)
+        if named_measures and named_measures.group(1) not in ("certification", "cert", "25", "all", "pathway", "the", "our", "these", "those", "qopi"):
+            continue  # "our end-of-life measures are dragging at around 40%": some measures, not the OQS
         if _CLINICAL_BEFORE.search(text[max(0, m.start() - 30):m.start()]):
             continue  # "PD-L1 60%", "ANC 1.2", "Hgb 9.8": a patient's value pasted by mistake, never the OQS
         if re.search(r"\b(modules?|measure)\b[^.?!]{0,30}$", before) and not re.search(r"\b(overall|oqs|aggregate)\b", before):
@@ -428,6 +432,9 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
         rf"\b{_NEG}\s+(do|did|use|used|follow|followed)\s+(the\s+)?random\s+(chart\s+)?(picking|selection|sampling|draw)|"
         rf"\binstead of (doing |using |following )?(the )?random (\w+\s+){{0,2}}(selection|sampling|picking)|"
         rf"\bconvenience sampl\w*|\b(skip|skipped|skipping|ignored|bypassed)\s+(\w+\s+){{0,2}}(the\s+)?(qopi\s+)?sampling|\b(rather than|instead of)\s+(following|using|doing|applying)\s+(the\s+)?(qopi\s+)?sampling")),
+    # "the Practice did not adhere to the QOPI sampling methodology (charts were pulled by convenience)"
+    ("sampling_followed", False, re.compile(
+        rf"\b{_NEG}\s+(adhere|comply|conform|stick|keep)\w*\s+(to|with)\s+(the\s+)?(qopi\s+)?sampling|\bpulled by convenience\b")),
     # "we didn't do the sampling the right way either"
     ("sampling_followed", False, re.compile(
         rf"\b{_NEG}\s+(do|did|follow|run|use)\w*\s+(the\s+|our\s+)?sampling\s+(\w+\s+)?(the\s+)?(right|correct\w*|proper\w*|by the book|as required)")),
@@ -454,7 +461,7 @@ _STATEMENTS: list[tuple[str, bool, re.Pattern[str]]] = [
     ("report_received", False, re.compile(
         rf"\b{_NEG}\s+(\w+\s+){{0,3}}(receiv\w*|got|gotten|get|seen)\s+(\w+\s+){{0,3}}(final\s+)?(\w+\s+)?report|"
         r"\b(still |currently )?(waiting|awaiting|wait)\s+(on|for)?\s*(\w+\s+){0,7}report|"
-        rf"\breport\s+(\w+\s+){{0,2}}(hasn't|has not|hasnt|isn't|is not|not)\s+(\w+\s+){{0,1}}(come|arrived|out|in|back|here|ready|available|released|landed|shown up|come through|been (released|sent|issued|posted|delivered))|"
+        rf"\breport\s+(\w+\s+){{0,2}}(hasn't|has not|hasnt|isn't|is not|not)\s+(\w+\s+){{0,1}}(come|arrived|out|in|back|here|ready|available|released|landed|shown up|come through|issued|been (released|sent|issued|posted|delivered))|"
         r"\breport (is )?(still )?(pending|not (yet )?(available|out|in))|\breport\b[^.?!]{0,30}\b(still (waiting|awaiting|pending)|(is|has) not (yet )?(arrived|come))|\bno report yet|\bbefore (we get|getting|receiving) (the |our )?(final )?(\w+ )?report|"
         r"\b(only|just|still only) (have|got|seen|received) (the |our |a )?(prelim\w*|draft|interim|dashboard)\b|\bnot (the |our )?final (\w+ ){0,2}report( yet)?\b")),
     ("report_received", True, re.compile(

@@ -34,7 +34,7 @@ INFO_TOPICS = (Intent.SAMPLING, Intent.ATTESTATION, Intent.MODULES, Intent.MEASU
                Intent.APPLICATION, Intent.SCORE_THRESHOLD, Intent.CONTACT)
 
 
-_OWN_SCORE = re.compile(r"\b(our|my|are|their|client's)\s+(\w+\s+){0,3}(score|scores|result|results|oqs|numbers?|percentage|grade|rating)\b|\bours\b|\b(for|to) us\b|"
+_OWN_SCORE = re.compile(r"\bits (existing|current|own|latest|last) (score|oqs|result)\b|\b(our|my|are|their|client's)\s+(\w+\s+){0,3}(score|scores|result|results|oqs|numbers?|percentage|grade|rating)\b|\bours\b|\b(for|to) us\b|"
                         r"^(?!.*\b(a|any|in general|generally|once you)\b).*\bthe (score|oqs|result|grade)\b|"
                         r"\bwe (got|scored|received|have|had|did|completed|finished|earned|took|were)\b|\b(is|was) (it|that) still\b")
 
@@ -130,11 +130,22 @@ def escalation_first(r: _Reading) -> None:
         # number to call themselves.
         wanted.remove(Intent.HUMAN)
         r.applied.append("escalation_first:contact_details_are_not_a_request")
+    if _ONLY_ASKING.search(r.text):
+        # "Does the program text provide any appeal process? I am asking only what the text says.":
+        # a question about the rules, not a request; only a plain request for a person still counts.
+        kept = [i for i in wanted if i is Intent.HUMAN or strength.get(i, 0) >= 6]
+        if kept != wanted:
+            wanted = kept
+            r.applied.append("escalation_first:only_asking_what_the_text_says")
     if wanted:
         # The reason staff see: subset and exception say more than "a person, please".
         wanted.sort(key=lambda i: (i is Intent.HUMAN, -strength.get(i, 0)))
         r.intents.append(wanted[0])
         r.applied.append(f"escalation_first:{wanted[0].value}")
+
+
+_ONLY_ASKING = re.compile(r"\b(asking only|only asking|just asking|purely (as a matter of|hypothetical\w*|informational|academic)|"
+                          r"not asking (you )?(to|for)|what the (published |program |program's )?text says|hypothetically|in principle|in theory)\b")
 
 
 # A request to certify part of a practice names the part somehow: only, just, without, leave out...
@@ -295,7 +306,7 @@ def sites_make_it_multi_site(r: _Reading, topic: Intent, question: str, sure: bo
     return topic
 
 
-_THRESHOLD_WORDS = re.compile(r"\b(minimum|cut[- ]?off|threshold|passing (score|mark|grade|bar|percentage|standard|line|point)|pass mark|pass line|required score|score required|"
+_THRESHOLD_WORDS = re.compile(r"\b(minimum|meet or exceed|cut[- ]?off|threshold|passing (score|mark|grade|bar|percentage|standard|line|point)|pass mark|pass line|required score|score required|"
                               r"what (\w+ )?score|which score|how high|the bar|cut (is|line)|make the cut|what (percentage|percent|number))\b")
 
 
@@ -370,7 +381,7 @@ def dates_make_it_validity(r: _Reading, topic: Intent, question: str) -> Intent:
                           r"(final|last|closing|cut-?off|due) date|no longer be used|stops? being (usable|valid)|(still )?(in|within) the window|in time\b|"
                           r"(can|could) (we |i )?still (apply|use|submit)|timing (ok|okay|fine|work\w*|right)|is that (ok|okay|fine|too late|in time)|"
                           r"too late|how much (longer|time)|when (does|do|will) (it|our|the) |by when|by what date|no later than when|"
-                          r"still (count|counts|work|works|be used|usable|good|ok|okay|fly)\b)", question):
+                          r"still (count|counts|work|works|be used|usable|good|ok|okay|fly)\b|missed (it|the (deadline|window|boat|cut-?off))\b)", question):
         return Intent.VALIDITY
     return topic
 
@@ -773,6 +784,7 @@ def understand(raw: str, today: dt.date, kb: Knowledge, pending: MissingFact | N
                                      or (re.search(r"\bcount as (integrated|one (practice|entity))", text)
                                          and re.search(r"\b(enough|sufficient|suffice|need|needs|have to|has to|must|required?|proof|evidence)\b", text))
                                      or re.search(r"\bintegrat\w*\b.{0,80}\b(proof|prove|evidence|document\w*|demonstrate)\b", text)
+                                     or re.search(r"\b(tax id|emr|ehr|staff rotat\w*)\b.{0,40}\b(by itself|on its own|alone|dispositive|decisive|determinative|enough|sufficient|suffice)", text)
                                      or re.search(r"\b(have to|need to|must|need|needs|require|requires|required)\b.{0,30}\b(rotate|share (an? |one )?(emr|ehr)|(same|one|single|a single|common) (tax id|emr|ehr))", text)),
     )
 
