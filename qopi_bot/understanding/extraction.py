@@ -137,7 +137,8 @@ def _candidate_scores(text: str, expecting_score: bool = False) -> list[tuple[De
             continue  # "our end-of-life measures are dragging at around 40%": some measures, not the OQS
         if _CLINICAL_BEFORE.search(text[max(0, m.start() - 30):m.start()]):
             continue  # "PD-L1 60%", "ANC 1.2", "Hgb 9.8": a patient's value pasted by mistake, never the OQS
-        if re.search(r"\b(modules?|measure)\b[^.?!]{0,30}$", before) and not re.search(r"\b(overall|oqs|aggregate)\b", before):
+        if re.search(r"\b(modules?|measure)\b[^.?!]{0,30}$", before) and not re.search(r"\b(overall|oqs|aggregate)\b", before) \
+                and not re.search(r"\b(scored|score|oqs)\b[^.?!]{0,12}$", before):
             continue  # "our lung module numbers were low (around 62%)": one module's number, not the OQS
         if _SHARE_OF.match(after) or _WORK_BEFORE.search(before) \
                 or re.match(r"\s*(sure|certain|confident|of the way|done|complete|completed|abstracted|finished)\b", after):
@@ -542,8 +543,8 @@ _COUNT_WORDS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7
 
 
 # "not sure whether we met the chart targets" states no fact either way.
-_DOUBT = re.compile(r"\b(not sure|unsure|don't know|do not know|no idea|no clue|not certain|uncertain|unclear|(isn't|aren't|wasn't|weren't) (sure|certain))\b")
-_UNSURE = re.compile(r"\b((must|should|do|does|can|could|will|would|shall) we|do we (have|need) to|not sure|(isn't|aren't|wasn't|weren't) (sure|certain)|unsure|don't know|do not know|no idea|no clue|dunno|not certain|uncertain|unclear|wondering|can't remember|cannot remember|whether|if we)\b")
+_DOUBT = re.compile(r"\b(not (totally |entirely |completely |quite |really |fully |100% )?sure|unsure|don't know|do not know|no idea|no clue|not certain|uncertain|unclear|(isn't|aren't|wasn't|weren't) (sure|certain))\b")
+_UNSURE = re.compile(r"\b((must|should|do|does|can|could|will|would|shall) we|do we (have|need) to|not (totally |entirely |completely |quite |really |fully )?sure|(isn't|aren't|wasn't|weren't) (sure|certain)|unsure|don't know|do not know|no idea|no clue|dunno|not certain|uncertain|unclear|wondering|can't remember|cannot remember|whether|if we)\b")
 
 
 # "we didn't skip the pathway": a negated verb of leaving out, which reverses the statement. The verb must

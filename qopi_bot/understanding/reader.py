@@ -40,7 +40,7 @@ _OWN_SCORE = re.compile(r"\bits (existing|current|own|latest|last) (score|oqs|re
 
 
 # "Just in general, not for us specifically": a question about the rule, whatever pronouns it has.
-_GENERAL = re.compile(r"\b(in general|generally|not for us|not (about )?ours|hypothetically|as a rule|for any practice|"
+_GENERAL = re.compile(r"\b(in general|generally|not for us|not (about )?ours|not about (our|my) (own )?(\w+ )?(numbers?|scores?|situation|case)|general question|hypothetically|as a rule|for any practice|"
                       r"(exactly )?(a year|one year|12 months|twelve months|365 days) (after|from)|(start|run|count)s? from|tied to the (round|rounds|calendar|schedule))\b")
 
 
@@ -186,6 +186,15 @@ def report_questions_ask_the_application(r: _Reading, topic: Intent, question: s
                 and re.search(r"\b(have to|has to|must|need|needs|should|count|use|wait)\b", question) and not re.search(r"\b(how long|until when|expire\w*|valid)\b", question):
             r.applied.append("report_questions_ask_the_application")
             return Intent.APPLICATION
+    return topic
+
+
+def affirming_is_the_standards(r: _Reading, topic: Intent, question: str) -> Intent:
+    """"what exactly do we have to affirm when we apply and pay?": the Certification Standards."""
+    if topic in (Intent.ELIGIBILITY, Intent.APPLICATION, Intent.VALIDITY) and r.ex.facts.score is None \
+            and re.search(r"\bwhat\b.{0,30}\b(affirm|attest to|sign off on|agree to|comply with)\b", question):
+        r.applied.append("affirming_is_the_standards")
+        return Intent.STANDARDS
     return topic
 
 
@@ -341,6 +350,9 @@ def threshold_words_ask_the_threshold(r: _Reading, topic: Intent, question: str)
             and re.search(r"\b(does (that|it) count|count as|is (that|it) enough|do (we|they) (have|need) to (beat|exceed|be over|be above|clear)|pass(es)?\b)", question):
         r.applied.append("a_hypothetical_score_asks_the_threshold")
         return Intent.SCORE_THRESHOLD  # "if we get EXACTLY 75.0 does that count or do we have to beat it?"
+    if topic is Intent.ELIGIBILITY and re.search(
+            r"\b(each|every|individual|single|one) (\w+ )?(measure|module)s? (has|have|needs?|must) to (hit|reach|get|score|meet|clear|be)\b", question):
+        return Intent.SCORE_THRESHOLD  # "whether each certification measure has to hit 75% on its own"
     if topic is Intent.ELIGIBILITY and _COMPARES_WITH_THE_BAR.search(question) and not _OWN_SCORE.search(question):
         # "must the score be equal to or greater than 75 percent, or strictly greater?": the number is
         # the bar itself, asked about, not a score the practice reports.
@@ -373,7 +385,7 @@ def dates_make_it_validity(r: _Reading, topic: Intent, question: str) -> Intent:
             and re.search(r"\bhow much (longer|more time|time)\b|\b(still|left) (have|got)\b.{0,20}\b(time|long)\b", question):
         return Intent.VALIDITY  # "how much longer do we have to get the application in?" (the round may be in the thread)
     if topic is Intent.SCORE_THRESHOLD and f.completed_round is not None and not _THRESHOLD_WORDS.search(question) \
-            and re.search(r"\b(by when|until when|by what date|until what date|last day|deadline)\b", question):
+            and re.search(r"\b(by when|until when|by what date|until what date|last day|deadline|(have|got) (any )?(longer|more time))\b", question):
         return Intent.VALIDITY  # "... and by when do we have to apply if our round was Fall 2025?"
     if (topic in (Intent.ELIGIBILITY, Intent.APPLICATION) or (topic in INFO_TOPICS and not re.search(_TOPIC_WORDS[topic], question))) \
             and f.score is None and f.completed_round is not None and not _failing(f) \
@@ -526,6 +538,7 @@ def _read_one(r: _Reading, topic: Intent, question: str, sure: bool = False) -> 
     topic = next_steps_ask_the_application(r, topic, question)
     topic = report_questions_ask_the_application(r, topic, question)
     topic = counting_applications_is_multi_site(r, topic, question)
+    topic = affirming_is_the_standards(r, topic, question)
     return threshold_words_ask_the_threshold(r, topic, question)
 
 
@@ -629,7 +642,9 @@ def _doubt(r: _Reading, intents: list[Intent], ex: Extraction) -> Intent | None:
 # the writer says the message asks nothing.
 _INTRODUCTION = re.compile(r"\b(no (real )?questions? (yet|for now|today|at the moment|right now)|"
                            r"just (wanted|want|writing|reaching out) to (say hello|say hi|introduce|check in|make sure|test)|"
-                           r"introduce myself|(before|until) i (start|send|bother|pester)\w*)\b")
+                           r"introduce myself|(before|until) i (start|send|bother|pester)\w*|"
+                           r"(make|making) sure (this|it|my (message|email|note)) (reaches|gets to|goes to|is going to)|(the )?right (place|address|inbox|person) (for|before)|"
+                           r"before (our|my|the) [^.?!]{0,40}\b(sends?|sending) [^.?!]{0,25}\bquestions)\b")
 
 
 _JOIN = re.compile(r",?\s+(?:and|also|plus|&)\s+(?:also\s+)?|,\s+(?=(?:we|i|our|does|do|is|are|can|must|should)\b)")

@@ -79,13 +79,13 @@ _QUESTION_START = (
 _LEAD = r"((also|and|oh|so|ok|okay|btw|plus|but|then|one more thing|second|2nd|another q(uestion)?|quick q(uestion)?|q|\d[.)]|[a-c][.)]|\([a-d1-9]\))[,:!.\s-]+)*"
 # Typed without a question mark, the question may start mid-sentence: "85 fall 2025 can we apply".
 _INVERTED = r"\b(can|could|do|does|did|are|should|will|would)\s+(we|i|you|they)\b(?!\s+(know|think|believe)\b)|\b(until|til|till|thru|through) when\b|\bgood (until|til|till)\s*$"
-_ASKS = re.compile(rf"\?\s*$|\s-\s*(what|what's|whats|how|when|which|who|where|why)\s+\S+\s+\S+|^{_LEAD}(please\s+)?(send|give|share|text|forward)\s+(me|us)\s+(the |your |a |an )?([\w']+\s+){{0,2}}(phone|number|email|contact|address|link|list|form)\b|^{_LEAD}((i|we) )?(also )?(need|want|would like|'d like|am looking for|looking for) (the |your |a |an )?(\w+\s+){{0,2}}(phone|number|email|contact|address|link|list|form)\b|^{_LEAD}(still\s+)?(eligible|ok to apply|okay to apply|good to apply|able to apply|allowed)( to apply)?\s*[;?]?$|^{_LEAD}(please\s+)?remind (me|us) (of )?(the|what|how|which|whether|if)\b(?!.*\b(before|expir\w*|days?|weeks?|months?|in advance|ahead)\b)|^{_LEAD}{_QUESTION_START}|:\s*{_LEAD}{_QUESTION_START}|{_INVERTED}|^(\S+\s+){{1,4}}(what|what's|whats|how|why)\s+\S+\s+\S+|\b(wondering|not sure|find out|finding out|asking|asked|ask|know|check|see|confirm|understand|curious|tell (me|us)|let (me|us) know) (if|whether|when|how|what|which|who)\b|\b(need|want|would like|'d like|trying|hoping) to (know|find out|confirm|check|understand|clarify)\b|\bcan you (tell|confirm|let)\b|\b(please|pls) (advise|confirm|let us know)\b|"
+_ASKS = re.compile(rf"\?\s*$|\s-\s*(what|what's|whats|how|when|which|who|where|why)\s+\S+\s+\S+|^{_LEAD}(please\s+)?(send|give|share|text|forward)\s+(me|us)\s+(the |your |a |an )?([\w']+\s+){{0,2}}(phone|number|email|contact|address|link|list|form)\b|^{_LEAD}((i|we) )?(also )?(need|want|would like|'d like|am looking for|looking for) (the |your |a |an )?(\w+\s+){{0,2}}(phone|number|email|contact|address|link|list|form)\b|\b(she|he|they|[a-z]+)('d| would) (also )?like (the |your |a |an )?(\w+\s+){{0,2}}(phone|number|email|contact)\b|^{_LEAD}(still\s+)?(eligible|ok to apply|okay to apply|good to apply|able to apply|allowed)( to apply)?\s*[;?]?$|^{_LEAD}(please\s+)?remind (me|us) (of )?(the|what|how|which|whether|if)\b(?!.*\b(before|expir\w*|days?|weeks?|months?|in advance|ahead)\b)|^{_LEAD}{_QUESTION_START}|:\s*{_LEAD}{_QUESTION_START}|{_INVERTED}|^(\S+\s+){{1,4}}(what|what's|whats|how|why)\s+\S+\s+\S+|\b(wondering|not sure|find out|finding out|asking|asked|ask|know|check|see|confirm|understand|curious|tell (me|us)|let (me|us) know) (if|whether|when|how|what|which|who)\b|\b(need|want|would like|'d like|trying|hoping) to (know|find out|confirm|check|understand|clarify)\b|\bcan you (tell|confirm|let)\b|\b(please|pls) (advise|confirm|let us know)\b|"
                    r",\s*(right|correct|yes or no|true)\s*[.?!]*$|\s(right|correct|yes or no|true)\s*\?+$|(\d%?|\bis \w+)\s+(right|correct)\s*[.!]*$")
 # A full stop ends a sentence only before a space or the end: "74.9%" and "p.m." stay whole.
 _SENTENCE = re.compile(r"(?:[^?!\n;.]|\.(?!\s|$))*\?+|(?:[^?!\n;.]|\.(?!\s|$))+(?:[.!;\n]|$)")
 # "can we apply, and do we apply together?": a second question inside one sentence.
 _INNER_WORDS = r"(?:am i right|am i correct|am i wrong|whether|can|could|is|are|do|does|did|what|whats|what's|where's|who's|how's|when's|when|how|who|which|why|should|will|would|where|until when|until what|remind me|tell me|confirm|explain|at what point|at which point|by when)"
-_INNER_SPLIT = re.compile(rf"(?:,\s*(?:and\s+(?:also\s+)?|also\s+|plus\s+|or\s+|so\s+)?|\s+(?:and|also|plus)\s+|\s+-\s+|\s+\+\s+)(?=(?:in general\s+|generally\s+|by the way\s+|btw\s+|separately\s+|(?:once|after|when|if)\s+\w+\s+\w+(?:\s+\w+)?\s+(?=how|what|when|is|does))?{_INNER_WORDS}\s+\S+\s+\S+|(?:until|till|through|by) (?:when|what (?:date|day))\s*\?)|"
+_INNER_SPLIT = re.compile(rf"(?:,\s*(?:and\s+(?:also\s+)?|also\s+|plus\s+|or\s+|so\s+)?|\s+(?:and|also|plus)\s+|\s+-\s+|\s+\+\s+)(?=(?:in general\s+|generally\s+|by the way\s+|btw\s+|separately\s+|(?:i|we|she|he|they)\s+(?:also\s+)?(?:want|need|would like|'d like)\s+to\s+know\s+|(?:once|after|when|if)\s+\w+\s+\w+(?:\s+\w+)?\s+(?=how|what|when|is|does))?{_INNER_WORDS}\s+\S+\s+\S+|(?:until|till|through|by) (?:when|what (?:date|day))\s*\?)|"
                           rf"(?:,\s*(?:and\s+)?|;\s*|\s+and\s+)(?=\(?[a-d1-9]\)\s)")
 
 
@@ -107,6 +107,11 @@ _ANNOUNCES = re.compile(r"\b(would like|'d like|want|wanted|need|needs|hoping|tr
 
 _BARE_REQUEST = re.compile(r"^(please |pls |kindly |so )?(advise|confirm|let (me|us) know|thoughts|your thoughts|asap|thanks)"
                            r"( asap| please| pls| thanks| thank you| soonest| at your earliest convenience)*[\s!.?]*$")
+
+
+# Words that give a question a topic of its own ("How many standards does that attestation cover?").
+_OWN_TOPIC = re.compile(r"\b(standards?|attestation|measures?|modules?|sampl\w*|apply|application|eligib\w*|score|threshold|pass\w*|"
+                        r"sites?|clinics?|offices?|polic\w*|round|deadline|expir\w*|valid\w*|email|phone|call)\b")
 
 
 def sentences(text: str) -> list[str]:
@@ -132,13 +137,20 @@ def asks(sentence: str) -> bool:
 def questions(text: str) -> list[str]:
     """The question sentences of a normalized message, with double questions split in two."""
     found: list[str] = []
-    context = ""
+    context = statement = ""
     for sentence in sentences(text):
         if not asks(sentence):
             # "a hematologist's charts were excluded from the pool; what documentation would that
             # exclusion require?": a statement joined by a semicolon is the question's own subject.
             context = sentence if sentence.endswith(";") else ""
+            statement = sentence
             continue
+        if not context and statement and len(sentence.split()) <= 8 and re.search(r"\b(that|this|those|these)\b", sentence) \
+                and not re.search(r"\b(that|this) (is|was|one)\b", sentence) and not _OWN_TOPIC.search(sentence):
+            # "Dr. Nguyen's charts weren't in the pool. What paperwork does that require?": a short
+            # question about "that" is about the statement just before it.
+            sentence = f"{statement} {sentence}"
+        statement = ""
         if context and re.match(r"(and|also|plus)\b", sentence):
             # "min OQS % needed; and what's the email?": a terse first question, then a second.
             found.append(context.rstrip(" ;"))
