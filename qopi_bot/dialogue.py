@@ -116,6 +116,7 @@ def _general_validity(d: Decision, u: Understanding) -> None:
                 and re.search(r"\b(define|definition|defined|what counts as|what (is|does) (a|the) ['\"]?practice|what makes (\w+ ){0,4}count as (one|a single|an?) ['\"]?(practice|entity)|(awarded|granted|given|issued|goes|go|attach|attaches|belong|belongs) to)\b", u.text))
             or re.search(r"\b(sites?|locations?|clinics?|offices?)\b.{0,20}\bor\b.{0,20}\b(whole|entire) (practice|group|organization|network)\b", u.text)
             or re.search(r"\b(include|cover|list)\b.{0,40}\b(every|all|each)\b.{0,30}\b(oncologists?|physicians?|doctors?|sites?|locations?)\b", u.text)
+            or re.search(r"\b(have to|need to|must|required to)\s+include\s+(our|the|that|this)\s+(\w+\s+){0,3}(site|clinic|office|location|campus|satellite)\b", u.text)
             or re.search(r"\b(include|cover|list)\b.{0,50}\b(docs|doctors|oncologists|oncs|physicians|sites?|clinics?|offices?)\b.{0,40}\b(too|as well|also)\b", u.text)
             or re.search(r"\b(every|all|each)\b.{0,40}\b(oncs?|oncologists?|physicians?|doctors?|sites?|locations?)\b.{0,40}\b(included|covered|listed|in the application|part of (the|our) application)\b", u.text)):
         d.outcome, d.missing = Outcome.ANSWERED, []

@@ -189,6 +189,25 @@ def report_questions_ask_the_application(r: _Reading, topic: Intent, question: s
     return topic
 
 
+def who_applies_is_multi_site(r: _Reading, topic: Intent, question: str) -> Intent:
+    """"does each doc apply individually or is it the whole practice?": who the applicant is."""
+    if topic not in ESCALATIONS and topic is not Intent.MULTI_SITE and re.search(
+            r"\b(each|every|individual) (doc|doctor|physician|oncologist|provider|site|clinic|office|location)s? (apply|applies|get certified|gets certified|certif\w*)\b"
+            r".{0,40}\b(individually|separately|on (their|its) own|whole practice|entire practice|as a (group|practice))\b", question):
+        r.applied.append("who_applies_is_multi_site")
+        return Intent.MULTI_SITE
+    return topic
+
+
+def what_you_need_to_decide_is_eligibility(r: _Reading, topic: Intent, question: str) -> Intent:
+    """"I need to know whether we are eligible. What information do you need from me?"."""
+    if topic in (Intent.APPLICATION, Intent.CONTACT) and re.search(r"\bwhat (information|info|details|facts|numbers|data) do you need\b", question) \
+            and re.search(r"\beligib\w*|\bqualif\w*|\bcan we apply\b", r.text):
+        r.applied.append("what_you_need_to_decide_is_eligibility")
+        return Intent.ELIGIBILITY
+    return topic
+
+
 def affirming_is_the_standards(r: _Reading, topic: Intent, question: str) -> Intent:
     """"what exactly do we have to affirm when we apply and pay?": the Certification Standards."""
     if topic in (Intent.ELIGIBILITY, Intent.APPLICATION, Intent.VALIDITY) and r.ex.facts.score is None \
@@ -539,6 +558,8 @@ def _read_one(r: _Reading, topic: Intent, question: str, sure: bool = False) -> 
     topic = report_questions_ask_the_application(r, topic, question)
     topic = counting_applications_is_multi_site(r, topic, question)
     topic = affirming_is_the_standards(r, topic, question)
+    topic = who_applies_is_multi_site(r, topic, question)
+    topic = what_you_need_to_decide_is_eligibility(r, topic, question)
     return threshold_words_ask_the_threshold(r, topic, question)
 
 
