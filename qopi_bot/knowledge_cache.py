@@ -67,15 +67,20 @@ def _inputs_key(directory: Path | None, rounds_file: Path | None) -> str:
 
 
 def _model_parts(model: IntentModel) -> tuple[Any, ...]:
-    # What IntentModel.from_json passes to the constructor, in forms pickle reads fast.
-    return (model.labels, list(model.vocab), model.idf, model.weights.tobytes(), model.bias, model.source_hash)
+    # What IntentModel.from_json passes to the constructor, in forms pickle reads fast: the terms as
+    # one string and the weights as raw doubles, not tens of thousands of small objects.
+    return (model.labels, "\n".join(model.vocab), array("d", model.idf).tobytes(), model.weights.tobytes(), model.bias,
+            model.source_hash)
 
 
 def _model(parts: tuple[Any, ...]) -> IntentModel:
-    labels, terms, idf, weights, bias, source_hash = parts
+    labels, terms, idf_bytes, weights, bias, source_hash = parts
     flat = array("f")
     flat.frombytes(weights)
-    return IntentModel(labels, {term: i for i, term in enumerate(terms)}, idf, flat, bias, source_hash)
+    idf = array("d")
+    idf.frombytes(idf_bytes)
+    vocab = terms.split("\n") if terms else []
+    return IntentModel(labels, dict(zip(vocab, range(len(vocab)))), idf, flat, bias, source_hash)
 
 
 def load(directory: Path | None, rounds_file: Path | None) -> Knowledge:
@@ -102,7 +107,7 @@ def load(directory: Path | None, rounds_file: Path | None) -> Knowledge:
                 model = model_store._CACHE.setdefault(examples_key, _model(parts))
                 model_store._BY_KB[id(kb)] = (kb, model)
             if statement_parts is not None:
-                statements.remember(kb, {fact: _model(p) for fact, p in statement_parts.items()})
+                statements.remember_lazily(kb, {fact: (lambda p=p: _model(p)) for fact, p in statement_parts.items()})
             return kb
     except Exception:  # missing, damaged or from other code: read the folder
         pass

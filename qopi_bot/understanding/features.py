@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from functools import lru_cache
 
 _TOKEN = re.compile(r"[a-z]+(?:'[a-z]+)?|\d+(?:[.,]\d+)?%?|[?%$]")
 CHAR_SIZES = (3, 4, 5)
@@ -24,8 +25,10 @@ def tokens(text: str) -> list[str]:
     return out
 
 
+@lru_cache(maxsize=4)  # a few texts of one message: never a hit across the messages of a stream
 def term_counts(text: str) -> Counter[str]:
-    """Raw counts of every feature in a normalized text."""
+    """Raw counts of every feature in a normalized text. Remembered for a few texts: the intent,
+    statement and condition models each read the same message, and callers only read the counts."""
     toks = tokens(text)
     counts: Counter[str] = Counter()
     counts.update(f"w:{t}" for t in toks)

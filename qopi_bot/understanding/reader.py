@@ -703,6 +703,16 @@ _CLINICAL_CARE = re.compile(r"\b(folfox|folfiri|carboplatin|cisplatin|pembro\w*|
                             r"dose|dosing|regimen|premedicat\w*|antiemetic\w*|transfus\w*|infusion reaction|neutropeni\w*|platelets?)\b")
 
 
+# A failed or pending condition is stated with one of these (negation, waiting, leaving out, another
+# track...): of the 643 labelled messages that state a condition, all but one have one (and that one,
+# "final_report=N", is read by the checklist pattern). Without any, the condition model is not asked:
+# it would cost a tenth of a millisecond for nothing.
+_MAY_STATE_A_CONDITION = re.compile(r"n't\b|\b(not|no|never|without|yet|pending|wait\w*|await\w*|skip\w*|miss\w*|exclud\w*|left|leave|"
+                                    r"omit\w*|only|partial\w*|prelim\w*|draft|interim|instead|regular|standard|other|another|own|"
+                                    r"half\w*|quit|incomplete|unfinished|behind|hand|picked|convenience|internal|locums?|retired|leave|"
+                                    r"dropped|short|fewer|missing|still|but|however|though|although|except)\b")
+
+
 def learn_conditions(r: _Reading, kb: Knowledge) -> None:
     """A condition stated in words no pattern knows ("we did the reg QOPI track") is read by the
     condition model, for the facts patterns left unknown; the verdict then says why."""
@@ -774,7 +784,7 @@ def understand(raw: str, today: dt.date, kb: Knowledge, pending: MissingFact | N
         intents.append(Intent.MODULES)
         r.applied.append("a_skipped_module_is_a_modules_question")
     intents = intents[:MAX_QUESTIONS]
-    if Intent.ELIGIBILITY in intents[:2] and ex.facts.score is not None:
+    if Intent.ELIGIBILITY in intents[:2] and ex.facts.score is not None and _MAY_STATE_A_CONDITION.search(text):
         # Only beside a stated score: a bare "can we apply yet?" opens a thread whose facts are
         # still to come, and a condition misread there would stay with the whole thread.
         learn_conditions(r, kb)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from qopi_bot.core.kb import Example, Knowledge
@@ -38,10 +39,17 @@ _DECODED: dict[tuple[str, str], IntentModel] = {}
 # Models known for a Knowledge object as loaded (the start-up cache hands them over decoded, and its
 # Knowledge carries no examples to hash).
 _BY_KB: dict[int, tuple[Knowledge, dict[str, IntentModel | None]]] = {}
+# Loaders the start-up cache hands over: a model is decoded when a message first needs it, since
+# most one-off `ask` runs never read a statement.
+_LOADERS: dict[int, tuple[Knowledge, dict[str, Callable[[], IntentModel]]]] = {}
 
 
 def remember(kb: Knowledge, models: dict[str, IntentModel | None]) -> None:
     _BY_KB[id(kb)] = (kb, dict(models))
+
+
+def remember_lazily(kb: Knowledge, loaders: dict[str, Callable[[], IntentModel]]) -> None:
+    _LOADERS[id(kb)] = (kb, dict(loaders))
 
 
 def stored_models(kb: Knowledge) -> dict[str, IntentModel] | None:
@@ -80,7 +88,11 @@ def model(kb: Knowledge, fact: str) -> IntentModel | None:
     Knowledge, and hashing its few hundred examples for each one would be wasted work."""
     known_for_kb = _BY_KB.get(id(kb))
     if known_for_kb is None or known_for_kb[0] is not kb:
-        known_for_kb = _BY_KB[id(kb)] = (kb, {})
+        lazy = _LOADERS.get(id(kb))
+        if lazy is not None and lazy[0] is kb:
+            known_for_kb = _BY_KB[id(kb)] = (kb, {fact: load() for fact, load in lazy[1].items()})
+        else:
+            known_for_kb = _BY_KB[id(kb)] = (kb, {})
     if fact not in known_for_kb[1]:
         known_for_kb[1][fact] = _model_for_examples(kb, fact)
     return known_for_kb[1][fact]
