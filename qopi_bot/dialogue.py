@@ -173,7 +173,7 @@ def _intent_and_kind(state: ConversationState, u: Understanding, intent: Intent 
     return intent, "decision"
 
 
-def _special_topics(u: Understanding, intent: Intent, kind: Kind) -> tuple[Intent, Kind]:
+def _special_topics(u: Understanding, intent: Intent, kind: Kind, kb: Knowledge) -> tuple[Intent, Kind]:
     """Round dates and topics staff keep in knowledge/facts.yaml have answers of their own."""
     if kind != "decision":
         return intent, kind
@@ -182,7 +182,9 @@ def _special_topics(u: Understanding, intent: Intent, kind: Kind) -> tuple[Inten
     if u.unpublished_topic and u.facts.score is None and u.facts.completed_round is None and (
             intent in (Intent.APPLICATION, Intent.CONTACT, Intent.GREETING)
             or (not u.sure and intent not in ESCALATIONS)  # "do they do an on-site survey?": the model can only guess
-            or (intent is Intent.VALIDITY and u.unpublished_topic == "certification_term")):
+            # "How long is the collection window?": a question about a topic staff answered in
+            # knowledge/facts.yaml, in their own keywords, is theirs, however the model reads "how long".
+            or (intent is Intent.VALIDITY and any(f.id == u.unpublished_topic for f in kb.facts))):
         return Intent.APPLICATION, "unpublished"
     return intent, kind
 
@@ -231,7 +233,7 @@ def plan(state: ConversationState, text: str, today: dt.date, kb: Knowledge) -> 
         kind = "decision" if u.reminder == "start" else "reminders"
         new_state.reminders = u.reminder == "start"
         new_state.reminder_days = (u.reminder_days or state.reminder_days) if u.reminder == "start" else None
-    intent, kind = _special_topics(u, intent, kind)
+    intent, kind = _special_topics(u, intent, kind, kb)
 
     new_state.facts = state.facts.merged_with(u.facts)
     # A subset or exception request counts whatever else the message asks (contract order:

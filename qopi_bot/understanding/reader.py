@@ -710,7 +710,8 @@ _CLINICAL_CARE = re.compile(r"\b(folfox|folfiri|carboplatin|cisplatin|pembro\w*|
 _MAY_STATE_A_CONDITION = re.compile(r"n't\b|\b(not|no|never|without|yet|pending|wait\w*|await\w*|skip\w*|miss\w*|exclud\w*|left|leave|"
                                     r"omit\w*|only|partial\w*|prelim\w*|draft|interim|instead|regular|standard|other|another|own|"
                                     r"half\w*|quit|incomplete|unfinished|behind|hand|picked|convenience|internal|locums?|retired|leave|"
-                                    r"dropped|short|fewer|missing|still|but|however|though|although|except)\b")
+                                    r"dropped|short|fewer|missing|still|but|however|though|although|except|"
+                                    r"option|route|version|flavor|side)\b")  # "the benchmarking option", another track
 
 
 def learn_conditions(r: _Reading, kb: Knowledge) -> None:
