@@ -9,6 +9,7 @@ import hashlib
 import importlib.resources
 import re
 from functools import lru_cache
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -208,6 +209,17 @@ def load_examples(directory: Path) -> tuple[Example, ...]:
     return tuple(examples)
 
 
+def _listed_messages(path: Path, name: str, texts: object) -> Iterator[tuple[int, str, str]]:
+    """(number, message, key) for each message listed under `name:`; the key compares messages
+    whatever their case and spacing."""
+    if not isinstance(texts, list):
+        raise KnowledgeError(f"{path}: `{name}:` must be a list of messages")
+    for index, text in enumerate(texts, start=1):
+        if not isinstance(text, str) or not text.strip():
+            raise KnowledgeError(f"{path}: {name} message #{index} must be a non-empty line of text")
+        yield index, text.strip(), " ".join(text.lower().split())
+
+
 def load_statement_examples(directory: Path) -> tuple[StatementExample, ...]:
     """knowledge/statements/*.yaml (optional): `fact:` and `readings:`, a list of messages per reading.
 
@@ -230,17 +242,12 @@ def load_statement_examples(directory: Path) -> tuple[StatementExample, ...]:
         for reading, texts in readings.items():
             if reading not in allowed:
                 raise KnowledgeError(f"{path}: unknown reading `{reading}` for {fact}; use one of {', '.join(allowed)}")
-            if not isinstance(texts, list):
-                raise KnowledgeError(f"{path}: `{reading}:` must be a list of messages")
-            for index, text in enumerate(texts, start=1):
-                if not isinstance(text, str) or not text.strip():
-                    raise KnowledgeError(f"{path}: {reading} message #{index} must be a non-empty line of text")
-                key = " ".join(text.lower().split())
+            for index, text, key in _listed_messages(path, reading, texts):
                 if key in owner and owner[key] != reading:
-                    raise KnowledgeError(f"{path}: {reading} message #{index} {text.strip()[:60]!r} is also listed under "
+                    raise KnowledgeError(f"{path}: {reading} message #{index} {text[:60]!r} is also listed under "
                                          f"{owner[key]}; keep it under the one reading it states")
                 owner[key] = reading
-                found.append(StatementExample(fact=fact, reading=reading, text=text.strip()))
+                found.append(StatementExample(fact=fact, reading=reading, text=text))
     return tuple(found)
 
 
@@ -260,18 +267,13 @@ def load_condition_examples(path: Path) -> tuple[ConditionExample, ...]:
     for name, texts in groups.items():
         if name not in names:
             raise KnowledgeError(f"{path}: unknown condition `{name}`; use one of {', '.join(names)}")
-        if not isinstance(texts, list):
-            raise KnowledgeError(f"{path}: `{name}:` must be a list of messages")
-        for index, text in enumerate(texts, start=1):
-            if not isinstance(text, str) or not text.strip():
-                raise KnowledgeError(f"{path}: {name} message #{index} must be a non-empty line of text")
-            key = " ".join(text.lower().split())
+        for index, text, key in _listed_messages(path, name, texts):
             listed = states.setdefault(key, set())
             if (name == NO_CONDITION and listed) or NO_CONDITION in listed:
-                raise KnowledgeError(f"{path}: {name} message #{index} {text.strip()[:60]!r} is listed under `none` and "
+                raise KnowledgeError(f"{path}: {name} message #{index} {text[:60]!r} is listed under `none` and "
                                      "under a condition; keep it under the conditions it states")
             listed.add(name)
-            first_text.setdefault(key, text.strip())
+            first_text.setdefault(key, text)
     return tuple(ConditionExample(text=first_text[key], states=tuple(sorted(s - {NO_CONDITION})))
                  for key, s in states.items())
 

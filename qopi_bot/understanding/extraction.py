@@ -110,6 +110,17 @@ _SHOWN = re.compile(r"\b(dashboard|report|portal|results?|summary|scorecard|spre
 _CLINICAL_BEFORE = re.compile(r"\b(pd-?l1|her-?2|ki-?67|anc|hgb|hb|hemoglobin|wbc|plt|platelets?|creatinine|cr|egfr|psa|cea|ca-?125|ca 19-9|tmb|"
                              r"ecog|kps|bmi|a1c|spo2|o2 sat|lvef|ejection fraction|tps|cps|blasts?|mrn|dob|age[ds]?|chair|bed|room)\b"
                              r"[\s:=#]*((of|at|is|was|about|around)\s+)?(\w+\s+)?$")
+# Shared by the two readings of a number (may it be a score; is it the practice's own):
+# "... pathway. 85. eligible?" (a number alone in its sentence), "sp 2025 = 78", "74.2 on our final
+# report" (from where it was read: ours, or any report's), "exactly 75.0 on ...", "we got 76".
+_SENTENCE_START = re.compile(r"(^|[.?!;:\n]\s*)$")
+_NAMED_BY_SIGN = re.compile(r"\b(spring|fall|round|oqs|score)\s*(\d{2,4}\s*)?[=:]\s*$")
+_REPORT_NAMED = r"(\w+ ){0,3}(final |cert\w* |certification )?(report|oqs|score|results?|dashboard)\b"
+_FROM_A_REPORT = re.compile(rf"\s*%?\s*(on|in|from|per) (our|the|my) {_REPORT_NAMED}")
+_FROM_OUR_REPORT = re.compile(rf"\s*%?\s*(on|in|from|per) (our|my) {_REPORT_NAMED}")
+_QUALIFIERS = r"exactly|just|only|precisely|a|an"
+_OPENS_WITH = re.compile(rf"[\s,.:;-]*(({_QUALIFIERS})\s+)+")
+_OPENS_WITH_GOT = re.compile(rf"[\s,.:;-]*(({_QUALIFIERS}|we got|got)\s+)+")
 _FRACTION = re.compile(r"\b(works? out to|comes? (?:out )?to|came (?:out )?to|equals?|=|exactly|aggregate(?: of)?|score of)\s+(?:exactly\s+)?(\d)/(2|4|5|8|10)\b(?!/)")
 
 
@@ -162,11 +173,11 @@ def _candidate_scores(text: str, expecting_score: bool = False) -> list[tuple[De
         labelled = _ADJACENT_LABEL.search(before) or _SUPPOSED.search(before) or _ROUND_LABEL.search(text[max(0, m.start() - 24):m.start()]) or _SCORE_IS.search(text[max(0, m.start() - 70):m.start()]) or _SCORE_CONTEXT.search(before) or _ROUND_WITH.search(before) or _ROUNDING.search(before) or _LABEL_AFTER.match(after) \
             or _ENOUGH_AFTER.match(after) or (not text[:m.start()].strip(" ,.:;-") and Decimal(30) <= value <= Decimal(100)) \
             or bool(re.match(r"\s*%?\s*(->|=>|→)\s*\d", after) and re.search(r"\bround", text)) or bool(_SHOWN.search(text[max(0, m.start() - 60):m.start()])) \
-            or bool(re.search(r"(^|[.?!;:\n]\s*)$", text[:m.start()]) and re.match(r"\s*([.!;]|$)", after) and Decimal(30) <= value <= Decimal(100)) \
+            or bool(_SENTENCE_START.search(text[:m.start()]) and re.match(r"\s*([.!;]|$)", after) and Decimal(30) <= value <= Decimal(100)) \
             or bool(proportion and len(raw.replace(",", ".").split(".")[-1]) >= 2 and _CERT_CONTEXT.search(text)) \
-            or bool(re.search(r"\b(spring|fall|round|oqs|score)\s*(\d{2,4}\s*)?[=:]\s*$", before)) \
-            or bool(re.match(r"\s*%?\s*(on|in|from|per) (our|the|my) (\w+ ){0,3}(final |cert\w* |certification )?(report|oqs|score|results?|dashboard)\b", after)) \
-            or bool(re.fullmatch(r"[\s,.:;-]*((exactly|just|only|precisely|a|an|we got|got)\s+)+", text[:m.start()]) and Decimal(30) <= value <= Decimal(100))
+            or bool(_NAMED_BY_SIGN.search(before)) \
+            or bool(_FROM_A_REPORT.match(after)) \
+            or bool(_OPENS_WITH_GOT.fullmatch(text[:m.start()]) and Decimal(30) <= value <= Decimal(100))
         # ("do you round? 74.99 -> 75?"; "74.2 on our final report"; "exactly 75.0 on ...": each names a score)
         # A bare number replying to "what was your score?" needs no label.
         bare_reply = expecting_score and (not text[:m.start()].strip(" ,.:;-") or len(text.split()) <= 8)
@@ -219,11 +230,11 @@ def _extract_score(text: str, expecting_score: bool, ex: Extraction) -> None:
         raw_number = text[start:end]
         owned = bool(_SCORE_IS.search(text[max(0, start - 70):start])) or bool(_SHOWN.search(before)) or bool(_SUPPOSED.search(before)) \
             or bool(re.fullmatch(r"0?[.,]\d{2,}", raw_number.strip())) \
-            or bool(re.search(r"(^|[.?!;:\n]\s*)$", text[:start]) and re.match(r"\s*%?\s*([.!;]|$)", after)) \
-            or bool(re.search(r"\b(spring|fall|round|oqs|score)\s*(\d{2,4}\s*)?[=:]\s*$", before)) \
+            or bool(_SENTENCE_START.search(text[:start]) and re.match(r"\s*%?\s*([.!;]|$)", after)) \
+            or bool(_NAMED_BY_SIGN.search(before)) \
             or bool(re.search(r"\b(apply|applying|qualify|eligible|certified|ok|okay|good|fine|safe) with\s+(an?\s+)?$", before)) or bool(_ROUND_LABEL.search(text[max(0, start - 24):start])) or bool(_OWNED.search(before)) or bool(_ENOUGH_AFTER.match(after)) or expecting_score or bool(_ROUNDING.search(before)) \
-            or ((adjacent or not text[:start].strip(" ,.:;-") or re.fullmatch(r"[\s,.:;-]*((exactly|just|only|precisely|a|an)\s+)+", text[:start])
-                 or re.match(r"\s*%?\s*(on|in|from|per) (our|my) (\w+ ){0,3}(final |cert\w* |certification )?(report|oqs|score|results?|dashboard)\b", after))
+            or ((adjacent or not text[:start].strip(" ,.:;-") or _OPENS_WITH.fullmatch(text[:start])
+                 or _FROM_OUR_REPORT.match(after))
                 and (pct or Decimal(30) <= value <= Decimal(100)))
         owned_by_words = bool(_SCORE_IS.search(text[max(0, start - 70):start])) or bool(_OWNED.search(before)) or adjacent
         if owned and not owned_by_words and not expecting_score and _ENOUGH_AFTER.match(after) and re.search(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -673,7 +674,7 @@ _SPLITTABLE = (Intent.SCORE_THRESHOLD, Intent.VALIDITY, Intent.SAMPLING, Intent.
                Intent.MEASURES, Intent.STANDARDS, Intent.CONTACT, Intent.APPLICATION)
 
 
-def two_questions_joined(model: IntentModel, question: str) -> list[str]:
+def two_questions_joined(read: Callable[[str], Prediction], question: str) -> list[str]:
     """"what is the minimum score, and we must do the breast module even if we have few breast
     patients?": one sentence, two questions joined by "and" with no question word to split on.
     Split only where each half is read, on its own and clearly, as a different topic of the
@@ -682,7 +683,7 @@ def two_questions_joined(model: IntentModel, question: str) -> list[str]:
         left, right = question[:joint.start()].strip(" ,"), question[joint.end():].strip(" ,")
         if len(left.split()) < 3 or len(right.split()) < 4:
             continue
-        first, second = model.predict(left), model.predict(right)
+        first, second = read(left), read(right)
         if not (first.confident and second.confident) or first.intent == second.intent:
             continue
         topics = (Intent(first.intent), Intent(second.intent))
@@ -737,13 +738,18 @@ def understand(raw: str, today: dt.date, kb: Knowledge, pending: MissingFact | N
             ex.facts.same_policies = value
             learned.append("statement_model:same_policies")
     answered_pending = cues.answer_to_pending(text, pending, ex)
-    asked_texts = [half for line in lines for q in questions(line) for half in two_questions_joined(model, q)]
-    whole = model.predict(text)
-    # A one-question message is its own question: read it once.
-    read_as = {text: whole}
+    # Each text is read once: a one-question message is its own question, and the halves tried for a
+    # question joined by "and" are the questions asked when it splits.
+    read_as: dict[str, Prediction] = {}
+
+    def read(q: str) -> Prediction:
+        return read_as[q] if q in read_as else read_as.setdefault(q, model.predict(q))
+
+    whole = read(text)
+    asked_texts = [half for line in lines for q in questions(line) for half in two_questions_joined(read, q)]
     staff_topic = cues.unpublished(text, [(e.id, e.keywords) for e in kb.unpublished])
     r = _Reading(text=text, ex=ex, whole=whole,
-                 asked=[(q, read_as[q] if q in read_as else read_as.setdefault(q, model.predict(q))) for q in asked_texts[:6]],
+                 asked=[(q, read(q)) for q in asked_texts[:6]],
                  escalation_strength=cues.escalation_strength(text), staff_topic=staff_topic,
                  domain=bool(cues._DOMAIN.search(text)), program_words=bool(cues._PROGRAM_WORDS.search(text)))
     r.applied.extend(learned)
