@@ -40,7 +40,7 @@ from tests.fakes import slack_signing as ss  # noqa: E402
 from tests.fakes.postgres import ThrowawayPostgres  # noqa: E402
 from tests.fakes.slack_api import FakeSlackAPI  # noqa: E402
 from tests.fakes.smtp_sink import SmtpSink, find_free_port  # noqa: E402
-from workload import HELP, QUESTIONS, question_mail  # noqa: E402,F401
+from workload import HELP, question, question_mail  # noqa: E402,F401
 
 SECRET = "bench-signing-secret"
 TOKEN = "xoxb-bench"
@@ -104,7 +104,7 @@ async def slack_run(ports: list[int], fake: FakeSlackAPI, events: int, tag: str)
     fake.clear()
     urls = [f"http://127.0.0.1:{p}/slack/events" for p in ports]
     queue = [(urls[i % len(urls)], ss.encode_json(ss.event_callback(ss.app_mention(
-        QUESTIONS[i % len(QUESTIONS)], user=f"U{i % 97}", channel=f"C{tag}{i % 40}")))) for i in range(events)]
+        question(i), user=f"U{i % 97}", channel=f"C{tag}{i % 40}")))) for i in range(events)]
     queue.reverse()
     connector = aiohttp.TCPConnector(limit=SLACK_CONCURRENCY)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:

@@ -25,6 +25,7 @@ from qopi_bot.models import Facts, Intent, MissingFact
 from qopi_bot.understanding import conditions, cues, statements
 from qopi_bot.understanding.classifier import IntentModel, Prediction
 from qopi_bot.understanding.extraction import Extraction, Problem, extract
+from qopi_bot.understanding.memo import Readings, readings_for
 from qopi_bot.understanding.model_store import model_for
 from qopi_bot.understanding.normalize import normalize, strip_signature
 from qopi_bot.understanding.segments import clean_lines, logical_lines, questions, unfold_tables
@@ -725,6 +726,14 @@ def learn_conditions(r: _Reading, kb: Knowledge) -> None:
 
 
 def understand(raw: str, today: dt.date, kb: Knowledge, pending: MissingFact | None = None) -> Understanding:
+    """What `raw` asks and states; a message read before (same day, same fact awaited, same
+    knowledge) is answered from memory (qopi_bot.understanding.memo)."""
+    readings: Readings[Understanding] = readings_for(kb)  # type: ignore[assignment]
+    return readings.get((raw, today, pending), lambda: read_message(raw, today, kb, pending))
+
+
+def read_message(raw: str, today: dt.date, kb: Knowledge, pending: MissingFact | None = None) -> Understanding:
+    """The reading itself, every step run (understand remembers its results)."""
     text, lines = clean(raw)
     model: IntentModel = model_for(kb)
     ex = extract(text, today, expecting_score=pending is MissingFact.SCORE)
