@@ -1,0 +1,72 @@
+"""A claim reads only the open rows, however many are done.
+
+The inbox and the outbox only grow (done rows stay for the record); a claim that read every
+row of its source would get slower every day. The claim statements the store really sends are
+checked against SQLite's own query plan: they must search the partial indexes of open rows
+(ix_inbox_open, ix_outbox_open), and still claim exactly the open rows."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from qopi_bot.migrate import ensure_schema
+from qopi_bot.store import Store
+
+DONE_ROWS = 300
+
+
+def _fill_done_rows(path: Path) -> None:
+    with sqlite3.connect(path) as db:
+        db.executemany("insert into inbox(source, external_id, payload, meta, status, attempts, created_at) "
+                       "values ('slack', ?, x'7b7d', '{}', 'done', 1, '2026-03-01 08:00:00.000000')",
+                       [(f"done-{i}",) for i in range(DONE_ROWS)])
+        db.executemany("insert into outbox(channel, kind, payload, dedupe_key, status, attempts, next_attempt_at, created_at) "
+                       "values ('slack', 'answer', '{}', ?, 'sent', 1, '2026-03-01 08:00:00.000000', '2026-03-01 08:00:00.000000')",
+                       [(f"sent-{i}",) for i in range(DONE_ROWS)])
+
+
+def test_claims_search_only_the_open_rows(tmp_path: Path) -> None:
+    path = tmp_path / "claims.sqlite3"
+    sent: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        sent.append((statement, parameters))
+
+    async def scenario() -> tuple[list[str], list[str]]:
+        store = Store.from_url(f"sqlite+aiosqlite:///{path}")
+        try:
+            await ensure_schema(store)
+            _fill_done_rows(path)
+
+            await store.inbox_put_many("slack", [("open-1", b"{}", {}), ("open-2", b"{}", {})])
+            await store.outbox_put("slack", "answer", {"text": "hi"}, "open-answer", "C1")
+            # Every engine: on SQLite the store runs its transactions on synchronous engines of
+            # its own (qopi_bot.dbexec), each lent the connection aiosqlite holds.
+            event.listen(Engine, "before_cursor_execute", capture)
+            try:
+                inbox_items = await store.inbox_claim("slack", 60, 16)
+                outbox_items = await store.outbox_claim("slack", 60, 16)
+            finally:
+                event.remove(Engine, "before_cursor_execute", capture)
+            return [i.external_id for i in inbox_items], [o.dedupe_key for o in outbox_items]
+        finally:
+            await store.close()
+
+    claimed_inbox, claimed_outbox = asyncio.run(scenario())
+    assert claimed_inbox == ["open-1", "open-2"]
+    assert claimed_outbox == ["open-answer"]
+
+    def plan_of(table: str) -> str:
+        statement, parameters = next((s, p) for s, p in sent
+                                     if s.lstrip().upper().startswith("SELECT") and f"FROM {table}" in s and "LIMIT" in s)
+        with sqlite3.connect(path) as db:
+            return " ".join(str(row[-1]) for row in db.execute(f"EXPLAIN QUERY PLAN {statement}", parameters))
+
+    assert "USING INDEX ix_inbox_open" in plan_of("inbox")
+    assert "USING INDEX ix_outbox_open" in plan_of("outbox")
