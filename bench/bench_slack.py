@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
 import statistics
 import subprocess
@@ -32,7 +33,7 @@ import aiohttp  # noqa: E402
 
 from tests.fakes import slack_signing as ss  # noqa: E402
 from tests.fakes.slack_api import FakeSlackAPI  # noqa: E402
-from workload import QUESTIONS  # noqa: E402
+from workload import MIX, question  # noqa: E402
 
 SECRET = "bench-signing-secret"
 TOKEN = "xoxb-bench"
@@ -75,6 +76,11 @@ class Result:
     ack_seconds: float
     answered_seconds: float
     latencies: list[float]
+    cpu_seconds: float = float("nan")  # the app process's CPU (user + system) over the run
+
+    @property
+    def cpu_ms_per_event(self) -> float:
+        return self.cpu_seconds / self.events * 1000
 
     @property
     def acks_per_s(self) -> float:
@@ -87,6 +93,15 @@ class Result:
     def pct(self, q: float) -> float:
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used so far (Linux /proc; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")
 
 
 def free_port() -> int:
@@ -113,9 +128,10 @@ def start(args: list[str], port: int, log: Path) -> subprocess.Popen[bytes]:
     raise RuntimeError(f"{args[0]} did not start")
 
 
-async def drive(name: str, url: str, fake: FakeSlackAPI, events: int, tag: str) -> Result:
+async def drive(name: str, url: str, fake: FakeSlackAPI, events: int, tag: str, pid: int = 0) -> Result:
     fake.clear()
-    bodies = [ss.encode_json(ss.event_callback(ss.app_mention(QUESTIONS[i % len(QUESTIONS)], user=f"U{i % 97}",
+    cpu_before = cpu_seconds(pid)
+    bodies = [ss.encode_json(ss.event_callback(ss.app_mention(question(i), user=f"U{i % 97}",
                                                                    channel=f"C{tag}{i % 40}")))
               for i in range(events)]
     queue = list(reversed(bodies))
@@ -135,7 +151,7 @@ async def drive(name: str, url: str, fake: FakeSlackAPI, events: int, tag: str) 
         acked = time.perf_counter() - t0
         await fake.wait_for_async("chat.postMessage", events, timeout=120, predicate=lambda c: c.ok)
         answered = time.perf_counter() - t0
-    return Result(name, events, acked, answered, latencies)
+    return Result(name, events, acked, answered, latencies, cpu_seconds(pid) - cpu_before)
 
 
 async def run(events: int, rounds: int) -> None:
@@ -147,20 +163,21 @@ async def run(events: int, rounds: int) -> None:
              start(["--serve-bare", str(bare_port), api], bare_port, tmp / "bare.log")]
     try:
         apps = {"ours": f"http://127.0.0.1:{ours_port}/slack/events", "bare": f"http://127.0.0.1:{bare_port}/slack/events"}
+        pids = {"ours": procs[0].pid, "bare": procs[1].pid}
         for name, url in apps.items():  # warm up: imports, bolt's auth.test, SQLite pages
             await drive(name, url, fake, 40, f"w{name}")
         results: dict[str, list[Result]] = {"ours": [], "bare": []}
         for r in range(rounds):  # alternate, so drift (thermal, other load) hits both alike
             for name, url in apps.items():
-                results[name].append(await drive(name, url, fake, events, f"r{r}{name[0]}"))
+                results[name].append(await drive(name, url, fake, events, f"r{r}{name[0]}", pids[name]))
     finally:
         for proc in procs:
             proc.terminate()
             proc.wait(15)
         fake.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{events} app_mention events per run, {CONCURRENCY} concurrent clients, {rounds} rounds (median shown)")
-    print(f"{'':6}{'acks/s':>10}{'p50 ack ms':>12}{'p99 ack ms':>12}{'answered/s':>12}")
+    print(f"{events} app_mention events per run ({MIX} question mix), {CONCURRENCY} concurrent clients, {rounds} rounds (median shown)")
+    print(f"{'':6}{'acks/s':>10}{'p50 ack ms':>12}{'p99 ack ms':>12}{'answered/s':>12}{'CPU ms/event':>14}")
     med: dict[str, dict[str, float]] = {}
     for name, runs in results.items():
         med[name] = {
@@ -168,12 +185,13 @@ async def run(events: int, rounds: int) -> None:
             "p50": statistics.median(x.pct(0.50) for x in runs),
             "p99": statistics.median(x.pct(0.99) for x in runs),
             "answered": statistics.median(x.answered_per_s for x in runs),
+            "cpu": statistics.median(x.cpu_ms_per_event for x in runs),
         }
         m = med[name]
-        print(f"{name:6}{m['acks']:>10.0f}{m['p50']:>12.1f}{m['p99']:>12.1f}{m['answered']:>12.0f}")
+        print(f"{name:6}{m['acks']:>10.0f}{m['p50']:>12.1f}{m['p99']:>12.1f}{m['answered']:>12.0f}{m['cpu']:>14.2f}")
     o, b = med["ours"], med["bare"]
     print(f"ratio ours/bare: acks/s {o['acks'] / b['acks']:.2f}x, answered/s {o['answered'] / b['answered']:.2f}x, "
-          f"p99 ack {o['p99'] / b['p99']:.2f}x")
+          f"p99 ack {o['p99'] / b['p99']:.2f}x, CPU per event {o['cpu'] / b['cpu']:.2f}x")
     print(f"targets (issue 15): answered >= 1.0x bare: {'met' if o['answered'] >= b['answered'] else 'NOT met'}; "
           f"p99 ack < 50 ms: {'met' if o['p99'] < 50 else 'NOT met'}")
 
