@@ -392,6 +392,15 @@ class Store:
 
         return [int(i) if i is not None else None for i in await self.runner.run(put)]
 
+    async def inbox_waiting(self, source: str) -> int:
+        """How many of `source`'s items are stored and not finished yet (pending or leased),
+        by every process sharing the database; counted on the partial index of open rows."""
+        query = self._statements.get(("inbox", "waiting"))
+        if query is None:  # built once: a busy intake asks for every message over its limit
+            query = select(func.count()).select_from(inbox).where(and_(inbox.c.source == bindparam("scope"), is_open(inbox)))
+            self._statements[("inbox", "waiting")] = query
+        return int(await self._read(lambda conn: run(conn, query, {"scope": source}).scalar_one()))
+
     async def inbox_claim(self, source: str, lease_seconds: int, limit: int = 10) -> list[InboxItem]:
         def claimable() -> Any:
             now = bindparam("now", type_=inbox.c.lease_until.type)

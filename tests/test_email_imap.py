@@ -369,3 +369,25 @@ async def test_uidvalidity_change_keeps_history_by_arrival_time(tmp_path: Path, 
     await smtp_sink.assert_quiet_async(0.3)
     assert len(smtp_sink) == 1
     assert len(dovecot.uids("Help")) == 1  # the day-old message stays where it was, unanswered
+
+
+async def test_a_delivery_burst_is_stored_answered_and_moved(tmp_path: Path, smtp_sink: SmtpSink,
+                                                              dovecot: ThrowawayDovecot) -> None:
+    """A delivery burst: messages keep arriving while the worker fetches, stores (several per
+    commit) and moves the first ones; every one is answered once and moved, none left behind.
+    (The sweep also looks again after finding mail, since a server may announce mail that
+    arrived meanwhile only in its answers to the sweep's own commands; Dovecot announces it
+    once more as RECENT when IDLE starts, so this test cannot tell that guard is there.)"""
+    db = tmp_path / "db.sqlite3"
+    count = 80
+    async with running_worker(imap_settings(db, smtp_sink, dovecot)) as worker:
+        await _watching(db)
+        mails = [question_mail("Is the threshold 75%?", sender=f"s{n}@practice.example.org").as_bytes() for n in range(count)]
+        await asyncio.to_thread(dovecot.append_many, mails)  # one connection, as fast as it goes
+        replies = await smtp_sink.wait_for_async(count, timeout=60)
+        await _moved(dovecot, count, timeout=30)
+        rows = [r for r in await inbox_rows(worker.store) if r["source"] == "email"]
+        assert {r["status"] for r in rows} == {"done"} and len(rows) == count
+    await asyncio.sleep(0.3)  # a second reply to anyone would have arrived by now
+    assert sorted(m.rcpt_tos[0] for m in smtp_sink.messages) == sorted(f"s{n}@practice.example.org" for n in range(count))
+    assert len(replies) == count

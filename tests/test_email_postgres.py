@@ -3,13 +3,15 @@ store fine. (An unmigrated database: tests/test_unmigrated_database.py.)"""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
 from qopi_bot.migrate import upgrade
 from qopi_bot.store import Store
-from tests.email_support import CORPUS, manifest, norm, practice_messages, running_worker, send, settings_for, settle
+from tests.email_support import (CORPUS, inbox_rows, manifest, norm, practice_messages, question_mail, running_worker, send,
+                                 settings_for, settle)
 from tests.fakes.pg_fixture import postgres_server, postgres_url  # noqa: F401  (fixtures)
 from tests.fakes.smtp_sink import SmtpSink, smtp_sink  # noqa: F401  (fixture)
 
@@ -33,3 +35,35 @@ async def test_worker_on_postgres(tmp_path: Path, smtp_sink: SmtpSink, postgres_
             assert any(norm(entries[name]["question_contains"]) in t for t in texts), name
         # 4 answers + 1 staff case mail; the bounce is not answered.
         assert len(smtp_sink.messages) == 5
+
+
+async def test_two_workers_share_a_burst_without_holding_acks(tmp_path: Path, smtp_sink: SmtpSink,
+                                                                postgres_url: str) -> None:  # noqa: F811
+    """Flow control with several workers on one database: a burst sent to one worker is
+    processed by both, and the one that stored it must not go on counting what the other
+    answered as still waiting (its 250s would each be held the whole backlog wait)."""
+    store = Store.from_url(postgres_url)
+    await upgrade(store)
+    await store.close()
+    mails = [(question_mail(f"Our OQS was {76 + n % 20}% in Fall 2025. Are we eligible?", subject=f"Question {n}",
+                            sender=f"quality{n}@practice{n}.example.org").as_bytes(), f"quality{n}@practice{n}.example.org")
+             for n in range(48)]
+    settings = settings_for(tmp_path / "unused.sqlite3", smtp_sink, DATABASE_URL=postgres_url)
+    async with running_worker(settings) as first, running_worker(settings) as second:
+        queue = list(mails)
+
+        async def sender() -> None:
+            while queue:  # bounded: a finite list
+                raw, mail_from = queue.pop()
+                await send(first, raw, mail_from)  # all to the first worker; both process
+
+        await asyncio.gather(*(sender() for _ in range(8)))
+        await settle(first.store, timeout=30)
+        await smtp_sink.wait_for_async(len(mails), timeout=30)
+        assert first.late_acks == 0 and second.late_acks == 0
+        rows = await inbox_rows(first.store)
+        second_owner = second.store.owner
+    assert len(smtp_sink.messages) == len(mails)  # one reply per mail
+    assert {r["status"] for r in rows} == {"done"} and len(rows) == len(mails)
+    # The second worker really did part of the work (else this would prove nothing about sharing).
+    assert any(r["lease_owner"] == second_owner for r in rows)

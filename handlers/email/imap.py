@@ -33,6 +33,7 @@ from aioimaplib.aioimaplib import STOP_WAIT_SERVER_PUSH
 
 from qopi_bot_handlers.email.imap_client import Fetched, Folder, ImapConfigError, ImapConnection
 from qopi_bot_handlers.email.imap_history import Baseline, baseline_for, mailbox_key
+from qopi_bot.batching import InboxGroupWriter
 from qopi_bot.logs import get_logger
 from qopi_bot.settings import Settings
 from qopi_bot.store import Store
@@ -69,6 +70,7 @@ class ImapIntake:
         self.settings = settings
         self.store = store
         self._stored = stored  # wakes the inbox loop
+        self._writer = InboxGroupWriter(store, "email")
         self._stop = stop
         self._watching = False
         self.mailbox = mailbox_key(settings.imap_host, settings.imap_user, settings.imap_folder)
@@ -115,7 +117,11 @@ class ImapIntake:
             log.info("email.imap_watching", folder=self.settings.imap_folder, uidvalidity=folder.uidvalidity,
                      first_uid=baseline.first_uid, idle=conn.has_idle, security=self.settings.imap_security)
             while not self._stop.is_set():
-                await self._sweep(conn, folder, baseline)
+                if await self._sweep(conn, folder, baseline):
+                    # Mail that arrived during the sweep was announced (EXISTS) in the answers to
+                    # our own FETCH and MOVE, and IDLE does not announce it again: look once more
+                    # before waiting, or it would wait for the next mail or the IDLE renewal.
+                    continue
                 await self._wait_for_mail(conn)
         finally:
             await conn.close()
@@ -126,6 +132,10 @@ class ImapIntake:
         uids = [u for u in await conn.uids_from(baseline.first_uid if same else 1) if u not in self._history]
         moved = 0
         for start in range(0, len(uids), BATCH):
+            # Each message is stored while the next is fetched (a group commit takes whatever
+            # waits: a burst costs a few commits, not one per message), and the batch is moved
+            # only once every one of its messages is stored.
+            storing: list[asyncio.Task[None]] = []
             done: list[int] = []
             for uid in uids[start:start + BATCH]:
                 if self._stop.is_set():
@@ -136,8 +146,13 @@ class ImapIntake:
                 if not same and baseline.is_history(folder.uidvalidity, uid, message.internaldate):
                     self._history.add(uid)  # fetched once per session, not at every wake-up
                     continue
-                await self._store(folder, message)
+                storing.append(asyncio.ensure_future(self._store(folder, message)))
                 done.append(uid)
+            # Raises when the database is away: the messages stay in the folder and the session
+            # is retried; none is ever moved unstored.
+            failed = [r for r in await asyncio.gather(*storing, return_exceptions=True) if isinstance(r, BaseException)]
+            if failed:
+                raise failed[0]
             if done:
                 await conn.move(done, self.settings.imap_done_folder)
                 moved += len(done)
@@ -145,11 +160,9 @@ class ImapIntake:
         return moved
 
     async def _store(self, folder: Folder, message: Fetched) -> None:
-        # Raises when the database is away: the message stays in the folder and the
-        # session is retried; it is never moved unstored.
         raw = message.raw
-        item = await self.store.inbox_put(
-            "email", inbox_key(self.mailbox, folder.uidvalidity, message.uid), raw,
+        item = await self._writer.put(
+            inbox_key(self.mailbox, folder.uidvalidity, message.uid), raw,
             {"mail_from": envelope_sender(raw), "rcpt_tos": [self.settings.help_address], "size": len(raw),
              "imap_uid": message.uid, "imap_uidvalidity": folder.uidvalidity})
         if item is None:

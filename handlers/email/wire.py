@@ -32,7 +32,9 @@ def _boundary(text: bytes) -> str:
     # email.generator.Generator._make_boundary, on the bytes of the parts.
     boundary = "=" * 15 + f"{random.randrange(sys.maxsize):0{_WIDTH}d}" + "=="
     candidate, counter = boundary, 0
-    while re.search(b"^--" + re.escape(candidate.encode("ascii")) + b"(--)?$", text, re.MULTILINE):
+    # A plain substring test, not the generator's per-mail regex (compiling that cost about
+    # 80 us a reply): stricter (it also avoids the boundary inside a line), so never wrong.
+    while b"--" + candidate.encode("ascii") in text:
         candidate = f"{boundary}.{counter}"
         counter += 1
     return candidate
