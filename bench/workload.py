@@ -7,6 +7,7 @@ message, so every message is read from scratch: the worst case for understanding
 
 from __future__ import annotations
 
+import itertools
 import os
 from email.message import EmailMessage
 
@@ -34,10 +35,13 @@ def _clinic(n: int) -> str:
     return "Q" + letters + "ville"
 
 
+_CLINICS = itertools.count()  # every call a new clinic: warm-up and repeated rounds never send a text twice
+
+
 def question(n: int) -> str:
     """The n-th question of the mix in use."""
     text = QUESTIONS[n % len(QUESTIONS)]
-    return f"Hello from the {_clinic(n)} clinic. {text}" if MIX == "unique" else text
+    return f"Hello from the {_clinic(next(_CLINICS))} clinic. {text}" if MIX == "unique" else text
 
 
 def question_mail(n: int, tag: str = "") -> tuple[str, str, bytes]:

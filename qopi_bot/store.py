@@ -26,8 +26,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from qopi_bot.audit import AnswerRecord, answer_row
 from qopi_bot.clock import utcnow
 from qopi_bot.dbexec import SyncRunner
-from qopi_bot.inline_reads import InlineReadUnavailable, InlineReader
-from qopi_bot.logs import get_logger
 from qopi_bot.prepared import execute as run
 from qopi_bot.schema import (  # noqa: F401  (tables re-exported for tests and tools)
     answer_log, case_events, cases, conversations, email_threads, inbox, is_open, messages, metadata, outbox, processed_events,
@@ -37,7 +35,6 @@ from qopi_bot.records import CaseEvent, CaseRecord, InboxItem, OutboxItem
 from qopi_bot.unit import Op, Unit, UnitConflict
 
 T = TypeVar("T")
-log = get_logger("qopi_bot.store")
 
 __all__ = ["Store", "StoreUnavailable", "Unit", "UnitConflict", "metadata", "utcnow"]
 
@@ -63,10 +60,8 @@ class StoreUnavailable(Exception):
 
 
 class Store:
-    def __init__(self, engine: AsyncEngine, read_engine: AsyncEngine | None = None,
-                 inline: InlineReader | None = None) -> None:
+    def __init__(self, engine: AsyncEngine, read_engine: AsyncEngine | None = None) -> None:
         self.engine = engine
-        self.inline = inline  # SQLite file in a long-running process: hot point reads on the loop's thread
         self.is_postgres = engine.dialect.name == "postgresql"
         self.owner = uuid.uuid4().hex[:16]
         self.runner = SyncRunner(engine)  # one hop per transaction on SQLite (qopi_bot.dbexec)
@@ -98,7 +93,6 @@ class Store:
             if sqlite_connections and ":memory:" not in url and "mode=memory" not in url:
                 read_engine = create_async_engine(url, **{**kwargs, "pool_size": 2, "max_overflow": 0})
                 _sqlite_pragmas(read_engine)
-                return cls(engine, read_engine, InlineReader(url))
         return cls(engine, read_engine)
 
     async def create_schema(self) -> None:
@@ -111,18 +105,6 @@ class Store:
         await self.engine.dispose()
         if self._read_engine is not None:
             await self._read_engine.dispose()
-        if self.inline is not None:
-            self.inline.close()
-
-    async def _read(self, fn: Callable[[Connection], T]) -> T:
-        """A short read: on the loop's thread when that is possible (qopi_bot.inline_reads),
-        else on a reading connection's thread."""
-        if self.inline is not None:
-            try:
-                return self.inline.run(fn)
-            except InlineReadUnavailable as exc:
-                log.warning("store.inline_read_unavailable", error=str(exc)[:200])
-        return await self.reader.run(fn, write=False)
 
     # ------------------------------------------------------------ units of work
     async def apply(self, *units: Unit) -> None:
@@ -170,7 +152,7 @@ class Store:
 
     async def load_state(self, key: str) -> ConversationState | None:
         query = self._load_state_query()
-        row = await self._read(lambda conn: run(conn, query, {"key": key}).first())
+        row = await self.reader.run(lambda conn: run(conn, query, {"key": key}).first(), write=False)
         return ConversationState.model_validate(row[0]) if row else None
 
     async def save_turn(self, key: str, channel: str, state: ConversationState,
@@ -316,7 +298,7 @@ class Store:
         if await self.claim_event(message_key, source=owner):
             return True
         held = self._claim_holder_query()
-        row = await self._read(lambda conn: run(conn, held, {"key": message_key}).first())
+        row = await self.reader.run(lambda conn: run(conn, held, {"key": message_key}).first(), write=False)
         return row is not None and row[0] == owner
 
     def _claim_holder_query(self) -> Any:
@@ -340,7 +322,7 @@ class Store:
             state = run(conn, load, {"key": conversation_key}).first()
             return row, state[0] if state else None
 
-        row, state = await self._read(read)
+        row, state = await self.reader.run(read, write=False)
         loaded = ConversationState.model_validate(state) if state is not None else None
         if row is not None:
             return bool(row[0] == owner), loaded
@@ -396,10 +378,10 @@ class Store:
         """How many of `source`'s items are stored and not finished yet (pending or leased),
         by every process sharing the database; counted on the partial index of open rows."""
         query = self._statements.get(("inbox", "waiting"))
-        if query is None:  # built once: a busy intake asks for every message over its limit
+        if query is None:  # built once: a held 250 asks while its burst lasts
             query = select(func.count()).select_from(inbox).where(and_(inbox.c.source == bindparam("scope"), is_open(inbox)))
             self._statements[("inbox", "waiting")] = query
-        return int(await self._read(lambda conn: run(conn, query, {"scope": source}).scalar_one()))
+        return int(await self.reader.run(lambda conn: run(conn, query, {"scope": source}).scalar_one(), write=False))
 
     async def inbox_claim(self, source: str, lease_seconds: int, limit: int = 10) -> list[InboxItem]:
         def claimable() -> Any:
@@ -595,7 +577,7 @@ class Store:
     async def replies_since(self, recipient: str, since: dt.datetime, kind: str = "reply") -> int:
         query = self._replies_since_query()
         params = {"recipient": recipient.lower(), "kind": kind, "since": since}
-        return int(await self._read(lambda conn: run(conn, query, params).scalar_one()))
+        return int(await self.reader.run(lambda conn: run(conn, query, params).scalar_one(), write=False))
 
     async def email_context(self, thread_ids: Sequence[str], new_key: str, recipient: str,
                             since: dt.datetime) -> tuple[str, int, ConversationState | None] | None:
@@ -622,7 +604,7 @@ class Store:
             row = run(conn, load, {"key": key}).first()
             return key, int(run(conn, count, params).scalar_one()), row[0] if row else None
 
-        found = await self._read(read)
+        found = await self.reader.run(read, write=False)
         if found is None:
             return None
         key, replies, state = found
@@ -641,7 +623,7 @@ class Store:
             return None
         query = (select(email_threads.c.message_id, email_threads.c.conversation_key, email_threads.c.case_id)
                  .where(email_threads.c.message_id.in_(list(message_ids))))
-        rows = await self._read(lambda conn: conn.execute(query).all())
+        rows = await self.reader.run(lambda conn: conn.execute(query).all(), write=False)
         if not rows:
             return None
         by_id = {r[0]: (r[1], r[2]) for r in rows}

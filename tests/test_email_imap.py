@@ -6,7 +6,9 @@ connections, and `qopi-bot worker` killed with SIGKILL between storing and movin
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import signal
 import time
 from email.message import EmailMessage
 from pathlib import Path
@@ -246,10 +248,20 @@ def test_kill9_between_store_and_move_loses_and_doubles_nothing(tmp_path: Path, 
     # (what this test is about), never between a reply leaving and its "sent" mark being written:
     # that window, common to every SMTP outbox, is documented in docs/production.md.
     first = ImapWorkerProcess({**env, "QOPI_SMTP_RELAY": f"127.0.0.1:{free_port()}"}, log)
+    group = first.proc.pid  # its own session: the whole process group
+
+    def between_store_and_move() -> bool:
+        # Messages are moved 20 at a time once all of them are stored. The worker is frozen
+        # while we look, so what we see is what the kill leaves: some stored, still in INBOX.
+        os.killpg(group, signal.SIGSTOP)
+        if len(inbox_statuses(db)) + len(dovecot.uids("INBOX")) > 40:
+            return True
+        os.killpg(group, signal.SIGCONT)
+        return False
+
     try:
-        # Messages are moved 20 at a time after they are stored: the moment a few are stored,
-        # they are in the database and still in INBOX.
-        wait_until(lambda: len(inbox_statuses(db)) >= 3, 30, "the first messages to be stored")
+        wait_until(lambda: len(inbox_statuses(db)) >= 1 or "email.imap_watching" in first.log(), 30, "the worker to start")
+        wait_until(between_store_and_move, 30, "a moment with mail stored but not yet moved", interval=0.005)
     finally:
         first.kill()
     stored = len(inbox_statuses(db))

@@ -104,9 +104,6 @@ class InboxProcessor:
                 unit = await self._process(item)
                 if unit is not None:
                     await batch.add(item, conversation, unit)
-                # An item may now run start to end without waiting on anything (its reads are
-                # inline: qopi_bot.inline_reads); let the acks queued meanwhile go first.
-                await asyncio.sleep(0)
             await batch.commit()
         finally:
             if self._queued:
