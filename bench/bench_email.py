@@ -29,6 +29,7 @@ import aiosmtplib  # noqa: E402
 
 from tests.fakes.smtp_sink import SmtpSink, find_free_port  # noqa: E402
 from workload import HELP, MIX, question_mail  # noqa: E402,F401
+from proc_cpu import cpu_seconds  # noqa: E402
 
 
 
@@ -56,15 +57,6 @@ def serve_bare(port: int, relay: str) -> None:
 
 
 # ---------------------------------------------------------------------------- load
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU a process has used so far (Linux /proc; NaN elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return float("nan")
-
-
 def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
     import socket
 
