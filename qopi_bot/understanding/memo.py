@@ -12,6 +12,7 @@ no one can change a reading another caller will be given."""
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
@@ -30,20 +31,25 @@ class Readings(Generic[Reading]):
         self.owner = owner
         self.limit = limit
         self._known: OrderedDict[Hashable, Reading] = OrderedDict()
+        # Today every reading happens on the event loop's thread; the lock keeps a reader on
+        # another thread from finding an entry evicted between its look-up and its move.
+        self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
     def get(self, key: Hashable, read: Callable[[], Reading]) -> Reading:
-        known = self._known.get(key)
+        with self._lock:
+            known = self._known.get(key)
+            if known is not None:
+                self.hits += 1
+                self._known.move_to_end(key)
         if known is None:
-            self.misses += 1
-            known = read()
-            self._known[key] = known
-            if len(self._known) > self.limit:
-                self._known.popitem(last=False)
-        else:
-            self.hits += 1
-            self._known.move_to_end(key)
+            known = read()  # outside the lock: a reading takes about a millisecond
+            with self._lock:
+                self.misses += 1
+                self._known[key] = known
+                if len(self._known) > self.limit:
+                    self._known.popitem(last=False)
         return known.model_copy(deep=True)
 
     def __len__(self) -> int:
