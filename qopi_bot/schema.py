@@ -76,7 +76,7 @@ processed_events = Table(
 # The rows a claim may take (pending, or leased with a lease that may have run out): the claim
 # queries say exactly this, so both databases use the partial indexes below.
 OPEN_STATUSES = ("pending", "leased")
-_OPEN = text("status IN ('pending', 'leased')")
+_OPEN = text(f"status IN ({', '.join(repr(status) for status in OPEN_STATUSES)})")
 
 
 def is_open(table: Table) -> ColumnElement[bool]:

@@ -345,20 +345,9 @@ class Store:
         return _aware(value)
 
     # ------------------------------------------------------------ inbox
-    async def inbox_put(self, source: str, external_id: str, payload: bytes, meta: dict[str, Any]) -> int | None:
-        """Store an inbound item durably; None when it was already stored (a retry)."""
-        try:
-            async with self.engine.begin() as conn:
-                result = await conn.execute(insert(inbox).values(
-                    source=source, external_id=external_id, payload=payload, meta=meta, status="pending",
-                    attempts=0, created_at=utcnow()).returning(inbox.c.id))
-                return int(result.scalar_one())
-        except IntegrityError:
-            return None
-
     async def inbox_put_many(self, source: str, items: Sequence[tuple[str, bytes, dict[str, Any]]]) -> list[int | None]:
-        """Store several inbound items (external_id, payload, meta) with one statement, a
-        group commit for bursts; like inbox_put, None for each item that was already stored."""
+        """Store inbound items (external_id, payload, meta) durably, in one transaction (a group
+        commit for bursts); each item's new id, or None where it was stored before (a retry)."""
         if not items:
             return []
         now = utcnow()

@@ -51,8 +51,8 @@ async def test_events_stored_before_a_crash_are_processed_on_startup(env: dict[s
     for channel in ("C3", "C4"):
         envelope = ss.event_callback(ss.app_mention(QUESTION, channel=channel))
         bodies.append(envelope)
-        await store.inbox_put("slack", envelope["event_id"], ss.encode_json(envelope),
-                              {"kind": "event", "conversation": channel, "content_type": "application/json"})
+        await store.inbox_put_many("slack", [(envelope["event_id"], ss.encode_json(envelope),
+                                              {"kind": "event", "conversation": channel, "content_type": "application/json"})])
     dead = Store.from_url(settings.db_url)  # the crashed process: it leased C4's event and vanished
     assert len(await dead.inbox_claim("slack", 1, limit=1)) == 1
     await dead.close()
