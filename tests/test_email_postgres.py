@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import aiosmtplib
 import pytest
 
 from qopi_bot.migrate import upgrade
+from qopi_bot_handlers.email.worker import MAX_BACKLOG
 from qopi_bot.store import Store
-from tests.email_support import (CORPUS, inbox_rows, manifest, norm, practice_messages, question_mail, running_worker, send,
+from tests.email_support import (CORPUS, HELP, inbox_rows, manifest, norm, practice_messages, question_mail, running_worker, send,
                                  settings_for, settle)
 from tests.fakes.pg_fixture import postgres_server, postgres_url  # noqa: F401  (fixtures)
 from tests.fakes.smtp_sink import SmtpSink, smtp_sink  # noqa: F401  (fixture)
@@ -45,19 +47,26 @@ async def test_two_workers_share_a_burst_without_holding_acks(tmp_path: Path, sm
     store = Store.from_url(postgres_url)
     await upgrade(store)
     await store.close()
+    # Enough mail, from more senders at once than a worker may hold, that the 250s are held
+    # for a while and the second worker answers more than MAX_BACKLOG of the first's mails:
+    # a count that drifted by that much would hold every later 250 the whole 10 s.
+    total, senders = 3 * MAX_BACKLOG, MAX_BACKLOG + 8
     mails = [(question_mail(f"Our OQS was {76 + n % 20}% in Fall 2025. Are we eligible?", subject=f"Question {n}",
                             sender=f"quality{n}@practice{n}.example.org").as_bytes(), f"quality{n}@practice{n}.example.org")
-             for n in range(48)]
+             for n in range(total)]
     settings = settings_for(tmp_path / "unused.sqlite3", smtp_sink, DATABASE_URL=postgres_url)
     async with running_worker(settings) as first, running_worker(settings) as second:
         queue = list(mails)
+        host, port = first.address
 
         async def sender() -> None:
             while queue:  # bounded: a finite list
                 raw, mail_from = queue.pop()
-                await send(first, raw, mail_from)  # all to the first worker; both process
+                # All to the first worker (both process), one SMTP session per mail, many at once.
+                await aiosmtplib.send(raw, sender=mail_from, recipients=[HELP], hostname=host, port=port,
+                                      start_tls=False, timeout=60)
 
-        await asyncio.gather(*(sender() for _ in range(8)))
+        await asyncio.gather(*(sender() for _ in range(senders)))
         await settle(first.store, timeout=30)
         await smtp_sink.wait_for_async(len(mails), timeout=30)
         assert first.late_acks == 0 and second.late_acks == 0
