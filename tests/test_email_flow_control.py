@@ -5,7 +5,6 @@ held mail is stored all the same, and every mail is answered once when room come
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import aiosmtplib
@@ -13,16 +12,10 @@ import aiosmtplib
 from qopi_bot_handlers.email.worker import MAX_BACKLOG
 from tests.email_support import HELP, inbox_rows, question_mail, running_worker, settings_for, settle
 from tests.fakes.smtp_sink import SmtpSink, smtp_sink  # noqa: F401  (fixture)
+from tests.waiting import wait_until_async
 
 EXTRA = 6  # mails beyond what the worker may hold before its 250s wait
 RELAY_DELAY = 6.0  # the relay answers DATA this late: replies stay in flight, so room does not come
-
-
-async def _wait_until(check, timeout: float) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
 
 
 async def test_a_burst_beyond_the_backlog_waits_for_its_250_and_loses_nothing(tmp_path: Path,
@@ -35,13 +28,13 @@ async def test_a_burst_beyond_the_backlog_waits_for_its_250_and_loses_nothing(tm
     settings = settings_for(tmp_path / "flow.sqlite3", smtp_sink)
     async with running_worker(settings) as worker:
         host, port = worker.address
-        accepted: list[float] = []
+        accepted: list[str] = []  # senders whose 250 came
 
         async def deliver(mail_from: str, raw: bytes) -> None:
             # One SMTP session per mail, all at once, like a burst from many MTAs.
             await aiosmtplib.send(raw, sender=mail_from, recipients=[HELP], hostname=host, port=port,
                                   start_tls=False, timeout=30)
-            accepted.append(time.monotonic())
+            accepted.append(mail_from)
 
         senders = [asyncio.create_task(deliver(f, r)) for f, r in mails]
 
@@ -49,7 +42,7 @@ async def test_a_burst_beyond_the_backlog_waits_for_its_250_and_loses_nothing(tm
             return len(await inbox_rows(worker.store)) == total
 
         # Every mail is stored before its 250 is decided, held or not.
-        await _wait_until(all_stored, timeout=RELAY_DELAY - 2)
+        await wait_until_async(all_stored, timeout=RELAY_DELAY - 2, what="every mail of the burst stored")
         await asyncio.sleep(0.3)  # time for any 250 that is not held to reach its sender
         # The relay has answered nothing yet, so no room was made: exactly MAX_BACKLOG 250s
         # went out and the other senders are still waiting.

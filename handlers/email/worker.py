@@ -54,7 +54,7 @@ MAX_ATTEMPTS = 5  # a message that fails this often is a bug: kept as `failed`, 
 # latency stays about MAX_BACKLOG / throughput instead of growing with the burst.
 # 32 is about an eighth of a second of work at the measured ~280 mails/s: deep enough that a
 # claim and a commit take several mails at once. With 8, as before, eight busy senders kept
-# the pipeline half empty (0.68-0.80x the bare relay in bench_email against 0.82-0.91x; reply
+# the pipeline half empty (0.68-0.75x the bare relay in bench_email against 0.84-0.91x; reply
 # p99 under load 70 ms then, 135-150 ms now, the target being 1 s).
 MAX_BACKLOG = 32
 BACKLOG_WAIT_SECONDS = 10.0
