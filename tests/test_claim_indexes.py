@@ -33,40 +33,53 @@ def _fill_done_rows(path: Path) -> None:
                        [(f"sent-{i}",) for i in range(DONE_ROWS)])
 
 
-def test_claims_search_only_the_open_rows(tmp_path: Path) -> None:
-    path = tmp_path / "claims.sqlite3"
-    sent: list[tuple[str, Any]] = []
+Sent = list[tuple[str, Any]]
+
+
+async def _claim_open_rows(store: Store) -> tuple[list[str], list[str], Sent]:
+    """Store two open inbox rows and one open outbox row, claim them, and capture every
+    statement the claims sent: (claimed inbox ids, claimed outbox keys, statements)."""
+    sent: Sent = []
 
     def capture(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
         sent.append((statement, parameters))
 
-    async def scenario() -> tuple[list[str], list[str]]:
+    await store.inbox_put_many("slack", [("open-1", b"{}", {}), ("open-2", b"{}", {})])
+    await store.outbox_put("slack", "answer", {"text": "hi"}, "open-answer", "C1")
+    # Every engine: on SQLite the store runs its transactions on synchronous engines of its
+    # own (qopi_bot.dbexec), each lent the connection aiosqlite holds.
+    event.listen(Engine, "before_cursor_execute", capture)
+    try:
+        inbox_items = await store.inbox_claim("slack", 60, 16)
+        outbox_items = await store.outbox_claim("slack", 60, 16)
+    finally:
+        event.remove(Engine, "before_cursor_execute", capture)
+    return [i.external_id for i in inbox_items], [o.dedupe_key for o in outbox_items], sent
+
+
+def _claim_select(sent: Sent, table: str) -> tuple[str, Any]:
+    """The claim's SELECT of `table` among the captured statements, with its parameters."""
+    return next((s, p) for s, p in sent if s.lstrip().upper().startswith("SELECT") and f"FROM {table}" in s and "LIMIT" in s)
+
+
+def test_claims_search_only_the_open_rows(tmp_path: Path) -> None:
+    path = tmp_path / "claims.sqlite3"
+
+    async def scenario() -> tuple[list[str], list[str], Sent]:
         store = Store.from_url(f"sqlite+aiosqlite:///{path}")
         try:
             await ensure_schema(store)
             _fill_done_rows(path)
-
-            await store.inbox_put_many("slack", [("open-1", b"{}", {}), ("open-2", b"{}", {})])
-            await store.outbox_put("slack", "answer", {"text": "hi"}, "open-answer", "C1")
-            # Every engine: on SQLite the store runs its transactions on synchronous engines of
-            # its own (qopi_bot.dbexec), each lent the connection aiosqlite holds.
-            event.listen(Engine, "before_cursor_execute", capture)
-            try:
-                inbox_items = await store.inbox_claim("slack", 60, 16)
-                outbox_items = await store.outbox_claim("slack", 60, 16)
-            finally:
-                event.remove(Engine, "before_cursor_execute", capture)
-            return [i.external_id for i in inbox_items], [o.dedupe_key for o in outbox_items]
+            return await _claim_open_rows(store)
         finally:
             await store.close()
 
-    claimed_inbox, claimed_outbox = asyncio.run(scenario())
+    claimed_inbox, claimed_outbox, sent = asyncio.run(scenario())
     assert claimed_inbox == ["open-1", "open-2"]
     assert claimed_outbox == ["open-answer"]
 
     def plan_of(table: str) -> str:
-        statement, parameters = next((s, p) for s, p in sent
-                                     if s.lstrip().upper().startswith("SELECT") and f"FROM {table}" in s and "LIMIT" in s)
+        statement, parameters = _claim_select(sent, table)
         with sqlite3.connect(path) as db:
             return " ".join(str(row[-1]) for row in db.execute(f"EXPLAIN QUERY PLAN {statement}", parameters))
 
@@ -112,34 +125,17 @@ def test_claims_search_only_the_open_rows_on_postgres(postgres_url: str) -> None
     """The same on PostgreSQL, with its own planner and many done rows (on a small table any
     planner reads the whole table, so the check would prove nothing there)."""
     dsn = postgres_url.replace("postgresql+asyncpg://", "postgresql://", 1)
-    sent: list[tuple[str, Any]] = []
-
-    def capture(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
-        sent.append((statement, parameters))
 
     async def scenario() -> tuple[list[str], list[str], str, str]:
         store = Store.from_url(postgres_url)
         try:
             await upgrade(store)
             await _pg_fill_done_rows(dsn)
-            await store.inbox_put_many("slack", [("open-1", b"{}", {}), ("open-2", b"{}", {})])
-            await store.outbox_put("slack", "answer", {"text": "hi"}, "open-answer", "C1")
-            event.listen(Engine, "before_cursor_execute", capture)
-            try:
-                inbox_items = await store.inbox_claim("slack", 60, 16)
-                outbox_items = await store.outbox_claim("slack", 60, 16)
-            finally:
-                event.remove(Engine, "before_cursor_execute", capture)
+            claimed_inbox, claimed_outbox, sent = await _claim_open_rows(store)
         finally:
             await store.close()
-
-        def claim_select(table: str) -> tuple[str, Any]:
-            return next((s, p) for s, p in sent
-                        if s.lstrip().upper().startswith("SELECT") and f"FROM {table}" in s and "LIMIT" in s)
-
-        inbox_plan = await _pg_plan(dsn, *claim_select("inbox"))
-        outbox_plan = await _pg_plan(dsn, *claim_select("outbox"))
-        return ([i.external_id for i in inbox_items], [o.dedupe_key for o in outbox_items], inbox_plan, outbox_plan)
+        return (claimed_inbox, claimed_outbox, await _pg_plan(dsn, *_claim_select(sent, "inbox")),
+                await _pg_plan(dsn, *_claim_select(sent, "outbox")))
 
     claimed_inbox, claimed_outbox, inbox_plan, outbox_plan = asyncio.run(scenario())
     assert claimed_inbox == ["open-1", "open-2"]

@@ -15,7 +15,6 @@ import io
 import json
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from playwright.async_api import Browser, Page, async_playwright
 
 from tests.fakes import slack_signing as ss
 from tests.fakes.slack_api import FakeSlackAPI
+from tests.waiting import wait_until_async
 from tests.slack_harness import (  # noqa: F401  (fixtures)
     ROOT, STAFF, STAFF_CHANNEL, Stand, block_text, env, fake, process_env, running, settings_from,
 )
@@ -56,16 +56,6 @@ async def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[s
 def _cli_sync(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "qopi_bot.cli", *args], cwd=ROOT, env=process_env(env),
                           capture_output=True, text=True, timeout=60)
-
-
-async def _until(check: Any, what: str, timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = await check()
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 async def _shot(page: Page, tmp_path: Path, name: str) -> Path:
@@ -194,7 +184,7 @@ async def _practice_asks(stand: Stand, fake: FakeSlackAPI) -> None:
 
         async with stand.service.store.engine.connect() as conn:
             return (await conn.execute(select(func.count()).select_from(answer_log))).scalar_one() == 3
-    await _until(logged, "three answer-log rows")
+    await wait_until_async(logged, 10.0, "three answer-log rows")
 
 
 async def _nothing_without_a_session(stand: Stand) -> None:
