@@ -329,7 +329,7 @@ class EmailWorker:
         items = await self.store.inbox_claim("email", self.settings.lease_seconds, limit=CLAIM_LIMIT)
         # Each message's writes (turn, thread links, reply, inbox finish) are one unit; the
         # batch's units commit together and the replies go straight to the dispatcher.
-        # A claim's items commit together (up to the claim's 10): fewer commits per mail, and
+        # A claim's items commit together (all CLAIM_LIMIT of them): fewer commits per mail, and
         # a commit of the intake (the next 250s) waits behind one claim's writes at most.
         batch = ItemBatch(self.store, self.dispatcher.hand_off, on_failed=self._failed, max_units=CLAIM_LIMIT)
         for n, item in enumerate(items):
